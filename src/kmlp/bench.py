@@ -1,0 +1,78 @@
+"""`kmlp bench`: one training update against the matrix-product floor, same run."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import numpy as np
+
+from .model import MLP
+
+
+def _median_time(fn, updates: int, repeats: int) -> float:
+    fn()  # warm up
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for _ in range(updates):
+            fn()
+        times.append((time.perf_counter() - t) / updates)
+    return float(np.median(times))
+
+
+def measure(sizes=(3072, 50, 50, 10), n_batch=100, updates=200, repeats=7, seed=0) -> dict:
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n_batch, sizes[0])).astype(np.float32)
+    y = rng.integers(0, sizes[-1], n_batch)
+    out = {"sizes": list(sizes), "n_batch": n_batch, "dtype": "float32"}
+    Ws = [rng.standard_normal((sizes[i + 1], sizes[i])).astype(np.float32) * 0.01
+          for i in range(len(sizes) - 1)]
+
+    def gemms():
+        # The products an update cannot avoid: forward s = x W^T per layer, backward
+        # dW = g^T x per layer and dx = g W for every layer but the first.
+        h = X
+        acts = []
+        for W in Ws:
+            acts.append(h)
+            h = h @ W.T
+        g = h
+        for i in range(len(Ws) - 1, -1, -1):
+            _ = g.T @ acts[i]
+            if i:
+                g = g @ Ws[i]
+
+    out["gemm_floor_s"] = _median_time(gemms, updates, repeats)
+    for bn in (False, True):
+        model = MLP(sizes, batch_norm=bn, seed=seed, dtype=np.float32)
+        model.train_step(X, y, 0.005, 1e-3)
+        out[f"update_{'bn' if bn else 'nobn'}_s"] = _median_time(
+            lambda: model.train_step(X, y, 0.005, 1e-3), updates, repeats)
+    # Gathering a shuffled mini-batch from the training set, measured separately.
+    Xtr = rng.standard_normal((45000, sizes[0])).astype(np.float32)
+    buf = np.empty_like(X)
+    idx = rng.permutation(45000)[:n_batch]
+    out["gather_s"] = _median_time(lambda: np.take(Xtr, idx, axis=0, out=buf), updates, repeats)
+    out["ratio_nobn"] = out["update_nobn_s"] / out["gemm_floor_s"]
+    out["ratio_bn"] = out["update_bn_s"] / out["gemm_floor_s"]
+    return out
+
+
+def run_bench_cli(args) -> int:
+    from threadpoolctl import threadpool_info
+
+    res = measure(updates=args.updates, repeats=args.repeats)
+    res["threads"] = args.threads
+    res["blas"] = [{k: i.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
+                   for i in threadpool_info() if i.get("user_api") == "blas"]
+    print(f"3072-50-50-10, batch 100, float32, {args.threads} BLAS thread(s); median of {args.repeats} x {args.updates} updates")
+    print(f"  matrix products alone (floor): {res['gemm_floor_s'] * 1e3:8.3f} ms")
+    print(f"  update without BN:             {res['update_nobn_s'] * 1e3:8.3f} ms  ({res['ratio_nobn']:.2f} x floor)")
+    print(f"  update with BN:                {res['update_bn_s'] * 1e3:8.3f} ms  ({res['ratio_bn']:.2f} x floor)")
+    print(f"  mini-batch gather (separate):  {res['gather_s'] * 1e3:8.3f} ms")
+    if args.out:
+        from .h5util import atomic_text
+
+        atomic_text(args.out, json.dumps(res, indent=2) + "\n")
+    return 0

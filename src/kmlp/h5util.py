@@ -1,0 +1,74 @@
+"""Small HDF5 helpers shared by the data-set and run-file modules.
+
+Files are written to a temporary name beside the target and renamed into place, so a
+killed job never leaves a half file; datasets carry no timestamps, so the same content
+gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .errors import KmlpError
+
+
+@contextlib.contextmanager
+def atomic_h5(path):
+    """Open ``path`` for writing under a temporary name; rename on success only."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with h5py.File(tmp, "w", track_order=False) as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def put(group, name, data, **kw):
+    """Create a dataset without modification times (bit-reproducible files)."""
+    return group.create_dataset(name, data=data, track_times=False, **kw)
+
+
+def open_h5(path, what: str):
+    """Open an HDF5 file for reading, turning every failure into one clear sentence."""
+    path = Path(path)
+    if not path.exists():
+        raise KmlpError(f"{what} {path} does not exist")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise KmlpError(f"{what} {path} is not a readable HDF5 file (truncated or corrupt?): {exc}") from None
+
+
+def attr_json(obj) -> str:
+    return json.dumps(obj, sort_keys=True)
+
+
+def as_str(value) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def as_array(ds) -> np.ndarray:
+    return np.asarray(ds[()])
+
+
+def atomic_text(path, text: str) -> None:
+    """Write a text file under a temporary name and rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,116 @@
+"""Run files: one HDF5 file per (experiment, seed) holding what a training run made.
+
+Layout (all the aggregation steps read this and nothing else)::
+
+    /                attrs: format, kmlp_version, experiment, seed, status, stopped_at,
+                            settings (JSON), model (JSON), data_md5, data_file,
+                            paper (JSON), source (JSON)
+    /history/<col>   1-D arrays, one entry per evaluation: HISTORY_COLUMNS
+    /final           attrs: FINAL_METRICS (test_* are NaN when the run diverged)
+    /weights/<name>  W1, b1, gamma1, beta1, ..., bn_mean1, bn_var1, ...
+
+No timestamps or wall times are stored: the same inputs give the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .errors import KmlpError
+from .h5util import as_array, as_str, atomic_h5, attr_json, open_h5, put
+
+FORMAT = "kmlp-run/1"
+HISTORY_COLUMNS = (
+    "step", "epoch", "eta",
+    "train_loss", "train_cost", "train_acc",
+    "val_loss", "val_cost", "val_acc",
+)
+FINAL_METRICS = tuple(f"{split}_{m}" for split in ("train", "val", "test")
+                      for m in ("loss", "cost", "acc"))
+
+
+@dataclass
+class RunRecord:
+    experiment: str
+    seed: int
+    status: str                      # "completed" or "diverged"
+    settings: dict                   # training settings (lam, n_s, cycles, ...)
+    model: dict                      # MLP.config(): sizes, batch_norm, init, sigma, dtype
+    history: dict                    # column -> 1-D array
+    final: dict                      # FINAL_METRICS -> float
+    weights: dict = field(default_factory=dict)
+    stopped_at: int | None = None    # update step where a divergence was detected
+    data_md5: str = ""
+    data_file: str = ""
+    paper: dict = field(default_factory=dict)    # the report's numbers: metric -> value
+    source: dict = field(default_factory=dict)   # free-form provenance (config file, ...)
+    kmlp_version: str = __version__
+
+
+def write_run(path, run: RunRecord) -> None:
+    missing = [c for c in HISTORY_COLUMNS if c not in run.history]
+    if missing:
+        raise ValueError(f"history lacks columns {missing}")
+    with atomic_h5(path) as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["kmlp_version"] = run.kmlp_version
+        f.attrs["experiment"] = run.experiment
+        f.attrs["seed"] = int(run.seed)
+        f.attrs["status"] = run.status
+        f.attrs["stopped_at"] = -1 if run.stopped_at is None else int(run.stopped_at)
+        f.attrs["settings"] = attr_json(run.settings)
+        f.attrs["model"] = attr_json(run.model)
+        f.attrs["data_md5"] = run.data_md5
+        f.attrs["data_file"] = run.data_file
+        f.attrs["paper"] = attr_json(run.paper)
+        f.attrs["source"] = attr_json(run.source)
+        hist = f.create_group("history")
+        for col in HISTORY_COLUMNS:
+            put(hist, col, np.asarray(run.history[col], np.float64))
+        fin = f.create_group("final")
+        for name in FINAL_METRICS:
+            fin.attrs[name] = float(run.final.get(name, np.nan))
+        w = f.create_group("weights")
+        for name, arr in run.weights.items():
+            put(w, name, np.asarray(arr))
+
+
+def read_run(path, weights: bool = False) -> RunRecord:
+    """Read a run file; ``weights=True`` also loads the trained arrays."""
+    with open_h5(path, "run file") as f:
+        if as_str(f.attrs.get("format", "")) != FORMAT:
+            raise KmlpError(f"{path} is not a kmlp run file (format {f.attrs.get('format')!r})")
+        stopped = int(f.attrs["stopped_at"])
+        return RunRecord(
+            experiment=as_str(f.attrs["experiment"]),
+            seed=int(f.attrs["seed"]),
+            status=as_str(f.attrs["status"]),
+            settings=json.loads(as_str(f.attrs["settings"])),
+            model=json.loads(as_str(f.attrs["model"])),
+            history={c: as_array(f["history"][c]) for c in HISTORY_COLUMNS},
+            final={k: float(f["final"].attrs[k]) for k in FINAL_METRICS},
+            weights={k: as_array(v) for k, v in f["weights"].items()} if weights else {},
+            stopped_at=None if stopped < 0 else stopped,
+            data_md5=as_str(f.attrs["data_md5"]),
+            data_file=as_str(f.attrs["data_file"]),
+            paper=json.loads(as_str(f.attrs["paper"])),
+            source=json.loads(as_str(f.attrs["source"])),
+            kmlp_version=as_str(f.attrs["kmlp_version"]),
+        )
+
+
+def load_model(path):
+    """Rebuild the trained :class:`~kmlp.MLP` stored in a run file."""
+    from .model import MLP
+
+    run = read_run(path, weights=True)
+    m = run.model
+    model = MLP(m["sizes"], batch_norm=m["batch_norm"], init=m["init"], sigma=m["sigma"],
+                seed=0, dtype=m["dtype"], alpha=m["alpha"], eps=m["eps"])
+    model.load_state(run.weights)
+    return model
