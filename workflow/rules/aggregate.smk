@@ -1,0 +1,186 @@
+rule figure:
+    input:
+        lambda wc: runs_of(figure_experiments(wc)),
+    output:
+        pdf=f"{RESULTS}/figures/{{figure}}.pdf",
+        png=report(
+            f"{RESULTS}/figures/{{figure}}.png",
+            caption="../report/figure.rst",
+            category="Figures",
+            labels={"figure": "{figure}"},
+        ),
+    log:
+        f"{RESULTS}/logs/figure/{{figure}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/figure/{{figure}}.tsv"
+    conda:
+        "../envs/kmlp.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        title=lambda wc: config["figures"][wc.figure]["title"],
+        config=CONFIG_NAME,
+    shell:
+        "kmlp figure --title {params.title:q} --config {params.config:q} --out {output.pdf:q}"
+        " --png {output.png:q} {input:q} > {log:q} 2>&1"
+
+
+rule table:
+    input:
+        lambda wc: runs_of(table_experiments(wc)),
+    output:
+        tex=f"{RESULTS}/tables/{{table}}.tex",
+        csv=report(
+            f"{RESULTS}/tables/{{table}}.csv",
+            caption="../report/table.rst",
+            category="Tables",
+            labels={"table": "{table}"},
+        ),
+    log:
+        f"{RESULTS}/logs/table/{{table}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/table/{{table}}.tsv"
+    conda:
+        "../envs/kmlp.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        spec=lambda wc: json.dumps(config["tables"][wc.table], sort_keys=True),
+        within=config["verdict"]["within_std"],
+        config=CONFIG_NAME,
+    shell:
+        "kmlp table --spec {params.spec:q} --within-std {params.within} --config {params.config:q}"
+        " --out-tex {output.tex:q} --out-csv {output.csv:q} {input:q} > {log:q} 2>&1"
+
+
+rule gradtable:
+    input:
+        expand(f"{RESULTS}/gradcheck/{{check}}.json", check=CHECKS),
+    output:
+        tex=f"{RESULTS}/tables/gradcheck.tex",
+        csv=report(
+            f"{RESULTS}/tables/gradcheck.csv",
+            caption="../report/gradcheck.rst",
+            category="Tables",
+            labels={"table": "gradcheck"},
+        ),
+    log:
+        f"{RESULTS}/logs/gradtable.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/gradtable.tsv"
+    conda:
+        "../envs/kmlp.yaml"
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        config=CONFIG_NAME,
+    shell:
+        "kmlp gradtable --config {params.config:q} --out-tex {output.tex:q}"
+        " --out-csv {output.csv:q} {input:q} > {log:q} 2>&1"
+
+
+rule summary:
+    input:
+        runs_of(paper_experiments()),
+    output:
+        tex=f"{RESULTS}/tables/summary.tex",
+        csv=report(
+            f"{RESULTS}/tables/summary.csv",
+            caption="../report/summary.rst",
+            category="Tables",
+            labels={"table": "summary"},
+        ),
+    log:
+        f"{RESULTS}/logs/summary.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/summary.tsv"
+    conda:
+        "../envs/kmlp.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        within=config["verdict"]["within_std"],
+        config=CONFIG_NAME,
+    shell:
+        "kmlp summary --within-std {params.within} --config {params.config:q}"
+        " --out-tex {output.tex:q} --out-csv {output.csv:q} {input:q} > {log:q} 2>&1"
+
+
+rule report_tex:
+    input:
+        tables=expand(
+            f"{RESULTS}/tables/{{table}}.tex", table=["summary", "gradcheck", *TABLES]
+        ),
+        figures=expand(f"{RESULTS}/figures/{{figure}}.pdf", figure=FIGURES),
+    output:
+        f"{RESULTS}/report/report.tex",
+    log:
+        f"{RESULTS}/logs/report_tex.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report_tex.tsv"
+    conda:
+        "../envs/kmlp.yaml"
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        config=CONFIG_NAME,
+    shell:
+        "kmlp report --config {params.config:q} --tables {input.tables:q}"
+        " --figures {input.figures:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule report_pdf:
+    input:
+        f"{RESULTS}/report/report.tex",
+    output:
+        f"{RESULTS}/report/report.pdf",
+    log:
+        f"{RESULTS}/logs/report_pdf.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/report_pdf.tsv"
+    conda:
+        "../envs/kmlp.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    shell:
+        "kmlp pdf {input:q} --out {output:q} > {log:q} 2>&1"
+
+
+rule record:
+    input:
+        summary=f"{RESULTS}/tables/summary.csv",
+        gradcheck=f"{RESULTS}/tables/gradcheck.csv",
+        figures=expand(f"{RESULTS}/figures/{{figure}}.png", figure=FIGURES),
+        runs=runs_of(EXPERIMENTS),
+        notes=config["record"]["notes"] or [],
+    output:
+        md=config["record"]["out"],
+        figures=expand(
+            str(Path(config["record"]["out"]).parent / "figures" / "{figure}.png"),
+            figure=FIGURES,
+        ),
+    log:
+        f"{RESULTS}/logs/record.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/record.tsv"
+    conda:
+        "../envs/kmlp.yaml"
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        meta=json.dumps(record_meta(), sort_keys=True),
+        notes=lambda wc, input: (
+            f"--notes {shlex.quote(input.notes)}" if input.notes else ""
+        ),
+        benchmarks=f"{RESULTS}/benchmarks/train",
+    shell:
+        "kmlp record --summary {input.summary:q} --gradcheck {input.gradcheck:q}"
+        " --figures {input.figures:q} --benchmarks $(find {params.benchmarks:q} -name '*.tsv' | sort)"
+        " --meta {params.meta:q} {params.notes} --out {output.md:q} > {log:q} 2>&1"

@@ -1,0 +1,39 @@
+rule download:
+    output:
+        DOWNLOADED,
+    log:
+        f"{RESULTS}/logs/download.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/download.tsv"
+    conda:
+        "../envs/kmlp.yaml"
+    resources:
+        mem_mb=500,
+        runtime=30,
+    params:
+        url=config["data"]["url"],
+        md5=config["data"]["md5"],
+    shell:
+        "kmlp download --url {params.url:q} --md5 {params.md5} --out {output:q} > {log:q} 2>&1"
+
+
+rule prepare:
+    input:
+        archive_input(),
+    output:
+        DATA_H5,
+    log:
+        f"{RESULTS}/logs/prepare.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/prepare.tsv"
+    conda:
+        "../envs/kmlp.yaml"
+    resources:
+        mem_mb=3000,
+        runtime=10,
+    params:
+        md5=config["data"]["md5"],
+        val_size=config["data"]["val_size"],
+    shell:
+        "kmlp prepare --archive {input:q} --md5 {params.md5} --val-size {params.val_size}"
+        " --out {output:q} > {log:q} 2>&1"

@@ -1,0 +1,22 @@
+rule train:
+    input:
+        data=DATA_H5,
+        # A failed gradient check stops the workflow before any training.
+        gradchecks=expand(f"{RESULTS}/gradcheck/{{check}}.json", check=CHECKS),
+    output:
+        f"{RESULTS}/runs/{{experiment}}/seed{{seed}}.h5",
+    log:
+        f"{RESULTS}/logs/train/{{experiment}}/seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/train/{{experiment}}/seed{{seed}}.tsv"
+    conda:
+        "../envs/kmlp.yaml"
+    threads: 1
+    resources:
+        mem_mb=2500,
+        runtime=20,
+    params:
+        args=train_args,
+    shell:
+        "kmlp train --data {input.data:q} --out {output:q} --experiment {wildcards.experiment}"
+        " --seed {wildcards.seed} --threads {threads} {params.args} > {log:q} 2>&1"
