@@ -38,9 +38,9 @@ def test_gradcheck_catches_a_wrong_gradient():
     X, y = batch()
     model = MLP([10, 20, 10], batch_norm=True, seed=0)
     _, analytic = model.cost_and_gradients(X, y, 0.0)
-    numerical = numerical_gradients(model, X, y, 0.0)
+    numerical, kinks = numerical_gradients(model, X, y, 0.0)
     analytic["gamma1"] = analytic["gamma1"] * 1.001
-    stats = compare(analytic, numerical)
+    stats = compare(analytic, numerical, kinks)
     assert stats["gamma1"]["rel_error"] > 1e-4
     assert stats["W1"]["rel_error"] < 1e-6
 
@@ -147,3 +147,20 @@ def test_bad_sizes_rejected():
         MLP([10, 0, 3])
     with pytest.raises(ValueError):
         MLP([10, 3], dtype=np.int32)
+
+
+def test_kinks_are_detected_and_left_out():
+    """A bias at exactly zero pre-activation: the step crosses the ReLU kink."""
+    X, y = batch(n=6, d=4)
+    model = MLP([4, 3, 2], seed=0)
+    p = model.parameters()
+    # make unit 0's pre-activation exactly 0 for sample 0
+    p["b1"][0] = -float(X[0] @ p["W1"][0])
+    y = y % 2
+    _, analytic = model.cost_and_gradients(X, y, 0.0)
+    numerical, kinks = numerical_gradients(model, X, y, 0.0)
+    assert kinks["b1"][0] and not kinks["b1"][1:].any()
+    assert kinks["W1"][0].any()
+    stats = compare(analytic, numerical, kinks)
+    assert stats["b1"]["kinks"] == 1
+    assert stats["b1"]["rel_error"] < 1e-6 and stats["W1"]["rel_error"] < 1e-6

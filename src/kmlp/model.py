@@ -146,17 +146,18 @@ class MLP:
 
     def train_step(self, X, y, lam: float, eta: float) -> float:
         """One mini-batch gradient-descent update; folds the batch statistics into the
-        moving averages. Returns the batch cost before the update (may be non-finite)."""
+        moving averages. Returns the batch loss before the update (may be non-finite)."""
         logits, caches, stats = self._forward_train(X)
         loss, dlogits = softmax_cross_entropy(logits, y)
-        grads = self._backward(dlogits, caches, 0.0)
-        p = self._params
-        for name, g in grads.items():
-            if name[0] == "W" and lam:
-                # W <- W - eta (g + 2 lam W), as one scale and one axpy
-                p[name] *= 1.0 - 2.0 * lam * eta
-            g *= eta
-            p[name] -= g
+        # The backward pass is linear in dlogits: scaling it by eta yields eta * grad
+        # for every parameter, so the update is one subtraction per array.
+        dlogits *= eta
+        steps = self._backward(dlogits, caches, 0.0)
+        decay = 1.0 - 2.0 * lam * eta  # W <- W - eta (g + 2 lam W)
+        for name, p in self._params.items():
+            if decay != 1.0 and name[0] == "W":
+                p *= decay
+            p -= steps[name]
         for layer, (mu, var) in enumerate(stats, start=1):
             if self.bn_mean[layer] is None:
                 self.bn_mean[layer], self.bn_var[layer] = mu.copy(), var.copy()

@@ -47,7 +47,7 @@ rule table:
         mem_mb=1000,
         runtime=5,
     params:
-        spec=lambda wc: json.dumps(config["tables"][wc.table], sort_keys=True),
+        spec=lambda wc: json.dumps(config["tables"][wc.table]),
         within=config["verdict"]["within_std"],
         config=CONFIG_NAME,
     shell:

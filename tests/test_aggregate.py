@@ -1,0 +1,318 @@
+"""Aggregation verbs (figure, table, summary, gradtable, report, pdf, record) on
+synthetic run files: the numbers are numpy's, the outputs are deterministic."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from kmlp.cli import main
+from kmlp.runs import FINAL_METRICS, HISTORY_COLUMNS, RunRecord, write_run
+from kmlp.tables import cell_stats, read_csv, tex_text
+
+SEEDS = (1, 2, 3)
+# experiment -> (base val_acc, paper values); the lambda pair forms a 1x2 table.
+EXPERIMENTS = {
+    "exp_a": (0.50, {"val_acc": 0.50, "test_acc": 0.90}),   # val inside, test far outside
+    "exp-b": (0.40, {"val_acc": 0.41}),
+    "exp-c": (0.30, {}),
+}
+MD5 = "0123456789abcdef0123456789abcdef"
+
+
+def final_value(exp, seed, metric):
+    base = EXPERIMENTS[exp][0]
+    return base + 0.01 * seed + (0.001 if metric.startswith("test") else 0.0)
+
+
+def make_run(exp, seed, status="completed"):
+    steps = np.arange(0, 1000, 100, dtype=float)
+    rng = np.random.default_rng(seed)
+    hist = {c: rng.random(steps.size) for c in HISTORY_COLUMNS}
+    hist["step"], hist["epoch"] = steps, steps / 100
+    final = {m: final_value(exp, seed, m) for m in FINAL_METRICS}
+    if status == "diverged":
+        final = {m: (math.nan if m.startswith("test") else v) for m, v in final.items()}
+    return RunRecord(experiment=exp, seed=seed, status=status, settings={"lam": 0.01},
+                     model={"sizes": [10, 5, 3]}, history=hist, final=final,
+                     data_md5=MD5, data_file="cifar.h5", paper=EXPERIMENTS[exp][1],
+                     stopped_at=500 if status == "diverged" else None)
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    d = tmp_path_factory.mktemp("runs")
+    paths = {}
+    for exp in EXPERIMENTS:
+        for seed in SEEDS:
+            p = d / f"{exp}-{seed}.h5"
+            write_run(p, make_run(exp, seed))
+            paths[exp, seed] = p
+    p = d / "exp-c-4.h5"
+    write_run(p, make_run("exp-c", 4, status="diverged"))
+    paths["exp-c", 4] = p
+    return paths
+
+
+def files(runs, *exps):
+    """Run files of ``exps``, in that order (the order experiments appear in outputs)."""
+    return [str(p) for exp in exps for (e, _), p in runs.items() if e == exp]
+
+
+def run_twice(argv_for, outputs, tmp_path):
+    """Run a verb into two folders; return the bytes of each output from both runs."""
+    got = []
+    for k in ("one", "two"):
+        d = tmp_path / k
+        d.mkdir()
+        assert main(argv_for(d)) == 0
+        got.append({name: (d / name).read_bytes() for name in outputs})
+    return got
+
+
+# -- figure --------------------------------------------------------------------------
+def test_figure_valid_and_deterministic(runs, tmp_path):
+    args = lambda d: ["figure", *files(runs, "exp_a", "exp-c"), "--title", "Synthetic",
+                      "--out", str(d / "f.pdf"), "--png", str(d / "f.png"),
+                      "--config", "config/config.yaml"]
+    one, two = run_twice(args, ["f.pdf", "f.png"], tmp_path)
+    assert one == two
+    assert one["f.pdf"].startswith(b"%PDF-")
+    assert one["f.png"].startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(one["f.png"]) < 400_000
+    assert b"CreationDate" not in one["f.pdf"]
+    for blob in one.values():
+        assert MD5.encode() in blob and b"config/config.yaml" in blob
+    assert b"matplotlib" not in one["f.png"].lower()   # no software stamp
+
+
+def test_figure_mean_band_excludes_nothing_finite():
+    from kmlp.figures import mean_band
+
+    a, b = make_run("exp_a", 1), make_run("exp_a", 2)
+    steps, mean, std, n = mean_band([a, b], "val_acc")
+    stack = np.stack([a.history["val_acc"], b.history["val_acc"]])
+    np.testing.assert_allclose(mean, stack.mean(0))
+    np.testing.assert_allclose(std, stack.std(0, ddof=1))
+    assert (n == 2).all() and (steps == a.history["step"]).all()
+
+
+# -- table ---------------------------------------------------------------------------
+SPEC = {"caption": "Validation accuracy over lambda (n_s = 900, 50% more).", "metric": "val_acc",
+        "row_label": "$\\lambda$", "columns": ["without BN", "with BN"],
+        "rows": {"0.1": ["exp_a", "exp-b"], "0": ["exp-c", "exp_a"]}}
+
+
+def table_argv(runs, d, spec=SPEC, exps=("exp_a", "exp-b", "exp-c")):
+    return ["table", *files(runs, *exps), "--spec", json.dumps(spec), "--within-std", "2",
+            "--out-tex", str(d / "t.tex"), "--out-csv", str(d / "t.csv"),
+            "--config", "config/config.yaml"]
+
+
+def test_table_numbers_verdicts_and_determinism(runs, tmp_path):
+    one, two = run_twice(lambda d: table_argv(runs, d), ["t.tex", "t.csv"], tmp_path)
+    assert one == two
+    meta, rows = read_csv(tmp_path / "one" / "t.csv")
+    assert meta["data_md5"] == MD5 and meta["config"] == "config/config.yaml"
+    assert list(rows[0]) == ["row", "column", "experiment", "metric", "n", "mean", "std",
+                             "paper", "verdict"]
+    assert [(r["row"], r["column"], r["experiment"]) for r in rows] == [
+        ("0.1", "without BN", "exp_a"), ("0.1", "with BN", "exp-b"),
+        ("0", "without BN", "exp-c"), ("0", "with BN", "exp_a")]
+    for r in rows:
+        vals = [final_value(r["experiment"], s, "val_acc") for s in SEEDS]
+        assert int(r["n"]) == 3        # exp-c's diverged seed 4 is left out
+        assert float(r["mean"]) == pytest.approx(np.mean(vals), abs=1e-15)
+        assert float(r["std"]) == pytest.approx(np.std(vals, ddof=1), abs=1e-15)
+    verdicts = {r["experiment"]: r["verdict"] for r in rows}
+    # exp_a: mean 0.52, std 0.01, paper 0.50 -> inside 2 std; exp-b: paper 0.41 < 0.42 - 0.02
+    assert verdicts == {"exp_a": "yes", "exp-b": "yes", "exp-c": ""}
+    tex = one["t.tex"].decode()
+    for token in (r"\toprule", r"\midrule", r"\bottomrule", r"\caption{", r"\label{tab:t}",
+                  "n\\_s", "50\\%", "$\\lambda$", "ours & paper", "$0.520 \\pm 0.010$", "0.500"):
+        assert token in tex, token
+    assert tex.startswith("% kmlp_version:")
+    # pandas, if present, reads it with comment="#"
+    pd = pytest.importorskip("pandas")
+    df = pd.read_csv(tmp_path / "one" / "t.csv", comment="#")
+    assert len(df) == 4 and list(df.columns)[0] == "row"
+
+
+def test_table_missing_experiment(runs, tmp_path, capsys):
+    assert main(table_argv(runs, tmp_path, exps=("exp_a", "exp-b"))) == 1
+    err = capsys.readouterr().err
+    assert "exp-c" in err and "error" in err and "Traceback" not in err
+
+
+def test_cell_stats_verdicts():
+    assert cell_stats([0.5, 0.52, 0.54], 0.50, 2.0)["verdict"] == "yes"      # 1 std away
+    assert cell_stats([0.5, 0.52, 0.54], 0.47, 2.0)["verdict"] == "no"       # 2.5 std away
+    assert cell_stats([0.1, 0.1, 0.1], 0.1, 2.0)["verdict"] == "yes"         # std 0, equal
+    assert cell_stats([0.1, 0.1, 0.1], 0.11, 2.0)["verdict"] == "no"
+    assert cell_stats([0.5, 0.6], None)["verdict"] == ""
+    assert cell_stats([math.nan], 0.5)["verdict"] == "n/a"
+    s = cell_stats([0.3])
+    assert (s["n"], s["mean"], s["std"]) == (1, 0.3, 0.0)
+
+
+def test_tex_text_keeps_math():
+    assert tex_text("a_b $\\lambda_1$ 5%") == "a\\_b $\\lambda_1$ 5\\%"
+
+
+# -- summary -------------------------------------------------------------------------
+def test_summary_covers_every_paper_value(runs, tmp_path):
+    argv = lambda d: ["summary", *files(runs, "exp-b", "exp_a", "exp-c"),
+                      "--out-tex", str(d / "s.tex"), "--out-csv", str(d / "s.csv")]
+    one, two = run_twice(argv, ["s.tex", "s.csv"], tmp_path)
+    assert one == two
+    _, rows = read_csv(tmp_path / "one" / "s.csv")
+    assert list(rows[0]) == ["experiment", "metric", "paper", "mean", "std", "n",
+                             "diverged", "verdict"]
+    assert [(r["experiment"], r["metric"]) for r in rows] == [
+        ("exp-b", "val_acc"), ("exp_a", "val_acc"), ("exp_a", "test_acc")]
+    got = {(r["experiment"], r["metric"]): r for r in rows}
+    assert float(got["exp_a", "test_acc"]["paper"]) == 0.90
+    assert got["exp_a", "test_acc"]["verdict"] == "no"
+    assert got["exp_a", "val_acc"]["verdict"] == "yes"
+    tex = one["s.tex"].decode()
+    assert "exp\\_a" in tex and "val\\_acc" in tex and r"\toprule" in tex
+
+
+# -- gradtable -----------------------------------------------------------------------
+def gradcheck_doc(name, passed=True):
+    params = {}
+    for p, shape in (("W1", [5, 10]), ("b1", [5, 1]), ("W2", [3, 5])):
+        params[p] = {"shape": shape, "grad_mean": 0.1, "grad_std": 1.5, "diff_mean": 1e-9,
+                     "diff_std": 2e-9, "diff_max": 3.14159e-8, "rel_error": 1.23456e-7,
+                     "max_elem_rel_error": 2e-5}
+    return {"name": name, "settings": {"hidden": [5], "lam": 0.0}, "passed": passed,
+            "max_rel_error": 1.23456e-7, "tolerance": 1e-6, "data_md5": MD5,
+            "kmlp_version": "0", "parameters": params}
+
+
+@pytest.fixture()
+def checks(tmp_path):
+    paths = []
+    for name, ok in (("report-nobn", True), ("report-bn", False)):
+        p = tmp_path / f"{name}.json"
+        p.write_text(json.dumps(gradcheck_doc(name, ok)))
+        paths.append(str(p))
+    return paths
+
+
+def test_gradtable(checks, tmp_path):
+    argv = lambda d: ["gradtable", *checks, "--out-tex", str(d / "g.tex"),
+                      "--out-csv", str(d / "g.csv")]
+    one, two = run_twice(argv, ["g.tex", "g.csv"], tmp_path)
+    assert one == two
+    _, rows = read_csv(tmp_path / "one" / "g.csv")
+    assert len(rows) == 6
+    assert rows[0]["shape"] == "5x10" and float(rows[0]["diff_max"]) == 3.14159e-8
+    assert {r["check"]: r["passed"] for r in rows} == {"report-nobn": "yes", "report-bn": "no"}
+    assert "$3.14\\times10^{-8}$" in one["g.tex"].decode()
+
+
+def test_gradtable_malformed(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"name": "x", "parameters": {"W1": {"shape": [1]}}}')
+    argv = ["gradtable", str(bad), "--out-tex", str(tmp_path / "g.tex"),
+            "--out-csv", str(tmp_path / "g.csv")]
+    assert main(argv) == 1
+    assert "malformed" in capsys.readouterr().err
+    bad.write_text("{not json")
+    assert main(argv) == 1
+
+
+# -- report and pdf ------------------------------------------------------------------
+def test_report_relative_paths(tmp_path):
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "figs").mkdir()
+    (tmp_path / "tables" / "t_1.tex").write_text("% table\n")
+    (tmp_path / "figs" / "figure1.pdf").write_bytes(b"%PDF-1.4\n")
+    argv = lambda d: ["report", "--tables", str(tmp_path / "tables" / "t_1.tex"),
+                      "--figures", str(tmp_path / "figs" / "figure1.pdf"),
+                      "--out", str(d / "report.tex"), "--config", "config/config.yaml"]
+    one, two = run_twice(argv, ["report.tex"], tmp_path)
+    assert one == two
+    tex = one["report.tex"].decode()
+    assert r"\input{../tables/t_1.tex}" in tex
+    assert r"\includegraphics[width=\textwidth]{../figs/figure1.pdf}" in tex
+    assert r"\documentclass" in tex and r"\usepackage{booktabs" in tex
+    assert "config/config.yaml" in tex and str(tmp_path) not in tex
+
+
+def test_pdf_without_latex(tmp_path, monkeypatch, capsys):
+    (tmp_path / "r.tex").write_text("\\documentclass{article}\n")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert main(["pdf", str(tmp_path / "r.tex"), "--out", str(tmp_path / "r.pdf")]) == 1
+    assert "no LaTeX installation found" in capsys.readouterr().err
+    assert not (tmp_path / "r.pdf").exists()
+
+
+FAKE_PDFLATEX = """#!/bin/sh
+for a in "$@"; do case "$a" in -output-directory=*) out="${a#*=}";; *.tex) tex="$a";; esac; done
+name=$(basename "$tex" .tex)
+echo "log of $name" > "$out/$name.log"
+grep -q FAIL "$tex" && exit 1
+printf '%%PDF-1.5 fake\\n' > "$out/$name.pdf"
+"""
+
+
+def test_pdf_with_fake_pdflatex(tmp_path, monkeypatch, capsys):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    exe = bin_dir / "pdflatex"
+    exe.write_text(FAKE_PDFLATEX)
+    exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin")
+    tex = tmp_path / "src" / "r.tex"
+    tex.parent.mkdir()
+    tex.write_text("ok\n")
+    assert main(["pdf", str(tex), "--out", str(tmp_path / "out" / "r.pdf")]) == 0
+    assert (tmp_path / "out" / "r.pdf").read_bytes().startswith(b"%PDF")
+    assert sorted(p.name for p in tex.parent.iterdir()) == ["r.tex"]   # no intermediates
+    tex.write_text("FAIL\n")
+    assert main(["pdf", str(tex), "--out", str(tmp_path / "out" / "bad.pdf")]) == 1
+    assert "bad.log" in capsys.readouterr().err
+    assert (tmp_path / "out" / "bad.log").read_text() == "log of r\n"
+
+
+# -- record --------------------------------------------------------------------------
+def test_record(runs, checks, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    res = tmp_path / "results"
+    assert main(["summary", *files(runs, "exp_a", "exp-b"), "--out-tex", "results/s.tex",
+                 "--out-csv", "results/s.csv"]) == 0
+    assert main(["gradtable", *checks, "--out-tex", "results/g.tex",
+                 "--out-csv", "results/g.csv"]) == 0
+    assert main(["figure", *files(runs, "exp_a"), "--out", "results/figure1.pdf",
+                 "--png", "results/figure1.png"]) == 0
+    for k, secs in enumerate((10.5, 20.25)):
+        (res / f"bench{k}.tsv").write_text(f"s\th:m:s\tmax_rss\n{secs}\t0:00:10\t1.0\n")
+    (tmp_path / "notes.md").write_text("The test accuracy of exp_a is off because of X.\n")
+    meta = {"command": "snakemake -c4", "config": "config/config.yaml", "data_md5": MD5,
+            "kmlp_version": "0.1.0"}
+    argv = lambda d: ["record", "--summary", "results/s.csv", "--gradcheck", "results/g.csv",
+                      "--figures", "results/figure1.png",
+                      "--benchmarks", "results/bench0.tsv", "results/bench1.tsv",
+                      "--meta", json.dumps(meta), "--notes", "notes.md",
+                      "--out", f"{d.name}/reproduction.md"]
+    one, two = run_twice(argv, ["reproduction.md", "figures/figure1.png"], tmp_path)
+    assert one == two
+    md = one["reproduction.md"].decode()
+    assert one["figures/figure1.png"] == (res / "figure1.png").read_bytes()
+    assert "](figures/figure1.png)" in md
+    assert "snakemake -c4" in md and MD5 in md
+    assert "| exp_a | test_acc | 0.900 | 0.521 ± 0.010 | 3 | 0 | no |" in md
+    assert "| exp_a | val_acc | 0.500 | 0.520 ± 0.010 | 3 | 0 | yes |" in md
+    assert "2 of 3 numbers reproduced" in md
+    assert "| report-bn | 3 | 1.23e-07 | 1e-06 | no |" in md
+    assert "1 of 2 checks passed" in md
+    assert "31 s" in md and "sum" in md
+    assert "because of X" in md
+    assert str(tmp_path) not in md and "`results/s.csv`" in md
