@@ -179,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--n-s", type=int, default=2250, help="half-cycle length in updates (default 2250)")
     s.add_argument("--cycles", type=int, default=2, help="number of cycles (default 2)")
     s.add_argument("--eval-every", type=int, default=0, help="updates between evaluations (default 0: once per epoch)")
+    s.add_argument("--eval-train-subset", type=int, default=0, help="training images the history's train metrics use, a fixed random subset (default 0: all); final train metrics use all")
     s.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="training precision (default float32)")
     s.add_argument("--threads", type=int, default=0, help="BLAS threads (default: the library's own choice)")
     s.add_argument("--paper", type=_json_arg, default={}, help="the report's numbers for this run, as JSON, stored for aggregation")

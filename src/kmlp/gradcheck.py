@@ -136,7 +136,7 @@ def run_gradcheck_cli(args) -> int:
     if args.out:
         from .h5util import atomic_text
 
-        atomic_text(args.out, json.dumps(result, indent=2, sort_keys=True) + "\n")
+        atomic_text(args.out, json.dumps(result, indent=2) + "\n")
     if not passed:
         print(f"kmlp gradcheck: error: {args.name} failed: max relative error {worst:.2e} "
               f"exceeds {args.max_rel_error:.0e}", file=sys.stderr)

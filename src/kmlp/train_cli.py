@@ -21,7 +21,8 @@ def run_train_cli(args) -> int:
     dtype = np.dtype(args.dtype)
     settings = TrainSettings(lam=args.lam, n_batch=args.n_batch, eta_min=args.eta_min,
                              eta_max=args.eta_max, n_s=args.n_s, cycles=args.cycles,
-                             eval_every=args.eval_every)
+                             eval_every=args.eval_every,
+                             eval_train_subset=args.eval_train_subset)
     t0 = time.monotonic()
     ds = load(args.data, dtype=dtype)
     try:

@@ -24,6 +24,7 @@ class TrainSettings:
     n_s: int = 2250
     cycles: int = 2
     eval_every: int = 0      # updates between evaluations; 0 = once per epoch
+    eval_train_subset: int = 0  # training images the history's train metrics use; 0 = all
 
     def validate(self, n_train: int) -> None:
         if self.n_batch < 1 or self.n_batch > n_train:
@@ -32,8 +33,8 @@ class TrainSettings:
             raise ValueError(f"n_s and cycles must be positive, got n_s={self.n_s}, cycles={self.cycles}")
         if not 0 < self.eta_min <= self.eta_max:
             raise ValueError(f"need 0 < eta_min <= eta_max, got {self.eta_min}, {self.eta_max}")
-        if self.lam < 0 or self.eval_every < 0:
-            raise ValueError("lam and eval_every must not be negative")
+        if self.lam < 0 or self.eval_every < 0 or self.eval_train_subset < 0:
+            raise ValueError("lam, eval_every and eval_train_subset must not be negative")
 
     @property
     def total_updates(self) -> int:
@@ -52,9 +53,8 @@ class TrainResult:
 
 
 def _split_seeds(seed):
-    """Independent streams for weight initialisation and data shuffling."""
-    init_ss, shuffle_ss = np.random.SeedSequence(seed).spawn(2)
-    return init_ss, shuffle_ss
+    """Independent streams: weight initialisation, shuffling, the evaluation subset."""
+    return np.random.SeedSequence(seed).spawn(3)
 
 
 def init_seed(seed):
@@ -67,21 +67,30 @@ def train(model, X_train, y_train, X_val, y_val, settings: TrainSettings, seed: 
     """Train ``model`` in place; returns a :class:`TrainResult`.
 
     ``progress`` is a callable ``(step, total, row)`` called after each evaluation.
+    With ``eval_train_subset`` set, the history's training metrics come from a fixed
+    random subset of that size (evaluation then costs a fraction of an epoch's
+    updates); the final training metrics always use the whole training set.
     """
     n = X_train.shape[0]
     settings.validate(n)
-    rng = np.random.default_rng(_split_seeds(seed)[1])
+    _, shuffle_ss, subset_ss = _split_seeds(seed)
+    rng = np.random.default_rng(shuffle_ss)
+    y_train = np.asarray(y_train, np.intp)
+    if 0 < settings.eval_train_subset < n:
+        pick = np.sort(np.random.default_rng(subset_ss).choice(n, settings.eval_train_subset, replace=False))
+        X_eval, y_eval = X_train[pick], y_train[pick]
+    else:
+        X_eval, y_eval = X_train, y_train
     batches_per_epoch = n // settings.n_batch
     eval_every = settings.eval_every or batches_per_epoch
     total = settings.total_updates
     lam = settings.lam
-    y_train = np.asarray(y_train, np.intp)
     y_val = np.asarray(y_val, np.intp)
     cols = {c: [] for c in ("step", "epoch", "eta", "train_loss", "train_cost", "train_acc",
                             "val_loss", "val_cost", "val_acc")}
 
     def evaluate(step):
-        tr = model.evaluate(X_train, y_train, lam)
+        tr = model.evaluate(X_eval, y_eval, lam)
         va = model.evaluate(X_val, y_val, lam)
         row = dict(step=step, epoch=step / batches_per_epoch,
                    eta=cyclic_eta(step, settings.eta_min, settings.eta_max, settings.n_s),
@@ -131,6 +140,10 @@ def train(model, X_train, y_train, X_val, y_val, settings: TrainSettings, seed: 
             evaluate(step)
     history = {k: np.asarray(v, np.float64) for k, v in cols.items()}
     final = {k: float(history[k][-1]) for k in cols if k not in ("step", "epoch", "eta")}
+    if X_eval is not X_train:
+        with np.errstate(all="ignore"):
+            final.update(zip(("train_loss", "train_cost", "train_acc"),
+                             model.evaluate(X_train, y_train, lam)))
     return TrainResult(history, final, status, stopped_at)
 
 

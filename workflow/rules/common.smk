@@ -29,6 +29,7 @@ TRAINING_KEYS = (
     "n_s",
     "cycles",
     "eval_every",
+    "eval_train_subset",
     "dtype",
 )
 
@@ -70,7 +71,7 @@ def train_args(wildcards):
         args += ["--sigma", repr(float(s["sigma"]))]
     for key in ("lam", "eta_min", "eta_max"):
         args += [f"--{key.replace('_', '-')}", repr(float(s[key]))]
-    for key in ("n_batch", "n_s", "cycles", "eval_every"):
+    for key in ("n_batch", "n_s", "cycles", "eval_every", "eval_train_subset"):
         args += [f"--{key.replace('_', '-')}", str(int(s[key]))]
     args += ["--dtype", s["dtype"]]
     paper = config["experiments"][wildcards.experiment].get("paper", {})

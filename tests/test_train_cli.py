@@ -1,0 +1,86 @@
+"""`kmlp train` and `kmlp gradcheck` from the command line: outputs, determinism, errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from cifar_fake import write_archive
+from kmlp.cli import main
+from kmlp.runs import FINAL_METRICS, read_run
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    md5 = write_archive(root / "a.tar.gz", n_train_per_batch=60, n_test=100, seed=0)
+    assert main(["prepare", "--archive", str(root / "a.tar.gz"), "--md5", md5, "--val-size", "30",
+                 "--out", str(root / "d.h5"), "--quiet"]) == 0
+    return root / "d.h5"
+
+
+def train(data, out, *extra):
+    return main(["train", "--data", str(data), "--out", str(out), "--hidden", "16", "--n-batch", "30",
+                 "--n-s", "10", "--cycles", "1", "--quiet", *extra])
+
+
+def test_train_writes_a_complete_run_file(data, tmp_path):
+    assert train(data, tmp_path / "r.h5", "--batch-norm", "--experiment", "x", "--seed", "3",
+                 "--paper", '{"val_acc": 0.5}') == 0
+    run = read_run(tmp_path / "r.h5", weights=True)
+    assert run.experiment == "x" and run.seed == 3 and run.status == "completed"
+    assert run.paper == {"val_acc": 0.5}
+    assert run.settings["n_s"] == 10 and run.model["batch_norm"] is True
+    assert set(run.final) == set(FINAL_METRICS)
+    assert all(np.isfinite(v) for v in run.final.values())
+    assert run.history["step"][-1] == 20
+    assert {"W1", "gamma1", "bn_mean1", "bn_var1", "W2"} <= set(run.weights)
+
+
+def test_same_seed_gives_identical_bytes(data, tmp_path):
+    for name in ("a.h5", "b.h5"):
+        assert train(data, tmp_path / name, "--batch-norm", "--seed", "7") == 0
+    assert (tmp_path / "a.h5").read_bytes() == (tmp_path / "b.h5").read_bytes()
+    assert train(data, tmp_path / "c.h5", "--batch-norm", "--seed", "8") == 0
+    assert (tmp_path / "c.h5").read_bytes() != (tmp_path / "a.h5").read_bytes()
+
+
+def test_divergence_is_recorded_with_exit_0(data, tmp_path, capsys):
+    assert train(data, tmp_path / "d.h5", "--eta-min", "1e4", "--eta-max", "1e6", "--lam", "0") == 0
+    run = read_run(tmp_path / "d.h5")
+    assert run.status == "diverged" and run.stopped_at is not None
+    assert "diverged" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--init", "normal"], "--init normal needs --sigma"),
+    (["--n-batch", "100000"], "n_batch must be in"),
+])
+def test_bad_training_options_are_one_sentence(data, tmp_path, capsys, args, message):
+    assert train(data, tmp_path / "x.h5", *args) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "x.h5").exists()
+
+
+def test_missing_data_file(tmp_path, capsys):
+    assert train(tmp_path / "nope.h5", tmp_path / "x.h5") == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+def test_gradcheck_cli_passes_and_fails(data, tmp_path, capsys):
+    out = tmp_path / "g.json"
+    assert main(["gradcheck", "--data", str(data), "--hidden", "8", "--batch-norm", "--input-dim", "6",
+                 "--n-samples", "10", "--out", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert doc["passed"] and doc["max_rel_error"] < 1e-6
+    assert list(doc["parameters"]) == ["W1", "b1", "gamma1", "beta1", "W2", "b2"]
+    assert main(["gradcheck", "--hidden", "8", "--max-rel-error", "1e-30", "--out", str(out)]) == 2
+    assert "FAILED" in capsys.readouterr().out
+
+
+def test_bench_reports_ratios(tmp_path, capsys):
+    assert main(["bench", "--repeats", "1", "--updates", "3", "--out", str(tmp_path / "b.json")]) == 0
+    res = json.loads((tmp_path / "b.json").read_text())
+    assert res["ratio_bn"] > 0 and res["gemm_floor_s"] > 0
+    assert "x floor" in capsys.readouterr().out

@@ -1,0 +1,149 @@
+"""The real Snakemake workflow, end to end, on the tiny configuration (.test/config)."""
+
+import csv
+import json
+import re
+import shutil
+
+import pytest
+import yaml
+
+from kmlp.runs import read_run
+from workflow_project import REPO, make_project, outputs, snakemake
+
+pytestmark = pytest.mark.slow
+
+
+def planned_jobs(proc) -> dict[str, int]:
+    """Rule -> job count from a dry run's "Job stats" table."""
+    counts = {}
+    text = proc.stdout + proc.stderr
+    if "Nothing to be done" in text:
+        return counts
+    table = text.split("Job stats:", 1)[1]
+    for line in table.splitlines()[3:]:
+        m = re.match(r"^(\S+)\s+(\d+)$", line.strip())
+        if not m:
+            break
+        if m.group(1) != "total":
+            counts[m.group(1)] = int(m.group(2))
+    return counts
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = make_project(tmp_path_factory.mktemp("wf") / "project")
+    snakemake(root, "--cores", "2")
+    return root
+
+
+def test_every_output_exists_and_parses(project):
+    cfg = yaml.safe_load((project / "config" / "config.yaml").read_text())
+    for check in cfg["gradcheck"]["checks"]:
+        doc = json.loads((project / f"results/gradcheck/{check}.json").read_text())
+        assert doc["passed"] and doc["name"] == check
+    for exp in cfg["experiments"]:
+        for seed in cfg["seeds"]:
+            run = read_run(project / f"results/runs/{exp}/seed{seed}.h5", weights=True)
+            assert run.experiment == exp and run.seed == seed and run.status == "completed"
+            assert run.paper == cfg["experiments"][exp]["paper"]
+            assert run.data_md5 == cfg["data"]["md5"]
+            assert 0 <= run.final["test_acc"] <= 1 and "W1" in run.weights
+    for fig in cfg["figures"]:
+        assert (project / f"results/figures/{fig}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert (project / f"results/figures/{fig}.pdf").read_bytes()[:5] == b"%PDF-"
+    for table in [*cfg["tables"], "gradcheck", "summary"]:
+        tex = (project / f"results/tables/{table}.tex").read_text()
+        assert "\\toprule" in tex and "\\bottomrule" in tex and cfg["data"]["md5"] in tex
+        lines = [l for l in (project / f"results/tables/{table}.csv").read_text().splitlines()
+                 if not l.startswith("#")]
+        rows = list(csv.DictReader(lines))
+        assert rows
+    summary = list(csv.DictReader(l for l in (project / "results/tables/summary.csv").open()
+                                  if not l.startswith("#")))
+    n_paper = sum(len(e["paper"]) for e in cfg["experiments"].values())
+    assert len(summary) == n_paper
+    assert all(r["verdict"] in ("yes", "no") for r in summary)
+    report = (project / "results/report/report.tex").read_text()
+    assert "\\input{../tables/summary.tex}" in report
+    record = (project / "docs/reproduction.md").read_text()
+    assert cfg["data"]["md5"] in record and "figures/figure1.png" in record
+    assert (project / "docs/figures/figure2.png").exists()
+
+
+def test_second_invocation_has_nothing_to_do(project):
+    proc = snakemake(project, "--cores", "2", "-n")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_pdf_target_without_latex_says_so(project):
+    if shutil.which("pdflatex") or shutil.which("latexmk"):
+        pytest.skip("a LaTeX installation is present")
+    proc = snakemake(project, "--cores", "1", "results/report/report.pdf", check=False)
+    assert proc.returncode != 0
+    log = (project / "results/logs/report_pdf.log").read_text()
+    assert "no LaTeX installation found" in log
+
+
+def test_changing_one_lambda_reruns_only_affected_jobs(project, tmp_path):
+    work = tmp_path / "copy"
+    shutil.copytree(project, work, symlinks=True)
+    before = outputs(work)
+    cfg_path = work / "config" / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["experiments"]["lambda-bn-0.1"]["lam"] = 0.2
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    jobs = planned_jobs(snakemake(work, "--cores", "2", "-n"))
+    assert jobs == {"train": 2, "table": 1, "summary": 1, "report_tex": 1, "record": 1, "all": 1}
+    snakemake(work, "--cores", "2")
+    after = outputs(work)
+    changed = {k for k in before if before[k] != after.get(k)}
+    assert {"results/runs/lambda-bn-0.1/seed1.h5", "results/runs/lambda-bn-0.1/seed2.h5"} <= changed
+    assert not any(k.startswith(("results/figures/", "results/gradcheck/", "results/data/"))
+                   for k in changed)
+    assert not any(k.startswith("results/runs/") and "lambda-bn-0.1" not in k for k in changed)
+
+
+def test_same_config_gives_identical_outputs(project, tmp_path):
+    again = make_project(tmp_path / "again")
+    snakemake(again, "--cores", "2")
+    first, second = outputs(project), outputs(again)
+    assert first.keys() == second.keys()
+    assert [k for k in first if first[k] != second[k]] == []
+
+
+def test_failed_gradient_check_stops_before_training(tmp_path):
+    root = make_project(tmp_path / "p")
+    cfg_path = root / "config" / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["gradcheck"]["checks"]["tiny-bn"]["max_rel_error"] = 1e-30
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = snakemake(root, "--cores", "2", check=False)
+    assert proc.returncode != 0
+    assert not (root / "results" / "runs").exists()
+    assert "FAILED" in (root / "results/logs/gradcheck/tiny-bn.log").read_text()
+
+
+def test_bad_config_is_rejected_by_the_schema(tmp_path):
+    root = make_project(tmp_path / "p")
+    cfg_path = root / "config" / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["experiments"]["small-bn"]["lam"] = -1
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = snakemake(root, "--cores", "1", "-n", check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "-1" in out and "minimum" in out
+
+
+def test_default_config_plans_every_configuration_and_seed(tmp_path):
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    shutil.copytree(REPO / "docs", tmp_path / "docs")
+    proc = snakemake(tmp_path, "--cores", "2", "-n")
+    cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    jobs = planned_jobs(proc)
+    assert jobs["train"] == len(cfg["experiments"]) * len(cfg["seeds"]) == 24 * 5
+    assert jobs["download"] == 1 and jobs["gradcheck"] == len(cfg["gradcheck"]["checks"])
+    for exp in cfg["experiments"]:
+        for seed in cfg["seeds"]:
+            assert f"results/runs/{exp}/seed{seed}.h5" in proc.stdout
