@@ -91,3 +91,30 @@ def test_bad_settings_rejected(bad):
     model = MLP([20, 5, 4], seed=0)
     with pytest.raises(ValueError):
         train(model, Xtr, ytr, Xtr, ytr, TrainSettings(**bad), seed=0)
+
+
+def test_random_lambdas_are_reproducible_and_in_range():
+    from kmlp.search import random_lambdas
+
+    lams = random_lambdas(50, -5, -1, seed=3)
+    assert lams == random_lambdas(50, -5, -1, seed=3)
+    assert lams != random_lambdas(50, -5, -1, seed=4)
+    assert all(1e-5 <= x <= 1e-1 for x in lams)
+    assert min(lams) < 1e-4 and max(lams) > 1e-2  # spread over the decades
+    with pytest.raises(ValueError):
+        random_lambdas(3, -1, -5, seed=0)
+
+
+def test_rank_orders_by_mean_validation_accuracy():
+    from kmlp.errors import KmlpError
+    from kmlp.runs import RunRecord
+    from kmlp.search import rank
+
+    def run(exp, lam, acc, status="completed"):
+        return RunRecord(exp, 1, status, {"lam": lam}, {}, {}, {"val_acc": acc})
+
+    ranked = rank([run("a", 0.1, 0.4), run("b", 0.01, 0.5), run("b", 0.01, 0.6), run("c", 1.0, 0.9, "diverged")])
+    assert [r["experiment"] for r in ranked] == ["b", "a", "c"]
+    assert ranked[0]["val_acc"] == pytest.approx(0.55) and ranked[0]["n"] == 2
+    with pytest.raises(KmlpError):
+        rank([run("c", 1.0, float("nan"), "diverged")])

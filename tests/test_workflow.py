@@ -62,7 +62,12 @@ def test_every_output_exists_and_parses(project):
     summary = list(csv.DictReader(l for l in (project / "results/tables/summary.csv").open()
                                   if not l.startswith("#")))
     n_paper = sum(len(e["paper"]) for e in cfg["experiments"].values())
+    n_paper += len(cfg["lambda_search"]["final"]["paper"])
     assert len(summary) == n_paper
+    best = json.loads((project / "results/lambda_search/best.json").read_text())["best"]
+    final = read_run(project / "results/runs/lsearch-final/seed1.h5")
+    assert final.settings["lam"] == best["lam"] and final.settings["cycles"] == 2
+    assert (project / "results/tables/lambda_search.csv").exists()
     assert all(r["verdict"] in ("yes", "no") for r in summary)
     report = (project / "results/report/report.tex").read_text()
     assert "\\input{../tables/summary.tex}" in report
@@ -142,7 +147,7 @@ def test_default_config_plans_every_configuration_and_seed(tmp_path):
     proc = snakemake(tmp_path, "--cores", "2", "-n")
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     jobs = planned_jobs(proc)
-    assert jobs["train"] == len(cfg["experiments"]) * len(cfg["seeds"]) == 24 * 5
+    assert jobs["train"] == len(cfg["experiments"]) * len(cfg["seeds"]) == 30 * 5
     assert jobs["download"] == 1 and jobs["gradcheck"] == len(cfg["gradcheck"]["checks"])
     for exp in cfg["experiments"]:
         for seed in cfg["seeds"]:

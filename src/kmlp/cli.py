@@ -67,6 +67,12 @@ def cmd_bench(args):
     return run_bench_cli(args)
 
 
+def cmd_lambda_pick(args):
+    from .search import pick_cli
+
+    return pick_cli(args)
+
+
 def cmd_figure(args):
     from .figures import figure_cli
 
@@ -197,6 +203,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", type=Path, help="also write the figures as JSON")
     s.set_defaults(func=cmd_bench)
 
+    s = sub.add_parser("lambda-pick", help="rank lambda-search runs and draw the next, finer grid",
+                       description="Rank run files by mean final validation accuracy; write "
+                       "the ranking, the best lambda and (with --fine-n) random lambdas "
+                       "log-uniform within --half-width decades around the best, as JSON.")
+    s.add_argument("runs", nargs="+", type=Path, help="run files of the search")
+    s.add_argument("--out", required=True, type=Path, help="JSON to write")
+    s.add_argument("--fine-n", type=int, default=0, help="how many lambdas to draw for the next pass (default 0: none)")
+    s.add_argument("--half-width", type=float, default=0.5, help="half width of the next pass, in decades of lambda")
+    s.add_argument("--seed", type=int, default=1, help="seed of the draw")
+    s.add_argument("--log10-floor", type=float, default=-5.0, help="centre used when the best lambda is 0")
+    s.set_defaults(func=cmd_lambda_pick)
+
     s = sub.add_parser("figure", help="plot accuracy, loss and cost vs update step from run files")
     s.add_argument("runs", nargs="+", type=Path, help="run files (any experiments, any seeds)")
     s.add_argument("--title", default="", help="figure title")
@@ -244,6 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("record", help="the reproduction record (Markdown) from the workflow's outputs")
     s.add_argument("--summary", required=True, type=Path, help="summary CSV (kmlp summary)")
     s.add_argument("--gradcheck", required=True, type=Path, help="gradient-check CSV (kmlp gradtable)")
+    s.add_argument("--tables", nargs="*", type=Path, default=[], help="table CSVs (kmlp table) to show as grids")
     s.add_argument("--figures", nargs="*", type=Path, default=[], help="PNG figures to copy beside the record")
     s.add_argument("--benchmarks", nargs="*", type=Path, default=[], help="Snakemake benchmark files (for the wall time)")
     s.add_argument("--meta", type=_json_arg, default={}, help="command, config, data MD5 and archive, as JSON")

@@ -106,7 +106,7 @@ def run_gradcheck_cli(args) -> int:
     if args.data:
         from .dataset import load
 
-        ds = load(args.data, dtype=np.float64)
+        ds = load(args.data, dtype=np.float64, limit=args.n_samples)
         X = ds.X_train[:args.n_samples, :args.input_dim]
         y = ds.y_train[:args.n_samples]
         data_md5 = ds.source_md5

@@ -219,6 +219,31 @@ def summary_section(path) -> list[str]:
     return lines + [""]
 
 
+def table_section(path) -> list[str]:
+    """A `kmlp table` CSV as a Markdown grid: a row per value, ours and paper per column."""
+    _, rows = read_csv(path)
+    labels = list(dict.fromkeys(r["row"] for r in rows))
+    columns = list(dict.fromkeys(r["column"] for r in rows))
+    cells = {(r["row"], r["column"]): r for r in rows}
+    metric = rows[0]["metric"] if rows else ""
+    head = "| | " + " | ".join(f"{_md(c)}: ours | paper | reproduced" for c in columns) + " |"
+    lines = [f"### {_md(Path(path).stem)} ({_md(metric)})", "", f"Source: `{_rel(path)}`.", "",
+             head, "|---|" + "---:|---:|---|" * len(columns)]
+    for label in labels:
+        parts = []
+        for c in columns:
+            r = cells.get((label, c))
+            if r is None:
+                parts.append(" | | ")
+                continue
+            ours = (f"{_f3(r['mean'])} ± {_f3(r['std'])}" if math.isfinite(_float(r["mean"]))
+                    else "n/a")
+            paper = _f3(r["paper"]) if math.isfinite(_float(r["paper"])) else ""
+            parts.append(f"{ours} | {paper} | {r['verdict']}")
+        lines.append(f"| {_md(label)} | " + " | ".join(parts) + " |")
+    return lines + [""]
+
+
 def compute_section(paths) -> list[str]:
     if not paths:
         return []
@@ -260,6 +285,10 @@ def record_markdown(args) -> str:
     lines += meta_section(args.meta or {})
     lines += gradcheck_section(args.gradcheck)
     lines += summary_section(args.summary)
+    if args.tables:
+        lines += ["## The report's tables", ""]
+        for path in args.tables:
+            lines += table_section(path)
     lines += compute_section(args.benchmarks)
     lines += figures_section(args.figures, out)
     if args.notes:

@@ -113,7 +113,9 @@ rule summary:
 rule report_tex:
     input:
         tables=expand(
-            f"{RESULTS}/tables/{{table}}.tex", table=["summary", "gradcheck", *TABLES]
+            f"{RESULTS}/tables/{{table}}.tex",
+            table=["summary", "gradcheck", *TABLES]
+            + (["lambda_search"] if SEARCH_ON else []),
         ),
         figures=expand(f"{RESULTS}/figures/{{figure}}.pdf", figure=FIGURES),
     output:
@@ -156,8 +158,9 @@ rule record:
     input:
         summary=f"{RESULTS}/tables/summary.csv",
         gradcheck=f"{RESULTS}/tables/gradcheck.csv",
+        tables=record_tables(),
         figures=expand(f"{RESULTS}/figures/{{figure}}.png", figure=FIGURES),
-        runs=runs_of(EXPERIMENTS),
+        runs=runs_of(EXPERIMENTS + FINAL),
         notes=config["record"]["notes"] or [],
     output:
         md=config["record"]["out"],
@@ -182,5 +185,5 @@ rule record:
         benchmarks=f"{RESULTS}/benchmarks/train",
     shell:
         "kmlp record --summary {input.summary:q} --gradcheck {input.gradcheck:q}"
-        " --figures {input.figures:q} --benchmarks $(find {params.benchmarks:q} -name '*.tsv' | sort)"
+        " --tables {input.tables:q} --figures {input.figures:q} --benchmarks $(find {params.benchmarks:q} -name '*.tsv' | sort)"
         " --meta {params.meta:q} {params.notes} --out {output.md:q} > {log:q} 2>&1"

@@ -5,6 +5,8 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
+from kmlp.search import random_lambdas
+
 validate(config, schema="../schemas/config.schema.yaml")
 
 RESULTS = "results"
@@ -13,6 +15,18 @@ DOWNLOADED = f"{RESULTS}/data/cifar-10-python.tar.gz"
 SEEDS = [int(s) for s in config["seeds"]]
 EXPERIMENTS = list(config["experiments"])
 CHECKS = list(config["gradcheck"]["checks"])
+# The optional coarse-to-fine lambda search: its runs are experiments too, named here.
+SEARCH = config["lambda_search"]
+SEARCH_ON = SEARCH["enabled"]
+COARSE = (
+    [f"lsearch-coarse-{i:02d}" for i in range(SEARCH["coarse"]["n"])]
+    if SEARCH_ON
+    else []
+)
+FINE = (
+    [f"lsearch-fine-{i:02d}" for i in range(SEARCH["fine"]["n"])] if SEARCH_ON else []
+)
+FINAL = ["lsearch-final"] if SEARCH_ON else []
 FIGURES = list(config["figures"])
 TABLES = list(config["tables"])
 # What outputs record as "the config they came from".
@@ -35,7 +49,7 @@ TRAINING_KEYS = (
 
 
 wildcard_constraints:
-    experiment="|".join(map(re.escape, EXPERIMENTS)) or "NONE",
+    experiment="|".join(map(re.escape, EXPERIMENTS + COARSE + FINE + FINAL)),
     seed=r"\d+",
     check="|".join(map(re.escape, CHECKS)) or "NONE",
     figure="|".join(map(re.escape, FIGURES)) or "NONE",
@@ -51,14 +65,57 @@ def run_file(experiment, seed):
     return f"{RESULTS}/runs/{experiment}/seed{seed}.h5"
 
 
+def seeds_of(experiment):
+    """A search pass trains each lambda once (as the course does); all else every seed."""
+    return [SEARCH["seed"]] if experiment in COARSE + FINE else SEEDS
+
+
 def runs_of(experiments):
-    return [run_file(e, s) for e in experiments for s in SEEDS]
+    return [run_file(e, s) for e in experiments for s in seeds_of(e)]
+
+
+def search_lambda(experiment):
+    """Lambda of a search run: drawn from the config, or picked from earlier passes."""
+    if experiment in COARSE:
+        c = SEARCH["coarse"]
+        lams = random_lambdas(c["n"], c["log10_min"], c["log10_max"], SEARCH["seed"])
+        return lams[COARSE.index(experiment)]
+    if experiment in FINE:
+        with open(checkpoints.lambda_coarse.get().output[0]) as f:
+            return json.load(f)["fine"][FINE.index(experiment)]
+    with open(checkpoints.lambda_best.get().output[0]) as f:
+        return json.load(f)["best"]["lam"]
+
+
+def experiment_spec(experiment):
+    """An experiment's config entry; search runs are built from `lambda_search`."""
+    if experiment not in COARSE + FINE + FINAL:
+        return config["experiments"][experiment]
+    final = experiment in FINAL
+    spec = {
+        "batch_norm": SEARCH["batch_norm"],
+        "n_s": SEARCH["n_s"],
+        "cycles": SEARCH["final"]["cycles"] if final else SEARCH["cycles"],
+        "lam": search_lambda(experiment),
+    }
+    if final:
+        spec["paper"] = SEARCH["final"].get("paper", {})
+    return spec
 
 
 def settings(experiment):
     """The training settings of one experiment: the defaults with its overrides."""
-    merged = {**config["training"], **config["experiments"][experiment]}
+    merged = {**config["training"], **experiment_spec(experiment)}
     return {k: merged[k] for k in TRAINING_KEYS}
+
+
+def search_inputs(wildcards):
+    """A fine or final search run waits for the pass that picks its lambda."""
+    if wildcards.experiment in FINE:
+        return checkpoints.lambda_coarse.get().output
+    if wildcards.experiment in FINAL:
+        return checkpoints.lambda_best.get().output
+    return []
 
 
 def train_args(wildcards):
@@ -74,7 +131,7 @@ def train_args(wildcards):
     for key in ("n_batch", "n_s", "cycles", "eval_every", "eval_train_subset"):
         args += [f"--{key.replace('_', '-')}", str(int(s[key]))]
     args += ["--dtype", s["dtype"]]
-    paper = config["experiments"][wildcards.experiment].get("paper", {})
+    paper = experiment_spec(wildcards.experiment).get("paper", {})
     args += ["--paper", json.dumps(paper, sort_keys=True)]
     args += ["--source", json.dumps({"config": CONFIG_NAME}, sort_keys=True)]
     return shlex.join(args)
@@ -117,18 +174,39 @@ def table_experiments(wildcards):
 
 def paper_experiments():
     """Experiments the report gives a number for: what the summary compares."""
-    return [e for e, spec in config["experiments"].items() if spec.get("paper")]
+    named = [e for e, spec in config["experiments"].items() if spec.get("paper")]
+    return named + (FINAL if SEARCH_ON and SEARCH["final"].get("paper") else [])
+
+
+def search_table_spec(wildcards, input):
+    """The search's table: validation accuracy per lambda tried, best first."""
+    with open(input.best) as f:
+        ranked = json.load(f)["ranked"]
+    rows = {
+        f"{r['lam']:.3g} ({r['experiment'].split('-')[1]})": [r["experiment"]]
+        for r in ranked
+    }
+    spec = {
+        "caption": "Coarse-to-fine random search for lambda: validation accuracy per lambda.",
+        "metric": "val_acc",
+        "row_label": "$\\lambda$",
+        "columns": ["with BN" if SEARCH["batch_norm"] else "without BN"],
+        "rows": rows,
+    }
+    return json.dumps(spec)
 
 
 def all_outputs():
     out = [f"{RESULTS}/gradcheck/{c}.json" for c in CHECKS]
-    out += runs_of(EXPERIMENTS)
+    out += runs_of(EXPERIMENTS + FINAL)
     out += [f"{RESULTS}/figures/{f}.{ext}" for f in FIGURES for ext in ("pdf", "png")]
     out += [
         f"{RESULTS}/tables/{t}.{ext}"
         for t in TABLES + ["gradcheck", "summary"]
         for ext in ("tex", "csv")
     ]
+    if SEARCH_ON:
+        out += [f"{RESULTS}/tables/lambda_search.{ext}" for ext in ("tex", "csv")]
     out += [f"{RESULTS}/report/report.tex"]
     if config["record"]["enabled"]:
         out += [config["record"]["out"]]
@@ -146,3 +224,9 @@ def record_meta():
         "data_note": rec["data_note"],
         "seeds": SEEDS,
     }
+
+
+def record_tables():
+    """The table CSVs the record shows as grids."""
+    names = TABLES + (["lambda_search"] if SEARCH_ON else [])
+    return [f"{RESULTS}/tables/{t}.csv" for t in names]

@@ -29,7 +29,8 @@ rule prepare:
     conda:
         "../envs/kmlp.yaml"
     resources:
-        mem_mb=3000,
+        # measured: 2.4 s, peak RSS 544 MB
+        mem_mb=1500,
         runtime=10,
     params:
         md5=config["data"]["md5"],

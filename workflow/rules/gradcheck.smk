@@ -11,7 +11,7 @@ rule gradcheck:
         "../envs/kmlp.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        mem_mb=500,
         runtime=10,
     params:
         args=gradcheck_args,

@@ -3,6 +3,7 @@ rule train:
         data=DATA_H5,
         # A failed gradient check stops the workflow before any training.
         gradchecks=expand(f"{RESULTS}/gradcheck/{{check}}.json", check=CHECKS),
+        search=search_inputs,
     output:
         f"{RESULTS}/runs/{{experiment}}/seed{{seed}}.h5",
     log:
@@ -13,8 +14,9 @@ rule train:
         "../envs/kmlp.yaml"
     threads: 1
     resources:
-        mem_mb=2500,
-        runtime=20,
+        # measured on the full data: peak RSS 887 MB, at most 18 s (9-layer, 9,000 updates)
+        mem_mb=1500,
+        runtime=5,
     params:
         args=train_args,
     shell:
