@@ -1,3 +1,9 @@
+# Compute nodes of a cluster often have no internet: the download runs where
+# Snakemake runs.
+localrules:
+    download,
+
+
 rule download:
     output:
         DOWNLOADED,

@@ -1,0 +1,494 @@
+#!/usr/bin/env bash
+# A real, throw-away, single-node SLURM cluster on this machine, for tests.
+#
+#   tests/slurm/cluster.sh start STATE_DIR   # install (if needed), configure, start
+#   tests/slurm/cluster.sh stop  STATE_DIR   # stop exactly the daemons `start` started
+#   tests/slurm/cluster.sh status STATE_DIR  # sinfo/squeue/sacct of that cluster
+#
+# Everything lives under STATE_DIR: configs, MUNGE key and socket, MariaDB data
+# directory, SLURM spool/state/logs and the PID list.  Nothing system-wide is
+# configured or started, so it does not touch (or need) /etc/slurm, /etc/munge,
+# /var/lib/mysql or a service manager.  Ports are picked free at start.
+# Clients use the cluster after `source STATE_DIR/env` (sets SLURM_CONF).
+#
+# Daemons: munged -> mariadbd -> slurmdbd -> slurmctld -> slurmd, each started
+# directly in the foreground mode of the daemon, detached with setsid, its PID
+# recorded in STATE_DIR/pids as "NAME PID".  `stop` signals only those PIDs
+# (after checking /proc/PID/comm still is NAME), in reverse order.
+#
+# Needs root (slurmd must be root; everything runs as root to keep the state
+# directory simple).  Debian 12 packages, installed with apt-get if missing:
+# munge slurmctld slurmd slurm-client slurmdbd mariadb-server.
+#
+# Environment knobs:
+#   KMLP_SLURM_KEEP_ON_FAILURE=1  leave daemons running when `start` fails
+#   KMLP_SLURM_TIMEOUT=SECONDS    per-step wait timeout (default 60)
+set -euo pipefail
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
+
+PACKAGES=(munge slurmctld slurmd slurm-client slurmdbd mariadb-server)
+# command -> package that brings it
+declare -A NEEDED_CMDS=(
+  [munged]=munge [munge]=munge
+  [slurmctld]=slurmctld [slurmd]=slurmd [slurmdbd]=slurmdbd
+  [sbatch]=slurm-client [sinfo]=slurm-client [sacct]=slurm-client
+  [sacctmgr]=slurm-client [scontrol]=slurm-client
+  [mariadbd]=mariadb-server [mariadb-install-db]=mariadb-server
+  [mariadb]=mariadb-server [mariadb-admin]=mariadb-server
+)
+CLUSTER_NAME=kmlp
+TIMEOUT=${KMLP_SLURM_TIMEOUT:-60}
+
+log() { printf '[cluster.sh %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+usage() {
+  echo "usage: $0 {start|stop|status} STATE_DIR" >&2
+  exit 2
+}
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+# ---------------------------------------------------------------- packages --
+install_packages() {
+  local missing=() c
+  for c in "${!NEEDED_CMDS[@]}"; do
+    command -v "$c" >/dev/null 2>&1 || missing+=("${NEEDED_CMDS[$c]}")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  [ "$(id -u)" -eq 0 ] || die "packages missing (${missing[*]}) and not root to install them"
+  local t0; t0=$(now)
+  log "installing Debian packages: ${PACKAGES[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  # Keep the packages' maintainer scripts from starting system daemons
+  # (munge, mariadb, slurm*) that we would then not own: a policy-rc.d that
+  # denies every start, only if none exists, removed afterwards.
+  local policy=/usr/sbin/policy-rc.d added_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    added_policy=1
+  fi
+  local rc=0
+  # Update the package lists only when apt does not know the packages yet.
+  if ! apt-cache show slurmctld mariadb-server >/dev/null 2>&1 \
+     || [ -z "$(apt-cache policy slurmctld | awk '/Candidate:/ {print $2}' | grep -v none)" ]; then
+    log "apt-get update (package lists do not know slurmctld yet)"
+    apt-get update -q >&2 || rc=$?
+  fi
+  if [ $rc -eq 0 ]; then
+    apt-get install -y -q --no-install-recommends \
+      -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+      "${PACKAGES[@]}" >&2 || rc=$?
+    if [ $rc -ne 0 ]; then
+      # stale lists (404 on a superseded version): update once and retry
+      log "apt-get install failed (rc=$rc); apt-get update and retry"
+      rc=0
+      apt-get update -q >&2 && apt-get install -y -q --no-install-recommends \
+        -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+        "${PACKAGES[@]}" >&2 || rc=$?
+    fi
+  fi
+  [ $added_policy -eq 1 ] && rm -f "$policy"
+  [ $rc -eq 0 ] || die "apt-get install ${PACKAGES[*]} failed (rc=$rc)"
+  for c in "${!NEEDED_CMDS[@]}"; do
+    command -v "$c" >/dev/null 2>&1 || die "still missing after install: $c"
+  done
+  log "packages installed in $(elapsed "$t0") s"
+}
+
+# ------------------------------------------------------------------ helpers --
+free_ports() {
+  # N unused TCP ports on 127.0.0.1 (the kernel picks them; tiny race is fine)
+  python3 -c '
+import socket, sys
+socks = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in socks:
+    s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in socks))
+' "$1"
+}
+
+# alive PID: exists and is not a zombie
+alive() {
+  local pid=$1 st
+  [ -r "/proc/$pid/stat" ] || return 1
+  st=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
+  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
+# PID still is the daemon we started (guards against PID reuse)
+is_ours() {
+  local name=$1 pid=$2
+  alive "$pid" && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$name" ]
+}
+
+tail_log() {
+  local f=$1
+  if [ -s "$f" ]; then
+    echo "----- last lines of $f -----" >&2
+    tail -n 30 "$f" >&2
+    echo "-----" >&2
+  fi
+}
+
+dump_logs() {
+  local f
+  for f in "$STATE"/log/*.log "$STATE"/log/*.out; do
+    [ -e "$f" ] && tail_log "$f"
+  done
+  return 0
+}
+
+# launch NAME LOGFILE CMD... : start CMD detached, record "NAME PID"
+launch() {
+  local name=$1 out=$2; shift 2
+  setsid "$@" </dev/null >>"$out" 2>&1 &
+  local pid=$!
+  echo "$name $pid" >>"$STATE/pids"
+  LAST_PID=$pid
+}
+
+# wait_for DESCRIPTION NAME PID LOG CMD... : poll CMD until it succeeds
+wait_for() {
+  local what=$1 name=$2 pid=$3 logf=$4; shift 4
+  local deadline=$(( $(date +%s) + TIMEOUT ))
+  while ! "$@" >/dev/null 2>&1; do
+    if ! alive "$pid"; then
+      log "$name (pid $pid) exited while waiting for: $what (see $logf)"
+      return 1
+    fi
+    if [ "$(date +%s)" -ge "$deadline" ]; then
+      log "timed out after ${TIMEOUT}s waiting for: $what (see $logf); last try said:"
+      "$@" 2>&1 | tail -n 5 >&2 || true
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+node_idle() {
+  local st
+  st=$(sinfo -h -N -n "$NODE" -o %T 2>/dev/null) || return 1
+  [ "$st" = idle ]
+}
+
+cluster_registered() {
+  sacctmgr -n -P list cluster format=cluster 2>/dev/null | grep -qx "$CLUSTER_NAME"
+}
+
+# ------------------------------------------------------------------- config --
+write_configs() {
+  local cpus mem real_mem
+  # What slurmd itself detects; the node drains if we claim more.
+  local detected; detected=$(slurmd -C | head -n 1)
+  cpus=$(sed -n 's/.*CPUs=\([0-9]*\).*/\1/p' <<<"$detected")
+  mem=$(sed -n 's/.*RealMemory=\([0-9]*\).*/\1/p' <<<"$detected")
+  [ -n "$cpus" ] && [ -n "$mem" ] || die "cannot parse 'slurmd -C': $detected"
+  # a little below the detected size, so rounding can never drain the node
+  real_mem=$(( mem > 2048 ? mem - 512 : mem ))
+
+  cat >"$STATE/etc/slurm.conf" <<EOF
+# Generated by tests/slurm/cluster.sh: single-node test cluster.
+ClusterName=$CLUSTER_NAME
+SlurmctldHost=$NODE(127.0.0.1)
+SlurmUser=root
+SlurmdUser=root
+SlurmctldPort=$CTLD_PORT
+SlurmdPort=$SLURMD_PORT
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket=$STATE/munge/munge.socket
+StateSaveLocation=$STATE/spool/ctld
+SlurmdSpoolDir=$STATE/spool/d
+SlurmctldPidFile=$STATE/run/slurmctld.pid
+SlurmdPidFile=$STATE/run/slurmd.pid
+SlurmctldLogFile=$STATE/log/slurmctld.log
+SlurmdLogFile=$STATE/log/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+# no usable cgroups here (container / VM without a cgroup manager)
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=30
+MpiDefault=none
+MailProg=/bin/true
+SwitchType=switch/none
+ReturnToService=2
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+# allocate logical CPUs (as counted by CPUs= below) and memory
+SelectTypeParameters=CR_CPU_Memory
+# without a default, a job without --mem gets the whole node's memory
+DefMemPerCPU=1000
+# keep finished jobs visible in squeue a while (fallback status command)
+MinJobAge=600
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=127.0.0.1
+AccountingStoragePort=$DBD_PORT
+# with auth/munge this is the MUNGE socket for talking to slurmdbd (clients
+# such as sacct/sacctmgr ignore AuthInfo for that connection)
+AccountingStoragePass=$STATE/munge/munge.socket
+# store sbatch --comment (the Snakemake plugin puts rule_<rule>_wildcards_...
+# there) so that sacct -o Comment shows which rule a job was
+AccountingStoreFlags=job_comment
+JobCompType=jobcomp/none
+NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$real_mem State=UNKNOWN
+PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+EOF
+
+  cat >"$STATE/etc/slurmdbd.conf" <<EOF
+# Generated by tests/slurm/cluster.sh
+AuthType=auth/munge
+AuthInfo=socket=$STATE/munge/munge.socket
+DbdHost=localhost
+DbdAddr=127.0.0.1
+DbdPort=$DBD_PORT
+SlurmUser=root
+DebugLevel=info
+LogFile=$STATE/log/slurmdbd.log
+PidFile=$STATE/run/slurmdbd.pid
+StorageType=accounting_storage/mysql
+StorageHost=127.0.0.1
+StoragePort=$DB_PORT
+StorageUser=slurm
+StoragePass=$DB_PASS
+StorageLoc=slurm_acct_db
+EOF
+  # slurmdbd refuses a config readable by others; owner must be SlurmUser
+  chmod 600 "$STATE/etc/slurmdbd.conf"
+  chown root:root "$STATE/etc/slurmdbd.conf"
+
+  # Client wrappers that pin SLURM_CONF.  Needed for `srun` inside jobs:
+  # snakemake-executor-plugin-slurm-jobstep (0.6) starts the job's `srun`
+  # with every SLURM_* variable removed except the job's identity, SLURM_CONF
+  # included, so a plain srun would look for /etc/slurm/slurm.conf.  The job
+  # inherits PATH (sbatch --export=ALL), so these wrappers are found there.
+  mkdir -p "$STATE/bin"
+  local c real
+  for c in srun sbatch salloc squeue sacct sinfo scontrol scancel sacctmgr sstat; do
+    real=$(command -v "$c") || continue
+    case "$real" in "$STATE"/*) continue ;; esac
+    printf '#!/bin/sh\n# generated by tests/slurm/cluster.sh\nSLURM_CONF=%s exec %s "$@"\n' \
+      "$STATE/etc/slurm.conf" "$real" >"$STATE/bin/$c"
+    chmod 755 "$STATE/bin/$c"
+  done
+
+  {
+    echo "# source this file to use the test cluster in $STATE"
+    echo "export SLURM_CONF=$STATE/etc/slurm.conf"
+    echo "export PATH=$STATE/bin:\$PATH"
+  } >"$STATE/env"
+}
+
+# -------------------------------------------------------------------- start --
+start() {
+  local t_all; t_all=$(now)
+  install_packages
+  local t0; t0=$(now)
+
+  if [ -s "$STATE/pids" ]; then
+    local n pid running=0
+    while read -r n pid; do is_ours "$n" "$pid" && running=1; done <"$STATE/pids"
+    if [ $running -eq 1 ]; then
+      die "a cluster from $STATE is still running (see $STATE/pids); run '$0 stop $STATE' first"
+    fi
+    rm -f "$STATE/pids"
+  fi
+
+  # munged checks that every directory above its socket is world-searchable
+  local d=$STATE
+  while [ "$d" != / ]; do
+    [ -d "$d" ] || break
+    if [ $(( 8#$(stat -c %a "$d") & 1 )) -eq 0 ]; then
+      die "munged needs execute permission for all on every parent of its socket; '$d' is mode $(stat -c %a "$d") (chmod o+x it or use another STATE_DIR)"
+    fi
+    d=$(dirname "$d")
+  done
+  local sock="$STATE/munge/munge.socket"
+  [ ${#sock} -lt 100 ] || die "STATE_DIR path too long for a unix socket: $sock"
+
+  # fresh state every start; only ever wipe a directory this script made
+  [ -n "$STATE" ] && [ "$STATE" != / ] || die "refusing STATE_DIR '$STATE'"
+  if [ -n "$(ls -A "$STATE")" ] && [ ! -e "$STATE/.kmlp-slurm-state" ]; then
+    die "$STATE is not empty and not a cluster.sh state directory; use a new or empty one"
+  fi
+  touch "$STATE/.kmlp-slurm-state"
+  rm -rf "${STATE:?}"/{etc,bin,env,munge,mungekey,db,spool,run,log}
+  mkdir -p "$STATE"/{etc,spool/ctld,spool/d,run,log,db}
+  install -d -m 755 "$STATE/munge"
+  install -d -m 700 "$STATE/mungekey"
+  : >"$STATE/pids"
+
+  NODE=$(hostname -s)
+  read -r DB_PORT DBD_PORT CTLD_PORT SLURMD_PORT <<<"$(free_ports 4)"
+  DB_PASS=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  write_configs
+  export SLURM_CONF="$STATE/etc/slurm.conf"
+
+  # any failure from here on (die, a failing command under set -e): show the
+  # logs and stop what was started
+  START_OK=0
+  trap 'on_start_exit' EXIT
+
+  # munge: private key and socket
+  dd if=/dev/urandom of="$STATE/mungekey/munge.key" bs=1024 count=1 status=none
+  chmod 400 "$STATE/mungekey/munge.key"
+  launch munged "$STATE/log/munged.out" munged -F \
+    --key-file="$STATE/mungekey/munge.key" --socket="$sock" \
+    --pid-file="$STATE/run/munged.pid" --log-file="$STATE/log/munged.log" \
+    --seed-file="$STATE/run/munged.seed"
+  wait_for "munge credential round trip" munged "$LAST_PID" "$STATE/log/munged.log" \
+    bash -c "munge -S '$sock' -n | unmunge -S '$sock'"
+  log "munged up (pid $LAST_PID)"
+
+  # MariaDB: private data directory, TCP on 127.0.0.1 only
+  mariadb-install-db --no-defaults --datadir="$STATE/db/data" --user=root \
+    --auth-root-authentication-method=socket --skip-test-db --innodb-log-file-size=16M \
+    >"$STATE/log/mariadb-install.out" 2>&1 \
+    || { tail_log "$STATE/log/mariadb-install.out"; die "mariadb-install-db failed"; }
+  launch mariadbd "$STATE/log/mariadbd.out" mariadbd --no-defaults \
+    --datadir="$STATE/db/data" --user=root --socket="$STATE/db/mysqld.sock" \
+    --port="$DB_PORT" --bind-address=127.0.0.1 --skip-name-resolve \
+    --pid-file="$STATE/run/mariadbd.pid" --log-error="$STATE/log/mariadbd.log" \
+    --innodb-buffer-pool-size=128M --innodb-log-file-size=16M \
+    --innodb-lock-wait-timeout=900
+  wait_for "MariaDB answering on $STATE/db/mysqld.sock" mariadbd "$LAST_PID" "$STATE/log/mariadbd.log" \
+    mariadb-admin --no-defaults -S "$STATE/db/mysqld.sock" -uroot ping
+  mariadb --no-defaults -S "$STATE/db/mysqld.sock" -uroot -e "
+    CREATE DATABASE IF NOT EXISTS slurm_acct_db;
+    CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY '$DB_PASS';
+    GRANT ALL ON slurm_acct_db.* TO 'slurm'@'127.0.0.1';" \
+    || die "could not create the slurmdbd database/user"
+  log "mariadbd up (pid $LAST_PID, port $DB_PORT)"
+
+  # slurmdbd (finds slurmdbd.conf next to \$SLURM_CONF)
+  launch slurmdbd "$STATE/log/slurmdbd.out" slurmdbd -D
+  wait_for "slurmdbd answering (sacctmgr list cluster)" slurmdbd "$LAST_PID" "$STATE/log/slurmdbd.log" \
+    sacctmgr -n list cluster
+  # register the cluster before slurmctld first talks to slurmdbd
+  cluster_registered || sacctmgr -i add cluster "$CLUSTER_NAME" >"$STATE/log/sacctmgr.out" 2>&1 \
+    || { tail_log "$STATE/log/sacctmgr.out"; die "sacctmgr add cluster failed"; }
+  log "slurmdbd up (pid $LAST_PID, port $DBD_PORT)"
+
+  launch slurmctld "$STATE/log/slurmctld.out" slurmctld -D -i -f "$SLURM_CONF"
+  local ctld_pid=$LAST_PID
+  wait_for "slurmctld answering (scontrol ping)" slurmctld "$ctld_pid" "$STATE/log/slurmctld.log" \
+    bash -c 'scontrol ping | grep -q UP'
+  log "slurmctld up (pid $ctld_pid, port $CTLD_PORT)"
+
+  launch slurmd "$STATE/log/slurmd.out" slurmd -D -f "$SLURM_CONF" -N "$NODE"
+  wait_for "node $NODE idle in sinfo" slurmd "$LAST_PID" "$STATE/log/slurmd.log" node_idle
+  log "slurmd up (pid $LAST_PID, port $SLURMD_PORT), node $NODE idle"
+
+  # accounting reachable from clients (the executor plugin polls sacct)
+  wait_for "sacct answering" slurmctld "$ctld_pid" "$STATE/log/slurmdbd.log" \
+    sacct -n -X -a
+
+  # each recorded PID must really be the daemon we meant
+  local n pid
+  while read -r n pid; do
+    is_ours "$n" "$pid" || { dump_logs; die "$n (pid $pid) is not running"; }
+  done <"$STATE/pids"
+
+  START_OK=1
+  trap - EXIT
+  log "cluster '$CLUSTER_NAME' up in $(elapsed "$t0") s (total incl. package check $(elapsed "$t_all") s)"
+  echo "BRINGUP_SECONDS=$(elapsed "$t0")"
+  echo "Use it with: source $STATE/env"
+}
+
+on_start_exit() {
+  local rc=$?
+  trap - EXIT
+  [ "${START_OK:-0}" = 1 ] && return 0
+  log "start failed (exit status $rc)"
+  dump_logs
+  if [ "${KMLP_SLURM_KEEP_ON_FAILURE:-0}" = 1 ]; then
+    log "KMLP_SLURM_KEEP_ON_FAILURE=1: leaving daemons running; stop with '$0 stop $STATE'"
+  else
+    stop_daemons || true
+  fi
+  exit $(( rc == 0 ? 1 : rc ))
+}
+
+# --------------------------------------------------------------------- stop --
+stop_daemons() {
+  [ -s "$STATE/pids" ] || { log "no daemons recorded in $STATE/pids"; rm -f "$STATE/pids"; return 0; }
+  local names=() pids=() n pid i
+  while read -r n pid; do names+=("$n"); pids+=("$pid"); done <"$STATE/pids"
+
+  # cancel any jobs still in this cluster, so no job steps are left behind
+  if [ -r "$STATE/etc/slurm.conf" ] && command -v scancel >/dev/null 2>&1; then
+    local ctld_alive=0
+    for i in "${!names[@]}"; do
+      [ "${names[$i]}" = slurmctld ] && is_ours slurmctld "${pids[$i]}" && ctld_alive=1
+    done
+    if [ $ctld_alive -eq 1 ]; then
+      local jobs
+      jobs=$(SLURM_CONF="$STATE/etc/slurm.conf" squeue -h -o %i 2>/dev/null || true)
+      if [ -n "$jobs" ]; then
+        log "cancelling leftover jobs: $(echo $jobs)"
+        SLURM_CONF="$STATE/etc/slurm.conf" scancel $jobs 2>/dev/null || true
+        local dl=$(( $(date +%s) + 15 ))
+        while [ -n "$(SLURM_CONF="$STATE/etc/slurm.conf" squeue -h -o %i 2>/dev/null)" ] \
+              && [ "$(date +%s)" -lt "$dl" ]; do sleep 0.5; done
+      fi
+    fi
+  fi
+
+  # reverse start order: slurmd, slurmctld, slurmdbd, mariadbd, munged
+  for (( i=${#names[@]}-1; i>=0; i-- )); do
+    n=${names[$i]}; pid=${pids[$i]}
+    if ! is_ours "$n" "$pid"; then
+      alive "$pid" && log "pid $pid is no longer $n; not touching it" \
+                   || log "$n (pid $pid) already gone"
+      continue
+    fi
+    kill -TERM "$pid" 2>/dev/null || true
+    local dl=$(( $(date +%s) + 20 ))
+    while alive "$pid" && [ "$(date +%s)" -lt "$dl" ]; do sleep 0.1; done
+    if alive "$pid"; then
+      log "$n (pid $pid) ignored SIGTERM for 20 s; SIGKILL"
+      kill -KILL "$pid" 2>/dev/null || true
+      while alive "$pid"; do sleep 0.1; done
+    fi
+    log "stopped $n (pid $pid)"
+  done
+  rm -f "$STATE/pids"
+}
+
+stop() {
+  [ -d "$STATE" ] || { log "no state directory $STATE; nothing to stop"; return 0; }
+  stop_daemons
+}
+
+status() {
+  [ -r "$STATE/etc/slurm.conf" ] || die "no cluster config in $STATE"
+  export SLURM_CONF="$STATE/etc/slurm.conf"
+  local n pid
+  if [ -r "$STATE/pids" ]; then
+    while read -r n pid; do
+      if is_ours "$n" "$pid"; then echo "$n $pid running"; else echo "$n $pid NOT running"; fi
+    done <"$STATE/pids"
+  fi
+  sinfo || true
+  squeue || true
+  sacct -a -X -o JobID,JobName%30,State,ExitCode,Elapsed || true
+}
+
+# --------------------------------------------------------------------- main --
+[ $# -eq 2 ] || usage
+case "$2" in
+  /*) STATE=$2 ;;
+  *) STATE=$PWD/$2 ;;
+esac
+STATE=${STATE%/}
+case "$1" in
+  start) mkdir -p "$STATE"; STATE=$(cd "$STATE" && pwd -P); start ;;
+  stop) [ -d "$STATE" ] && STATE=$(cd "$STATE" && pwd -P); stop ;;
+  status) status ;;
+  *) usage ;;
+esac
