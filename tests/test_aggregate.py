@@ -172,7 +172,7 @@ def test_summary_covers_every_paper_value(runs, tmp_path):
     assert one == two
     _, rows = read_csv(tmp_path / "one" / "s.csv")
     assert list(rows[0]) == ["experiment", "metric", "paper", "mean", "std", "n",
-                             "diverged", "verdict"]
+                             "diverged", "verdict", "reading"]
     assert [(r["experiment"], r["metric"]) for r in rows] == [
         ("exp-b", "val_acc"), ("exp_a", "val_acc"), ("exp_a", "test_acc")]
     got = {(r["experiment"], r["metric"]): r for r in rows}
@@ -181,6 +181,17 @@ def test_summary_covers_every_paper_value(runs, tmp_path):
     assert got["exp_a", "val_acc"]["verdict"] == "yes"
     tex = one["s.tex"].decode()
     assert "exp\\_a" in tex and "val\\_acc" in tex and r"\toprule" in tex
+    assert all(r["reading"] == "" for r in rows)
+
+
+def test_summary_labels_alternative_readings(runs, tmp_path, capsys):
+    out = ["--out-tex", str(tmp_path / "s.tex"), "--out-csv", str(tmp_path / "s.csv")]
+    assert main(["summary", *files(runs, "exp_a", "exp-b"), "--readings",
+                 '{"exp-b": "without BN"}', *out]) == 0
+    _, rows = read_csv(tmp_path / "s.csv")
+    assert {r["experiment"]: r["reading"] for r in rows} == {"exp_a": "", "exp-b": "without BN"}
+    assert main(["summary", *files(runs, "exp_a"), "--readings", "[1]", *out]) == 1
+    assert "--readings must be a JSON object" in capsys.readouterr().err
 
 
 # -- gradtable -----------------------------------------------------------------------
@@ -310,9 +321,52 @@ def test_record(runs, checks, tmp_path, monkeypatch):
     assert "snakemake -c4" in md and MD5 in md
     assert "| exp_a | test_acc | 0.900 | 0.521 ± 0.010 | 3 | 0 | no |" in md
     assert "| exp_a | val_acc | 0.500 | 0.520 ± 0.010 | 3 | 0 | yes |" in md
-    assert "2 of 3 numbers reproduced" in md
+    assert "The report's setting: 2 of 3 reproduced, 1 not." in md
     assert "| report-bn | 3 | 1.23e-07 | 1e-06 | no |" in md
     assert "1 of 2 checks passed" in md
     assert "31 s" in md and "sum" in md
     assert "because of X" in md
     assert str(tmp_path) not in md and "`results/s.csv`" in md
+
+
+# -- diagnose ----------------------------------------------------------------------
+def test_diagnose_batch_statistics_and_sampling_spread(tmp_path):
+    """Re-evaluation from stored weights: a BN net scored with its moving averages and
+    with each split's own statistics; the binomial spread and widened verdict."""
+    import math
+
+    import numpy as np
+
+    from kmlp import MLP
+    from kmlp.dataset import Dataset
+    from kmlp.diagnose import diagnose_rows
+    from kmlp.runs import RunRecord
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((400, 6)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    ds = Dataset(X[:200], y[:200], X[200:300], y[200:300], X[300:], y[300:],
+                 np.zeros(6), np.ones(6), ["a", "b"], "md5", {})
+    models = {}
+    runs = []
+    for seed in (1, 2):
+        m = MLP([6, 8, 2], batch_norm=True, seed=seed, dtype=np.float32)
+        for i in range(50):
+            m.train_step(X[:200], y[:200], 0.0, 0.1)
+        models[seed] = m
+        runs.append(RunRecord("e", seed, "completed", {}, m.config(), {}, {},
+                              paper={"val_acc": 0.5, "test_acc": 0.99}))
+    rows = diagnose_rows({"e": runs}, lambda r: models[r.seed], ds, 2.0)
+    cell = {(r["row"], r["column"]): r for r in rows}
+    moving = cell["e: val", "moving averages"]
+    expected = [float(np.mean(np.argmax(models[s].logits(ds.X_val), 1) == ds.y_val)) for s in (1, 2)]
+    assert moving["mean"] == pytest.approx(np.mean(expected))
+    batch = cell["e: val", "batch statistics"]
+    assert 0 <= batch["mean"] <= 1 and batch["n"] == 2
+    se = cell["e: val", "sampling std (binomial)"]["mean"]
+    assert se == pytest.approx(math.sqrt(moving["mean"] * (1 - moving["mean"]) / 100))
+    widened = cell["e: val", "seed + sampling std (moving averages)"]
+    assert widened["std"] == pytest.approx(math.hypot(moving["std"], se))
+    # test rows are not widened: the test images are the report's
+    assert cell["e: test", "seed + sampling std (moving averages)"]["std"] == \
+        cell["e: test", "moving averages"]["std"]

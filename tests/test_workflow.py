@@ -52,7 +52,7 @@ def test_every_output_exists_and_parses(project):
     for fig in cfg["figures"]:
         assert (project / f"results/figures/{fig}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (project / f"results/figures/{fig}.pdf").read_bytes()[:5] == b"%PDF-"
-    for table in [*cfg["tables"], "gradcheck", "summary"]:
+    for table in [*cfg["tables"], "gradcheck", "summary", "diagnostics", "lambda_search"]:
         tex = (project / f"results/tables/{table}.tex").read_text()
         assert "\\toprule" in tex and "\\bottomrule" in tex and cfg["data"]["md5"] in tex
         lines = [l for l in (project / f"results/tables/{table}.csv").read_text().splitlines()

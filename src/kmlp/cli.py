@@ -73,6 +73,12 @@ def cmd_lambda_pick(args):
     return pick_cli(args)
 
 
+def cmd_diagnose(args):
+    from .diagnose import diagnose_cli
+
+    return diagnose_cli(args)
+
+
 def cmd_figure(args):
     from .figures import figure_cli
 
@@ -232,6 +238,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--config", default="", help="config file name to record in the output")
     s.set_defaults(func=cmd_table)
 
+    s = sub.add_parser("diagnose", help="re-evaluate trained runs: batch-norm evaluation modes, sampling spread",
+                       description="Re-evaluate the stored weights of run files (no training): "
+                       "validation and test accuracy with batch norm evaluated by the moving "
+                       "averages and by each split's own batch statistics, and the std of an "
+                       "accuracy on 5,000 images from the gap between the test set's halves.")
+    s.add_argument("runs", nargs="+", type=Path, help="run files")
+    s.add_argument("--data", required=True, type=Path, help="the prepared HDF5 data set the runs used")
+    s.add_argument("--within-std", type=float, default=2.0, help="verdict threshold in standard deviations")
+    s.add_argument("--out-tex", required=True, type=Path)
+    s.add_argument("--out-csv", required=True, type=Path)
+    s.add_argument("--config", default="", help="config file name to record in the output")
+    s.set_defaults(func=cmd_diagnose)
+
     s = sub.add_parser("gradtable", help="the gradient-check statistics as LaTeX + CSV")
     s.add_argument("checks", nargs="+", type=Path, help="gradcheck JSON files")
     s.add_argument("--out-tex", required=True, type=Path)
@@ -241,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("summary", help="every number of the report beside ours, with a verdict")
     s.add_argument("runs", nargs="+", type=Path, help="run files")
+    s.add_argument("--readings", type=_json_arg, default={}, help="JSON: experiment -> the alternative reading of the report it tests")
     s.add_argument("--within-std", type=float, default=2.0, help="verdict threshold in standard deviations")
     s.add_argument("--out-tex", required=True, type=Path)
     s.add_argument("--out-csv", required=True, type=Path)
@@ -283,6 +303,11 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print(f"kmlp {args.verb}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `kmlp gradcheck | head`: the reader left
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     return int(rc or 0)
 
 

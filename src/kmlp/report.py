@@ -202,20 +202,29 @@ def gradcheck_section(path) -> list[str]:
 def summary_section(path) -> list[str]:
     meta, rows = read_csv(path)
     within = meta.get("within_std", "2")
-    counts = {v: sum(r["verdict"] == v for r in rows) for v in ("yes", "no", "n/a")}
+    main = [r for r in rows if not r.get("reading")]
+    alt = [r for r in rows if r.get("reading")]
+
+    def count(sub):
+        c = {v: sum(r["verdict"] == v for r in sub) for v in ("yes", "no", "n/a")}
+        return (f"{c['yes']} of {len(sub)} reproduced, {c['no']} not"
+                + (f", {c['n/a']} without a finite result" if c["n/a"] else ""))
+
     lines = ["## The report's numbers beside ours", "",
              f"Ours: mean ± sample standard deviation over n seeds (diverged runs left out "
              f"and counted). A number counts as reproduced when it lies within {within} "
-             f"standard deviations of our mean (source: `{_rel(path)}`).", "",
-             f"**{counts['yes']} of {len(rows)} numbers reproduced**, {counts['no']} not"
-             + (f", {counts['n/a']} without a finite result" if counts["n/a"] else "") + ".",
-             "", "| experiment | metric | paper | ours | n | diverged | reproduced |",
-             "|---|---|---:|---:|---:|---:|---|"]
+             f"standard deviations of our mean (source: `{_rel(path)}`). Rows with a "
+             "*reading* test another reading of what the report did.", "",
+             f"**The report's setting: {count(main)}.**"
+             + (f" Other readings tested: {count(alt)}." if alt else ""), "",
+             "| experiment | metric | paper | ours | n | diverged | reproduced | reading |",
+             "|---|---|---:|---:|---:|---:|---|---|"]
     for r in rows:
         ours = (f"{_f3(r['mean'])} ± {_f3(r['std'])}" if math.isfinite(_float(r["mean"]))
                 else "n/a")
         lines.append(f"| {_md(r['experiment'])} | {_md(r['metric'])} | {_f3(r['paper'])} | "
-                     f"{ours} | {r['n']} | {r['diverged']} | {r['verdict']} |")
+                     f"{ours} | {r['n']} | {r['diverged']} | {r['verdict']} | "
+                     f"{_md(r.get('reading', ''))} |")
     return lines + [""]
 
 

@@ -22,7 +22,8 @@ from .errors import KmlpError
 from .runs import FINAL_METRICS, read_run
 
 TABLE_HEADER = ["row", "column", "experiment", "metric", "n", "mean", "std", "paper", "verdict"]
-SUMMARY_HEADER = ["experiment", "metric", "paper", "mean", "std", "n", "diverged", "verdict"]
+SUMMARY_HEADER = ["experiment", "metric", "paper", "mean", "std", "n", "diverged", "verdict",
+                  "reading"]
 GRAD_HEADER = ["check", "parameter", "shape", "grad_mean", "grad_std", "diff_mean",
                "diff_std", "diff_max", "rel_error", "max_elem_rel_error", "kinks", "passed", "tolerance"]
 GRAD_STATS = ["grad_mean", "grad_std", "diff_mean", "diff_std", "diff_max", "rel_error",
@@ -138,8 +139,13 @@ def table_rows(groups: dict, spec: dict, within_std: float = 2.0) -> list[dict]:
     return out
 
 
-def summary_rows(groups: dict, within_std: float = 2.0) -> list[dict]:
-    """Every number of the report (any run's ``paper`` entry) beside ours."""
+def summary_rows(groups: dict, within_std: float = 2.0, readings: dict | None = None) -> list[dict]:
+    """Every number of the report (any run's ``paper`` entry) beside ours.
+
+    ``readings`` names, per experiment, the alternative reading of the report it tests
+    (empty for the report's setting as the config states it).
+    """
+    readings = readings or {}
     out = []
     for exp, members in groups.items():
         metrics = {m for r in members for m in r.paper}
@@ -148,7 +154,8 @@ def summary_rows(groups: dict, within_std: float = 2.0) -> list[dict]:
             raise KmlpError(f"experiment {exp} has paper values for unknown metric(s) {unknown}")
         for metric in (m for m in METRIC_ORDER if m in metrics):
             out.append({"experiment": exp, "metric": metric,
-                        **experiment_stats(members, metric, within_std)})
+                        **experiment_stats(members, metric, within_std),
+                        "reading": readings.get(exp, "")})
     return out
 
 
@@ -308,9 +315,9 @@ def render_table_tex(spec: dict, rows: list[dict], label: str, comments) -> str:
 
 
 def render_summary_tex(rows: list[dict], comments, within_std: float) -> str:
-    head = r"experiment & metric & paper & ours & $n$ & diverged & reproduced \\"
+    head = r"experiment & metric & paper & ours & $n$ & diverged & reproduced & reading \\"
     lines = [_tex_comments(comments).rstrip("\n"), r"{\small",
-             r"\begin{longtable}{llrrrrl}",
+             r"\begin{longtable}{llrrrrlp{4cm}}",
              r"\caption{Every number of the report beside ours (mean $\pm$ sample std over "
              f"seeds); reproduced when the report's value lies within {within_std:g} "
              r"std of our mean.}\label{tab:summary}\\",
@@ -321,7 +328,7 @@ def render_summary_tex(rows: list[dict], comments, within_std: float) -> str:
         ours = "n/a" if r["n"] == 0 else f"${r['mean']:.3f} \\pm {r['std']:.3f}$"
         lines.append(" & ".join([tex_escape(r["experiment"]), tex_escape(r["metric"]),
                                  fmt3(r["paper"]), ours, str(r["n"]), str(r["diverged"]),
-                                 tex_escape(r["verdict"])]) + r" \\")
+                                 tex_escape(r["verdict"]), tex_text(r["reading"])]) + r" \\")
     lines += [r"\end{longtable}", "}", ""]
     return "\n".join(lines)
 
@@ -371,7 +378,9 @@ def table_cli(args) -> None:
 
 def summary_cli(args) -> None:
     groups = load_groups(args.runs)
-    rows = summary_rows(groups, args.within_std)
+    if not isinstance(args.readings, dict):
+        raise KmlpError("--readings must be a JSON object: experiment -> text")
+    rows = summary_rows(groups, args.within_std, args.readings)
     comments = prov_lines(provenance(groups, args.config),
                           {"within_std": f"{args.within_std:g}"})
     _write(args.out_tex, render_summary_tex(rows, comments, args.within_std))

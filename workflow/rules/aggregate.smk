@@ -105,17 +105,47 @@ rule summary:
     params:
         within=config["verdict"]["within_std"],
         config=CONFIG_NAME,
+        readings=lambda wc: readings(),
     shell:
         "kmlp summary --within-std {params.within} --config {params.config:q}"
+        " --readings {params.readings:q}"
         " --out-tex {output.tex:q} --out-csv {output.csv:q} {input:q} > {log:q} 2>&1"
+
+
+rule diagnose:
+    input:
+        data=DATA_H5,
+        runs=runs_of(config["diagnostics"]["experiments"]),
+    output:
+        tex=f"{RESULTS}/tables/diagnostics.tex",
+        csv=report(
+            f"{RESULTS}/tables/diagnostics.csv",
+            caption="../report/diagnostics.rst",
+            category="Tables",
+            labels={"table": "diagnostics"},
+        ),
+    log:
+        f"{RESULTS}/logs/diagnose.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/diagnose.tsv"
+    conda:
+        "../envs/kmlp.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        within=config["verdict"]["within_std"],
+        config=CONFIG_NAME,
+    shell:
+        "kmlp diagnose --data {input.data:q} --within-std {params.within} --config {params.config:q}"
+        " --out-tex {output.tex:q} --out-csv {output.csv:q} {input.runs:q} > {log:q} 2>&1"
 
 
 rule report_tex:
     input:
         tables=expand(
             f"{RESULTS}/tables/{{table}}.tex",
-            table=["summary", "gradcheck", *TABLES]
-            + (["lambda_search"] if SEARCH_ON else []),
+            table=["summary", "gradcheck", *TABLES] + EXTRA_TABLES,
         ),
         figures=expand(f"{RESULTS}/figures/{{figure}}.pdf", figure=FIGURES),
     output:

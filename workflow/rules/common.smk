@@ -1,4 +1,5 @@
 import json
+import os
 import re
 import shlex
 from pathlib import Path
@@ -28,9 +29,15 @@ FINE = (
 )
 FINAL = ["lsearch-final"] if SEARCH_ON else []
 FIGURES = list(config["figures"])
+# Tables made by their own rules, when switched on.
+EXTRA_TABLES = (["lambda_search"] if SEARCH_ON else []) + (
+    ["diagnostics"] if config["diagnostics"]["experiments"] else []
+)
 TABLES = list(config["tables"])
 # What outputs record as "the config they came from".
-CONFIG_NAME = ";".join(str(f) for f in workflow.configfiles) or "config/config.yaml"
+CONFIG_NAME = (
+    ";".join(os.path.relpath(f) for f in workflow.configfiles) or "config/config.yaml"
+)
 TRAINING_KEYS = (
     "hidden",
     "batch_norm",
@@ -100,6 +107,7 @@ def experiment_spec(experiment):
     }
     if final:
         spec["paper"] = SEARCH["final"].get("paper", {})
+        spec["reading"] = SEARCH["final"].get("reading", "")
     return spec
 
 
@@ -178,6 +186,14 @@ def paper_experiments():
     return named + (FINAL if SEARCH_ON and SEARCH["final"].get("paper") else [])
 
 
+def readings():
+    """Experiment -> the alternative reading of the report it tests (JSON)."""
+    found = {e: spec.get("reading", "") for e, spec in config["experiments"].items()}
+    for e in FINAL:
+        found[e] = SEARCH["final"].get("reading", "")
+    return json.dumps({e: r for e, r in found.items() if r}, sort_keys=True)
+
+
 def search_table_spec(wildcards, input):
     """The search's table: validation accuracy per lambda tried, best first."""
     with open(input.best) as f:
@@ -205,8 +221,9 @@ def all_outputs():
         for t in TABLES + ["gradcheck", "summary"]
         for ext in ("tex", "csv")
     ]
-    if SEARCH_ON:
-        out += [f"{RESULTS}/tables/lambda_search.{ext}" for ext in ("tex", "csv")]
+    out += [
+        f"{RESULTS}/tables/{t}.{ext}" for t in EXTRA_TABLES for ext in ("tex", "csv")
+    ]
     out += [f"{RESULTS}/report/report.tex"]
     if config["record"]["enabled"]:
         out += [config["record"]["out"]]
@@ -228,5 +245,4 @@ def record_meta():
 
 def record_tables():
     """The table CSVs the record shows as grids."""
-    names = TABLES + (["lambda_search"] if SEARCH_ON else [])
-    return [f"{RESULTS}/tables/{t}.csv" for t in names]
+    return [f"{RESULTS}/tables/{t}.csv" for t in TABLES + EXTRA_TABLES]
