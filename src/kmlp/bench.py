@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 
 import numpy as np
@@ -72,22 +71,3 @@ def measure(sizes=(3072, 50, 50, 10), n_batch=100, updates=200, repeats=7, seed=
     out["ratio_nobn"] = out["update_nobn_s"] / out["gemm_floor_s"]
     out["ratio_bn"] = out["update_bn_s"] / out["gemm_floor_s"]
     return out
-
-
-def run_bench_cli(args) -> int:
-    from threadpoolctl import threadpool_info
-
-    res = measure(updates=args.updates, repeats=args.repeats)
-    res["threads"] = args.threads
-    res["blas"] = [{k: i.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
-                   for i in threadpool_info() if i.get("user_api") == "blas"]
-    print(f"3072-50-50-10, batch 100, float32, {args.threads} BLAS thread(s); median of {args.repeats} x {args.updates} updates")
-    print(f"  matrix products alone (floor): {res['gemm_floor_s'] * 1e3:8.3f} ms")
-    print(f"  update without BN:             {res['update_nobn_s'] * 1e3:8.3f} ms  ({res['ratio_nobn']:.2f} x floor)")
-    print(f"  update with BN:                {res['update_bn_s'] * 1e3:8.3f} ms  ({res['ratio_bn']:.2f} x floor)")
-    print(f"  mini-batch gather (separate):  {res['gather_s'] * 1e3:8.3f} ms")
-    if args.out:
-        from .h5util import atomic_text
-
-        atomic_text(args.out, json.dumps(res, indent=2) + "\n")
-    return 0

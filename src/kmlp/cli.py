@@ -50,25 +50,25 @@ def cmd_prepare(args):
 
 
 def cmd_gradcheck(args):
-    from .gradcheck import run_gradcheck_cli
+    from .commands import gradcheck_cli
 
-    return run_gradcheck_cli(args)
+    return gradcheck_cli(args)
 
 
 def cmd_train(args):
-    from .train_cli import run_train_cli
+    from .commands import train_cli
 
-    return run_train_cli(args)
+    return train_cli(args)
 
 
 def cmd_bench(args):
-    from .bench import run_bench_cli
+    from .commands import bench_cli
 
-    return run_bench_cli(args)
+    return bench_cli(args)
 
 
 def cmd_lambda_pick(args):
-    from .search import pick_cli
+    from .commands import pick_cli
 
     return pick_cli(args)
 

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
-
 import numpy as np
 
 from .layers import softmax_cross_entropy
@@ -96,49 +93,3 @@ def check_model(model: MLP, X, y, lam: float = 0.0, h: float = 1e-5) -> dict:
     _, analytic = model.cost_and_gradients(X, y, lam)
     numerical, kinks = numerical_gradients(model, X, y, lam, h)
     return compare(analytic, numerical, kinks)
-
-
-def run_gradcheck_cli(args) -> int:
-    from . import __version__
-
-    rng = np.random.default_rng(args.seed)
-    data_md5 = ""
-    if args.data:
-        from .dataset import load
-
-        ds = load(args.data, dtype=np.float64, limit=args.n_samples)
-        X = ds.X_train[:args.n_samples, :args.input_dim]
-        y = ds.y_train[:args.n_samples]
-        data_md5 = ds.source_md5
-    else:
-        X = rng.standard_normal((args.n_samples, args.input_dim))
-        y = rng.integers(0, 10, args.n_samples)
-    sizes = [X.shape[1], *args.hidden, 10]
-    model = MLP(sizes, batch_norm=args.batch_norm, init=args.init, sigma=args.sigma,
-                seed=args.seed, dtype=np.float64)
-    params = check_model(model, X, y, args.lam, args.h)
-    worst = max(p["rel_error"] for p in params.values())
-    passed = bool(worst <= args.max_rel_error)
-    result = {
-        "name": args.name,
-        "settings": {"hidden": args.hidden, "batch_norm": args.batch_norm, "init": args.init,
-                     "sigma": args.sigma, "lam": args.lam, "n_samples": args.n_samples,
-                     "input_dim": int(X.shape[1]), "h": args.h, "seed": args.seed},
-        "passed": passed, "max_rel_error": worst, "tolerance": args.max_rel_error,
-        "data_md5": data_md5, "kmlp_version": __version__, "parameters": params,
-    }
-    print(f"gradient check {args.name}: {'PASSED' if passed else 'FAILED'} "
-          f"(max relative error {worst:.2e}, tolerance {args.max_rel_error:.0e})")
-    for name, p in params.items():
-        print(f"  {name:7s} grad mean {p['grad_mean']: .3e} std {p['grad_std']:.3e}  "
-              f"diff mean {p['diff_mean']: .2e} std {p['diff_std']:.2e} max {p['diff_max']:.2e}  "
-              f"rel {p['rel_error']:.2e}" + (f"  ({p['kinks']} entries at a ReLU kink left out)" if p["kinks"] else ""))
-    if args.out:
-        from .h5util import atomic_text
-
-        atomic_text(args.out, json.dumps(result, indent=2) + "\n")
-    if not passed:
-        print(f"kmlp gradcheck: error: {args.name} failed: max relative error {worst:.2e} "
-              f"exceeds {args.max_rel_error:.0e}", file=sys.stderr)
-        return 2
-    return 0

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 
 from .errors import KmlpError
-from .runs import read_run
 
 
 def random_lambdas(n: int, log10_min: float, log10_max: float, seed: int) -> list[float]:
@@ -38,20 +36,3 @@ def rank(runs) -> list[dict]:
     if not ranked or not math.isfinite(ranked[0]["val_acc"]):
         raise KmlpError("no completed run to pick a lambda from")
     return ranked
-
-
-def pick_cli(args) -> int:
-    runs = [read_run(p) for p in args.runs]
-    ranked = rank(runs)
-    best = ranked[0]
-    doc = {"ranked": ranked, "best": best}
-    if args.fine_n:
-        centre = math.log10(best["lam"]) if best["lam"] > 0 else args.log10_floor
-        doc["fine"] = random_lambdas(args.fine_n, centre - args.half_width,
-                                     centre + args.half_width, args.seed)
-    from .h5util import atomic_text
-
-    atomic_text(args.out, json.dumps(doc, indent=2) + "\n")
-    print(f"best lambda {best['lam']:.3g} (validation accuracy {best['val_acc']:.4f}, "
-          f"{best['experiment']}) of {len(ranked)}")
-    return 0

@@ -6,8 +6,6 @@ final metrics. Same arrays, settings and seed give bit-identical results.
 
 from __future__ import annotations
 
-import sys
-import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -145,20 +143,3 @@ def train(model, X_train, y_train, X_val, y_val, settings: TrainSettings, seed: 
             final.update(zip(("train_loss", "train_cost", "train_acc"),
                              model.evaluate(X_train, y_train, lam)))
     return TrainResult(history, final, status, stopped_at)
-
-
-def print_progress(stream=sys.stderr, every_seconds: float = 2.0):
-    """A progress callback that prints a line per evaluation, at most every few seconds."""
-    start = time.monotonic()
-    last = [-1e9]
-
-    def report(step, total, row):
-        now = time.monotonic()
-        if now - last[0] < every_seconds and step not in (0, total):
-            return
-        last[0] = now
-        print(f"  step {step:6d}/{total}  epoch {row['epoch']:5.1f}  eta {row['eta']:.2e}  "
-              f"train acc {row['train_acc']:.3f} cost {row['train_cost']:.3f}  "
-              f"val acc {row['val_acc']:.3f}  [{now - start:5.1f}s]", file=stream, flush=True)
-
-    return report

@@ -1,4 +1,4 @@
-"""`kmlp train` and `kmlp gradcheck` from the command line: outputs, determinism, errors."""
+"""The verbs of kmlp.commands from the command line: train, gradcheck, bench."""
 
 import json
 
