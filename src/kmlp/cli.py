@@ -8,6 +8,7 @@ exits 2.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from pathlib import Path
@@ -35,13 +36,22 @@ def _threads(args) -> None:
 
 
 # -- verbs ---------------------------------------------------------------------------
-def cmd_download(args):
+def _verb(module: str, function: str):
+    """The verb's implementation, imported only when it runs (a fast --help)."""
+
+    def run(args):
+        return getattr(importlib.import_module(f"kmlp.{module}"), function)(args)
+
+    return run
+
+
+def _download(args):
     from .download import download
 
     download(args.url, args.out, args.md5, progress=not args.quiet)
 
 
-def cmd_prepare(args):
+def _prepare(args):
     from .dataset import prepare
 
     summary = prepare(args.archive, args.md5, args.out, val_size=args.val_size,
@@ -49,76 +59,13 @@ def cmd_prepare(args):
     print(json.dumps(summary, indent=2, sort_keys=True))
 
 
-def cmd_gradcheck(args):
-    from .commands import gradcheck_cli
-
-    return gradcheck_cli(args)
-
-
-def cmd_train(args):
-    from .commands import train_cli
-
-    return train_cli(args)
-
-
-def cmd_bench(args):
-    from .commands import bench_cli
-
-    return bench_cli(args)
-
-
-def cmd_lambda_pick(args):
-    from .commands import pick_cli
-
-    return pick_cli(args)
-
-
-def cmd_diagnose(args):
-    from .diagnose import diagnose_cli
-
-    return diagnose_cli(args)
-
-
-def cmd_figure(args):
-    from .figures import figure_cli
-
-    return figure_cli(args)
-
-
-def cmd_table(args):
-    from .tables import table_cli
-
-    return table_cli(args)
-
-
-def cmd_gradtable(args):
-    from .tables import gradtable_cli
-
-    return gradtable_cli(args)
-
-
-def cmd_summary(args):
-    from .tables import summary_cli
-
-    return summary_cli(args)
-
-
-def cmd_report(args):
-    from .report import report_cli
-
-    return report_cli(args)
-
-
-def cmd_pdf(args):
-    from .report import pdf_cli
-
-    return pdf_cli(args)
-
-
-def cmd_record(args):
-    from .report import record_cli
-
-    return record_cli(args)
+def _table_outputs(s, verdict: bool = True) -> None:
+    """Options every table-writing verb shares."""
+    if verdict:
+        s.add_argument("--within-std", type=float, default=2.0, help="verdict threshold in standard deviations")
+    s.add_argument("--out-tex", required=True, type=Path, help="booktabs LaTeX table to write")
+    s.add_argument("--out-csv", required=True, type=Path, help="the same as CSV")
+    s.add_argument("--config", default="", help="config file name to record in the output")
 
 
 # -- parser --------------------------------------------------------------------------
@@ -138,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--md5", default=OFFICIAL_MD5, help="MD5 the bytes must have (default: the official archive's)")
     s.add_argument("--out", required=True, type=Path, help="where to put the verified archive")
     s.add_argument("--quiet", action="store_true", help="no progress bar")
-    s.set_defaults(func=cmd_download)
+    s.set_defaults(func=_download)
 
     s = sub.add_parser("prepare", help="verify, read and normalise CIFAR-10 into one HDF5 file",
                        description="Read the python-version CIFAR-10 archive (or its extracted "
@@ -149,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, type=Path, help="the HDF5 file to write")
     s.add_argument("--val-size", type=int, default=5000, help="images held out of the training batches for validation (default 5000)")
     s.add_argument("--quiet", action="store_true", help="no progress output")
-    s.set_defaults(func=cmd_prepare)
+    s.set_defaults(func=_prepare)
 
     s = sub.add_parser("gradcheck", help="compare analytic gradients with centred differences",
                        description="Build a net on the first --input-dim dimensions of the "
@@ -169,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=1, help="seed of the weights and sample choice")
     s.add_argument("--max-rel-error", type=float, default=1e-6, help="pass threshold on the max relative error")
     s.add_argument("--out", type=Path, help="write the statistics as JSON here")
-    s.set_defaults(func=cmd_gradcheck)
+    s.set_defaults(func=_verb("commands", "gradcheck_cli"))
 
     s = sub.add_parser("train", help="train one configuration with one seed and write a run file",
                        description="Mini-batch gradient descent with a triangular cyclical "
@@ -197,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--paper", type=_json_arg, default={}, help="the report's numbers for this run, as JSON, stored for aggregation")
     s.add_argument("--source", type=_json_arg, default={}, help="provenance to store (JSON), e.g. the config file")
     s.add_argument("--quiet", action="store_true", help="no progress output")
-    s.set_defaults(func=cmd_train)
+    s.set_defaults(func=_verb("commands", "train_cli"))
 
     s = sub.add_parser("bench", help="time a training update against the matrix-product floor",
                        description="Time one update of the 3072-50-50-10 net at batch 100 in "
@@ -207,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--updates", type=int, default=200, help="updates per round")
     s.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
     s.add_argument("--out", type=Path, help="also write the figures as JSON")
-    s.set_defaults(func=cmd_bench)
+    s.set_defaults(func=_verb("commands", "bench_cli"))
 
     s = sub.add_parser("lambda-pick", help="rank lambda-search runs and draw the next, finer grid",
                        description="Rank run files by mean final validation accuracy; write "
@@ -219,7 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--half-width", type=float, default=0.5, help="half width of the next pass, in decades of lambda")
     s.add_argument("--seed", type=int, default=1, help="seed of the draw")
     s.add_argument("--log10-floor", type=float, default=-5.0, help="centre used when the best lambda is 0")
-    s.set_defaults(func=cmd_lambda_pick)
+    s.set_defaults(func=_verb("commands", "pick_cli"))
 
     s = sub.add_parser("figure", help="plot accuracy, loss and cost vs update step from run files")
     s.add_argument("runs", nargs="+", type=Path, help="run files (any experiments, any seeds)")
@@ -227,57 +174,46 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, type=Path, help="output .pdf (a .png beside it with --png)")
     s.add_argument("--png", type=Path, help="also write this PNG")
     s.add_argument("--config", default="", help="config file name to record in the output")
-    s.set_defaults(func=cmd_figure)
+    s.set_defaults(func=_verb("figures", "figure_cli"))
 
     s = sub.add_parser("table", help="a LaTeX + CSV table of one metric over a grid of experiments")
     s.add_argument("runs", nargs="+", type=Path, help="run files")
     s.add_argument("--spec", required=True, type=_json_arg, help="table layout as JSON (the config's tables entry)")
-    s.add_argument("--within-std", type=float, default=2.0, help="verdict threshold in standard deviations")
-    s.add_argument("--out-tex", required=True, type=Path)
-    s.add_argument("--out-csv", required=True, type=Path)
-    s.add_argument("--config", default="", help="config file name to record in the output")
-    s.set_defaults(func=cmd_table)
+    _table_outputs(s)
+    s.set_defaults(func=_verb("tables", "table_cli"))
 
     s = sub.add_parser("diagnose", help="re-evaluate trained runs: batch-norm evaluation modes, sampling spread",
                        description="Re-evaluate the stored weights of run files (no training): "
                        "validation and test accuracy with batch norm evaluated by the moving "
-                       "averages and by each split's own batch statistics, and the std of an "
-                       "accuracy on 5,000 images from the gap between the test set's halves.")
+                       "averages and by each split's own batch statistics, the binomial std of an "
+                       "accuracy on that many images, and the verdict with it added.")
     s.add_argument("runs", nargs="+", type=Path, help="run files")
     s.add_argument("--data", required=True, type=Path, help="the prepared HDF5 data set the runs used")
-    s.add_argument("--within-std", type=float, default=2.0, help="verdict threshold in standard deviations")
-    s.add_argument("--out-tex", required=True, type=Path)
-    s.add_argument("--out-csv", required=True, type=Path)
-    s.add_argument("--config", default="", help="config file name to record in the output")
-    s.set_defaults(func=cmd_diagnose)
+    _table_outputs(s)
+    s.set_defaults(func=_verb("diagnose", "diagnose_cli"))
 
     s = sub.add_parser("gradtable", help="the gradient-check statistics as LaTeX + CSV")
     s.add_argument("checks", nargs="+", type=Path, help="gradcheck JSON files")
-    s.add_argument("--out-tex", required=True, type=Path)
-    s.add_argument("--out-csv", required=True, type=Path)
-    s.add_argument("--config", default="", help="config file name to record in the output")
-    s.set_defaults(func=cmd_gradtable)
+    _table_outputs(s, verdict=False)
+    s.set_defaults(func=_verb("tables", "gradtable_cli"))
 
     s = sub.add_parser("summary", help="every number of the report beside ours, with a verdict")
     s.add_argument("runs", nargs="+", type=Path, help="run files")
     s.add_argument("--readings", type=_json_arg, default={}, help="JSON: experiment -> the alternative reading of the report it tests")
-    s.add_argument("--within-std", type=float, default=2.0, help="verdict threshold in standard deviations")
-    s.add_argument("--out-tex", required=True, type=Path)
-    s.add_argument("--out-csv", required=True, type=Path)
-    s.add_argument("--config", default="", help="config file name to record in the output")
-    s.set_defaults(func=cmd_summary)
+    _table_outputs(s)
+    s.set_defaults(func=_verb("tables", "summary_cli"))
 
     s = sub.add_parser("report", help="a LaTeX report that includes every table and figure")
     s.add_argument("--tables", nargs="*", type=Path, default=[], help=".tex tables to include")
     s.add_argument("--figures", nargs="*", type=Path, default=[], help=".pdf figures to include")
     s.add_argument("--out", required=True, type=Path, help="report .tex to write")
     s.add_argument("--config", default="", help="config file name to record in the output")
-    s.set_defaults(func=cmd_report)
+    s.set_defaults(func=_verb("report", "report_cli"))
 
     s = sub.add_parser("pdf", help="compile a LaTeX report to PDF (needs latexmk or pdflatex)")
     s.add_argument("tex", type=Path, help="the report .tex")
     s.add_argument("--out", required=True, type=Path, help="PDF to write")
-    s.set_defaults(func=cmd_pdf)
+    s.set_defaults(func=_verb("report", "pdf_cli"))
 
     s = sub.add_parser("record", help="the reproduction record (Markdown) from the workflow's outputs")
     s.add_argument("--summary", required=True, type=Path, help="summary CSV (kmlp summary)")
@@ -288,7 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--meta", type=_json_arg, default={}, help="command, config, data MD5 and archive, as JSON")
     s.add_argument("--notes", type=Path, help="hand-written Markdown (causes of non-reproduced numbers) to include")
     s.add_argument("--out", required=True, type=Path, help="Markdown file to write; figures go beside it")
-    s.set_defaults(func=cmd_record)
+    s.set_defaults(func=_verb("report", "record_cli"))
     return p
 
 

@@ -314,16 +314,22 @@ def render_table_tex(spec: dict, rows: list[dict], label: str, comments) -> str:
     return "\n".join(lines)
 
 
+def _longtable_head(comments, preamble: list[str], colspec: str, caption: str,
+                    label: str, head: str) -> list[str]:
+    """The opening of a longtable that repeats its header on every page."""
+    return [_tex_comments(comments).rstrip("\n"), *preamble,
+            f"\\begin{{longtable}}{{{colspec}}}", f"\\caption{{{caption}}}\\label{{{label}}}\\\\",
+            r"\toprule", head, r"\midrule", r"\endfirsthead",
+            r"\toprule", head, r"\midrule", r"\endhead",
+            r"\bottomrule", r"\endfoot"]
+
+
 def render_summary_tex(rows: list[dict], comments, within_std: float) -> str:
     head = r"experiment & metric & paper & ours & $n$ & diverged & reproduced & reading \\"
-    lines = [_tex_comments(comments).rstrip("\n"), r"{\small",
-             r"\begin{longtable}{llrrrrlp{4cm}}",
-             r"\caption{Every number of the report beside ours (mean $\pm$ sample std over "
-             f"seeds); reproduced when the report's value lies within {within_std:g} "
-             r"std of our mean.}\label{tab:summary}\\",
-             r"\toprule", head, r"\midrule", r"\endfirsthead",
-             r"\toprule", head, r"\midrule", r"\endhead",
-             r"\bottomrule", r"\endfoot"]
+    caption = (r"Every number of the report beside ours (mean $\pm$ sample std over "
+               f"seeds); reproduced when the report's value lies within {within_std:g} "
+               r"std of our mean.")
+    lines = _longtable_head(comments, [r"{\small"], "llrrrrlp{4cm}", caption, "tab:summary", head)
     for r in rows:
         ours = "n/a" if r["n"] == 0 else f"${r['mean']:.3f} \\pm {r['std']:.3f}$"
         lines.append(" & ".join([tex_escape(r["experiment"]), tex_escape(r["metric"]),
@@ -336,17 +342,12 @@ def render_summary_tex(rows: list[dict], comments, within_std: float) -> str:
 def render_gradtable_tex(rows: list[dict], comments) -> str:
     head = (r"check & param. & shape & grad mean & grad std & diff mean & diff std & "
             r"diff max & rel. err. & max entry rel. err. & passed \\")
-    lines = [_tex_comments(comments).rstrip("\n"), r"{\footnotesize",
-             r"\setlength{\tabcolsep}{3pt}",
-             r"\begin{longtable}{lllrrrrrrrl}",
-             r"\caption{Analytic against numerical (centred difference) gradients, per "
-             r"parameter: statistics of the analytic gradient and of the difference "
-             r"analytic $-$ numerical; the relative error $\|g_a-g_n\|/(\|g_a\|+\|g_n\|)$ per "
-             r"parameter, and the largest entrywise one, which near-zero entries dominate.}"
-             r"\label{tab:gradcheck}\\",
-             r"\toprule", head, r"\midrule", r"\endfirsthead",
-             r"\toprule", head, r"\midrule", r"\endhead",
-             r"\bottomrule", r"\endfoot"]
+    caption = (r"Analytic against numerical (centred difference) gradients, per "
+               r"parameter: statistics of the analytic gradient and of the difference "
+               r"analytic $-$ numerical; the relative error $\|g_a-g_n\|/(\|g_a\|+\|g_n\|)$ "
+               r"per parameter, and the largest entrywise one, which near-zero entries dominate.")
+    lines = _longtable_head(comments, [r"{\footnotesize", r"\setlength{\tabcolsep}{3pt}"],
+                            "lllrrrrrrrl", caption, "tab:gradcheck", head)
     previous = None
     for r in rows:
         first = r["check"] != previous
