@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import stat
 
 import numpy as np
@@ -280,7 +281,10 @@ def test_pdf_with_fake_pdflatex(tmp_path, monkeypatch, capsys):
     exe = bin_dir / "pdflatex"
     exe.write_text(FAKE_PDFLATEX)
     exe.chmod(exe.stat().st_mode | stat.S_IXUSR)
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}/usr/bin{os.pathsep}/bin")
+    # Only the fake and the tools it uses: a real latexmk on the machine stays unseen.
+    for tool in ("basename", "grep"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    monkeypatch.setenv("PATH", str(bin_dir))
     tex = tmp_path / "src" / "r.tex"
     tex.parent.mkdir()
     tex.write_text("ok\n")
