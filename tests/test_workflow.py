@@ -152,3 +152,15 @@ def test_default_config_plans_every_configuration_and_seed(tmp_path):
     for exp in cfg["experiments"]:
         for seed in cfg["seeds"]:
             assert f"results/runs/{exp}/seed{seed}.h5" in proc.stdout
+
+
+def test_snakemake_report_shows_every_figure_and_table(project, tmp_path):
+    import zipfile
+
+    snakemake(project, "--report", str(tmp_path / "report.zip"))
+    names = zipfile.ZipFile(tmp_path / "report.zip").namelist()
+    cfg = yaml.safe_load((project / "config" / "config.yaml").read_text())
+    for fig in cfg["figures"]:
+        assert any(n.endswith(f"{fig}.png") for n in names), fig
+    for table in [*cfg["tables"], "gradcheck", "summary", "diagnostics", "lambda_search"]:
+        assert any(n.endswith(f"{table}.csv") for n in names), table

@@ -47,7 +47,7 @@ rule lambda_table:
         tex=f"{RESULTS}/tables/lambda_search.tex",
         csv=report(
             f"{RESULTS}/tables/lambda_search.csv",
-            caption="../report/table.rst",
+            caption="../report/lambda_search.rst",
             category="Tables",
             labels={"table": "lambda_search"},
         ),
