@@ -22,13 +22,9 @@ import numpy as np
 from . import __version__
 from .errors import KmlpError
 from .h5util import as_array, as_str, atomic_h5, attr_json, open_h5, put
+from .training import HISTORY_COLUMNS
 
 FORMAT = "kmlp-run/1"
-HISTORY_COLUMNS = (
-    "step", "epoch", "eta",
-    "train_loss", "train_cost", "train_acc",
-    "val_loss", "val_cost", "val_acc",
-)
 FINAL_METRICS = tuple(f"{split}_{m}" for split in ("train", "val", "test")
                       for m in ("loss", "cost", "acc"))
 

@@ -13,6 +13,14 @@ import numpy as np
 from .schedules import cyclic_eta
 
 
+#: One row per evaluation: where in training, then train and validation metrics.
+HISTORY_COLUMNS = (
+    "step", "epoch", "eta",
+    "train_loss", "train_cost", "train_acc",
+    "val_loss", "val_cost", "val_acc",
+)
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     lam: float = 0.005
@@ -84,8 +92,7 @@ def train(model, X_train, y_train, X_val, y_val, settings: TrainSettings, seed: 
     total = settings.total_updates
     lam = settings.lam
     y_val = np.asarray(y_val, np.intp)
-    cols = {c: [] for c in ("step", "epoch", "eta", "train_loss", "train_cost", "train_acc",
-                            "val_loss", "val_cost", "val_acc")}
+    cols = {c: [] for c in HISTORY_COLUMNS}
 
     def evaluate(step):
         tr = model.evaluate(X_eval, y_eval, lam)
