@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 import os
 import shutil
 import subprocess
@@ -36,9 +37,23 @@ def _rel(path, start=".") -> str:
 
 
 # -- LaTeX report --------------------------------------------------------------------
+def _data_md5s(tables) -> list[str]:
+    """The data MD5s the included tables state in their `% data_md5:` comment lines."""
+    found = []
+    for t in tables:
+        for line in Path(t).read_text().splitlines():
+            if line.startswith("% data_md5:"):
+                found += re.findall(r"\b[0-9a-f]{32}\b", line)
+    return sorted(set(found))
+
+
 def report_tex(tables, figures, out_dir, config: str = "") -> str:
     """A complete article that ``\\input``s the tables and includes the figures."""
     config_text = f" from the configuration \\texttt{{{tex_escape(config)}}}" if config else ""
+    md5s = _data_md5s(tables)
+    if md5s:
+        config_text += (", on the data set with MD5 "
+                        + ", ".join(f"\\texttt{{{tex_escape(m)}}}" for m in md5s))
     lines = [
         r"\documentclass[11pt]{article}",
         r"\usepackage[margin=2cm]{geometry}",
