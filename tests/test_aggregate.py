@@ -374,3 +374,15 @@ def test_diagnose_batch_statistics_and_sampling_spread(tmp_path):
     # test rows are not widened: the test images are the report's
     assert cell["e: test", "seed + sampling std (moving averages)"]["std"] == \
         cell["e: test", "moving averages"]["std"]
+
+
+def test_table_column_metrics(runs, tmp_path):
+    spec = {"caption": "c", "metric": "val_acc", "row_label": "x", "columns": ["val", "test"],
+            "column_metrics": ["val_acc", "test_acc"], "rows": {"r": ["exp_a", "exp_a"]}}
+    out = ["--out-tex", str(tmp_path / "t.tex"), "--out-csv", str(tmp_path / "t.csv")]
+    assert main(["table", *files(runs, "exp_a"), "--spec", json.dumps(spec), *out]) == 0
+    _, rows = read_csv(tmp_path / "t.csv")
+    assert [r["metric"] for r in rows] == ["val_acc", "test_acc"]
+    assert rows[0]["mean"] != rows[1]["mean"]
+    spec["column_metrics"] = ["val_acc"]
+    assert main(["table", *files(runs, "exp_a"), "--spec", json.dumps(spec), *out]) == 1

@@ -147,7 +147,7 @@ def test_default_config_plans_every_configuration_and_seed(tmp_path):
     proc = snakemake(tmp_path, "--cores", "2", "-n")
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     jobs = planned_jobs(proc)
-    assert jobs["train"] == len(cfg["experiments"]) * len(cfg["seeds"]) == 30 * 5
+    assert jobs["train"] == len(cfg["experiments"]) * len(cfg["seeds"]) == 37 * 5
     assert jobs["download"] == 1 and jobs["gradcheck"] == len(cfg["gradcheck"]["checks"])
     for exp in cfg["experiments"]:
         for seed in cfg["seeds"]:

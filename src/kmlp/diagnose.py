@@ -77,6 +77,11 @@ def diagnose_cli(args) -> int:
     from .dataset import load
 
     runs = {path: read_run(path) for path in args.runs}
+    other = sorted({r.data_file for r in runs.values()
+                    if r.data_file and Path(r.data_file).resolve() != Path(args.data).resolve()})
+    if other:
+        raise KmlpError(f"some runs were trained on another data set ({', '.join(other)}) "
+                        f"than {args.data}: their validation split differs; diagnose them apart")
     path_of = {(r.experiment, r.seed): p for p, r in runs.items()}
     groups = group_runs(list(runs.values()))
     ds = load(args.data)

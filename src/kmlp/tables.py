@@ -121,8 +121,13 @@ def table_rows(groups: dict, spec: dict, within_std: float = 2.0) -> list[dict]:
         if key not in spec:
             raise KmlpError(f"the table spec lacks the key {key!r} (it has {sorted(spec)})")
     metric, columns = spec["metric"], list(spec["columns"])
-    if metric not in FINAL_METRICS:
-        raise KmlpError(f"the table metric {metric!r} is not one of {list(FINAL_METRICS)}")
+    # A column may show another metric of the same runs (e.g. test beside validation).
+    metrics = list(spec.get("column_metrics") or [metric] * len(columns))
+    if len(metrics) != len(columns):
+        raise KmlpError(f"the table has {len(columns)} columns but {len(metrics)} column_metrics")
+    for m in {metric, *metrics}:
+        if m not in FINAL_METRICS:
+            raise KmlpError(f"the table metric {m!r} is not one of {list(FINAL_METRICS)}")
     wanted = [e for exps in spec["rows"].values() for e in exps]
     missing = _unique(e for e in wanted if e not in groups)
     if missing:
@@ -132,10 +137,10 @@ def table_rows(groups: dict, spec: dict, within_std: float = 2.0) -> list[dict]:
         if len(exps) != len(columns):
             raise KmlpError(f"table row {row!r} has {len(exps)} experiments for "
                             f"{len(columns)} columns")
-        for column, exp in zip(columns, exps):
-            stats = experiment_stats(groups[exp], metric, within_std)
+        for column, col_metric, exp in zip(columns, metrics, exps):
+            stats = experiment_stats(groups[exp], col_metric, within_std)
             out.append({"row": str(row), "column": column, "experiment": exp,
-                        "metric": metric, **stats})
+                        "metric": col_metric, **stats})
     return out
 
 

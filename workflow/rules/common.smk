@@ -63,6 +63,16 @@ wildcard_constraints:
     table="|".join(map(re.escape, TABLES)) or "NONE",
 
 
+def data_file(wildcards):
+    """The data set an experiment trains on: the default split, or its own hold-out."""
+    val_size = experiment_spec(wildcards.experiment).get(
+        "val_size", config["data"]["val_size"]
+    )
+    if val_size == config["data"]["val_size"]:
+        return DATA_H5
+    return f"{RESULTS}/data/cifar10-val{val_size}.h5"
+
+
 def archive_input():
     """The archive `prepare` reads: the configured local one, or the download."""
     return config["data"]["archive"] or DOWNLOADED
@@ -177,7 +187,7 @@ def figure_experiments(wildcards):
 
 def table_experiments(wildcards):
     rows = config["tables"][wildcards.table]["rows"]
-    return [e for cells in rows.values() for e in cells]
+    return list(dict.fromkeys(e for cells in rows.values() for e in cells))
 
 
 def paper_experiments():

@@ -1,6 +1,6 @@
 rule train:
     input:
-        data=DATA_H5,
+        data=data_file,
         # A failed gradient check stops the workflow before any training (the table
         # exists only once every check passed); ancient: adding a check later does
         # not make the runs stale.
