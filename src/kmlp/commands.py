@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from .errors import KmlpError
-from .h5util import atomic_text
+from .files import atomic_text
 from .model import MLP
 from .runs import RunRecord, read_run, write_run
 from .training import TrainSettings, init_seed, train

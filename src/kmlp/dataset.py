@@ -17,7 +17,7 @@ import numpy as np
 
 from . import cifar
 from .errors import KmlpError
-from .h5util import as_str, atomic_h5, open_h5, put
+from .files import as_str, atomic_h5, open_h5, put
 
 FORMAT = "kmlp-cifar10/1"
 SPLITS = ("train", "val", "test")

@@ -19,7 +19,8 @@ import numpy as np
 
 from .errors import KmlpError
 from .runs import load_model, read_run
-from .tables import (TABLE_HEADER, _write, cell_stats, csv_text, group_runs, paper_value,
+from .files import atomic_text
+from .tables import (TABLE_HEADER, cell_stats, csv_text, group_runs, paper_value,
                      prov_lines, provenance, render_table_tex, verdict)
 
 COLUMNS = ["moving averages", "batch statistics", "sampling std (binomial)",
@@ -98,8 +99,8 @@ def diagnose_cli(args) -> int:
             "row_label": "experiment: split", "columns": COLUMNS}
     comments = prov_lines(provenance(groups, args.config), {"within_std": f"{args.within_std:g}"})
     label = "tab:" + Path(args.out_tex).stem
-    _write(args.out_tex, render_table_tex(spec, rows, label, comments))
-    _write(args.out_csv, csv_text(TABLE_HEADER, rows, comments))
+    atomic_text(args.out_tex, render_table_tex(spec, rows, label, comments))
+    atomic_text(args.out_csv, csv_text(TABLE_HEADER, rows, comments))
     for r in rows:
         print(f"{r['row']:28s} {r['column']:28s} {r['mean']:.4f} ± {r['std']:.4f} (n={r['n']})")
     return 0

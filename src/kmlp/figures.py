@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from .errors import KmlpError
+from .files import atomic_path
 from .tables import group_runs, load_groups, provenance
 
 PANELS = (("acc", "accuracy"), ("loss", "loss (cross-entropy)"), ("cost", "cost (loss + L2)"))
@@ -93,11 +94,11 @@ def save_figure(fig: Figure, pdf, png=None, title: str = "", prov: dict | None =
     """Write PDF (and PNG) with fixed metadata: the same figure gives the same bytes."""
     prov = prov or {}
     subject = "; ".join(f"{k}: {v}" for k, v in prov.items() if k != "experiments" and v)
-    Path(pdf).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(pdf, format="pdf", metadata={
-        "Title": title, "Subject": subject, "Keywords": prov.get("experiments", ""),
-        "Creator": f"kmlp {prov.get('kmlp_version', '')}".strip(),
-        "CreationDate": None, "ModDate": None})
+    with atomic_path(pdf) as tmp:
+        fig.savefig(tmp, format="pdf", metadata={
+            "Title": title, "Subject": subject, "Keywords": prov.get("experiments", ""),
+            "Creator": f"kmlp {prov.get('kmlp_version', '')}".strip(),
+            "CreationDate": None, "ModDate": None})
     if png:
         write_png(fig, png, {"Title": title, **{k: str(v) for k, v in prov.items() if v}})
 
@@ -113,8 +114,8 @@ def write_png(fig: Figure, path, text: dict) -> None:
     info = PngImagePlugin.PngInfo()
     for key, value in text.items():
         info.add_text(key, value)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    image.save(path, format="png", pnginfo=info, optimize=True)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="png", pnginfo=info, optimize=True)
 
 
 def figure_cli(args) -> None:

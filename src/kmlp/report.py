@@ -18,17 +18,12 @@ from pathlib import Path
 
 from . import __version__
 from .errors import KmlpError
+from .files import atomic_text
 from .tables import read_csv, tex_escape
 
 NO_LATEX = ("no LaTeX installation found (latexmk or pdflatex): install TeX Live, e.g. "
             "apt-get install texlive-latex-extra latexmk, or build a target other than the PDF")
 META_ORDER = ("command", "config", "data_archive", "data_md5", "data_note", "kmlp_version")
-
-
-def _write(path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, newline="\n")
 
 
 def _rel(path, start=".") -> str:
@@ -98,7 +93,7 @@ def report_cli(args) -> None:
     for p in [*args.tables, *args.figures]:
         if not Path(p).exists():
             raise KmlpError(f"{p} does not exist (the report includes it)")
-    _write(out, report_tex(args.tables, args.figures, out.parent, args.config))
+    atomic_text(out, report_tex(args.tables, args.figures, out.parent, args.config))
 
 
 def _latex_commands(tex: str, outdir: str) -> list[list[str]]:
@@ -325,4 +320,4 @@ def record_markdown(args) -> str:
 def record_cli(args) -> None:
     if not isinstance(args.meta or {}, dict):
         raise KmlpError("--meta must be a JSON object")
-    _write(args.out, record_markdown(args))
+    atomic_text(args.out, record_markdown(args))

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import __version__
 from .errors import KmlpError
-from .h5util import as_array, as_str, atomic_h5, attr_json, open_h5, put
+from .files import as_array, as_str, atomic_h5, attr_json, open_h5, put
 from .training import HISTORY_COLUMNS
 
 FORMAT = "kmlp-run/1"

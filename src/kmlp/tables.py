@@ -19,6 +19,7 @@ import numpy as np
 
 from . import __version__
 from .errors import KmlpError
+from .files import atomic_text
 from .runs import FINAL_METRICS, read_run
 
 TABLE_HEADER = ["row", "column", "experiment", "metric", "n", "mean", "std", "paper", "verdict"]
@@ -268,12 +269,6 @@ def read_csv(path) -> tuple[dict, list[dict]]:
     return meta, list(csv.DictReader(body))
 
 
-def _write(path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, newline="\n")
-
-
 def _tex_comments(lines) -> str:
     return "".join(f"% {line}\n" for line in lines)
 
@@ -378,8 +373,8 @@ def table_cli(args) -> None:
     prov = provenance({k: v for k, v in groups.items() if k in used}, args.config)
     comments = prov_lines(prov, {"within_std": f"{args.within_std:g}"})
     label = spec.get("label") or "tab:" + Path(args.out_tex).stem
-    _write(args.out_tex, render_table_tex(spec, rows, label, comments))
-    _write(args.out_csv, csv_text(TABLE_HEADER, rows, comments))
+    atomic_text(args.out_tex, render_table_tex(spec, rows, label, comments))
+    atomic_text(args.out_csv, csv_text(TABLE_HEADER, rows, comments))
 
 
 def summary_cli(args) -> None:
@@ -389,8 +384,8 @@ def summary_cli(args) -> None:
     rows = summary_rows(groups, args.within_std, args.readings)
     comments = prov_lines(provenance(groups, args.config),
                           {"within_std": f"{args.within_std:g}"})
-    _write(args.out_tex, render_summary_tex(rows, comments, args.within_std))
-    _write(args.out_csv, csv_text(SUMMARY_HEADER, rows, comments))
+    atomic_text(args.out_tex, render_summary_tex(rows, comments, args.within_std))
+    atomic_text(args.out_csv, csv_text(SUMMARY_HEADER, rows, comments))
 
 
 def gradtable_cli(args) -> None:
@@ -400,5 +395,5 @@ def gradtable_cli(args) -> None:
         "kmlp_version": __version__, "config": str(args.config),
         "data_md5": " ".join(_unique(str(d.get("data_md5") or "random inputs") for d in docs)),
         "checks": " ".join(d["name"] for d in docs)})
-    _write(args.out_tex, render_gradtable_tex(rows, comments))
-    _write(args.out_csv, csv_text(GRAD_HEADER, rows, comments))
+    atomic_text(args.out_tex, render_gradtable_tex(rows, comments))
+    atomic_text(args.out_csv, csv_text(GRAD_HEADER, rows, comments))

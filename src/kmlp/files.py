@@ -1,8 +1,8 @@
-"""Small HDF5 helpers shared by the data-set and run-file modules.
+"""Writing files safely and reading HDF5 with clear errors; shared by every I/O module.
 
 Files are written to a temporary name beside the target and renamed into place, so a
-killed job never leaves a half file; datasets carry no timestamps, so the same content
-gives the same bytes.
+killed job never leaves a half file; HDF5 datasets carry no timestamps, so the same
+content gives the same bytes.
 """
 
 from __future__ import annotations
@@ -19,18 +19,24 @@ from .errors import KmlpError
 
 
 @contextlib.contextmanager
-def atomic_h5(path):
-    """Open ``path`` for writing under a temporary name; rename on success only."""
+def atomic_path(path):
+    """A temporary path beside ``path`` to write; renamed onto ``path`` on success only."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
-        with h5py.File(tmp, "w", track_order=False) as f:
-            yield f
+        yield tmp
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def atomic_h5(path):
+    """Open ``path`` for writing as HDF5, atomically (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w", track_order=False) as f:
+        yield f
 
 
 def put(group, name, data, **kw):
@@ -62,13 +68,6 @@ def as_array(ds) -> np.ndarray:
 
 
 def atomic_text(path, text: str) -> None:
-    """Write a text file under a temporary name and rename it into place."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """Write a text file atomically (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, newline="\n")
