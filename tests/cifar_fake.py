@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 
 FOLDER = "cifar-10-batches-py"
-CLASS_NAMES = [b"airplane", b"automobile", b"bird", b"cat", b"deer",
-               b"dog", b"frog", b"horse", b"ship", b"truck"]
+CLASS_NAMES = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
 TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
 ORDER = ["batches.meta", *TRAIN, "test_batch"]  # the folder-checksum order
 
@@ -34,16 +33,19 @@ def _images(rng, labels):
 def make_batches(n_train_per_batch=60, n_test=100, seed=0) -> dict:
     """{member name: dict} with bytes keys, as the official pickles hold them."""
     rng = np.random.default_rng(seed)
-    out = {"batches.meta": {b"num_cases_per_batch": n_train_per_batch,
-                            b"label_names": list(CLASS_NAMES), b"num_vis": 3072}}
+    out = {
+        "batches.meta": {b"num_cases_per_batch": n_train_per_batch, b"label_names": list(CLASS_NAMES), b"num_vis": 3072}
+    }
     for k, name in enumerate([*TRAIN, "test_batch"]):
         n = n_test if name == "test_batch" else n_train_per_batch
         labels = rng.integers(0, 10, size=n)
-        label = (b"testing batch 1 of 1" if name == "test_batch"
-                 else f"training batch {k + 1} of 5".encode())
-        out[name] = {b"batch_label": label, b"labels": [int(v) for v in labels],
-                     b"data": _images(rng, labels),
-                     b"filenames": [f"img_{k}_{i:05d}.png".encode() for i in range(n)]}
+        label = b"testing batch 1 of 1" if name == "test_batch" else f"training batch {k + 1} of 5".encode()
+        out[name] = {
+            b"batch_label": label,
+            b"labels": [int(v) for v in labels],
+            b"data": _images(rng, labels),
+            b"filenames": [f"img_{k}_{i:05d}.png".encode() for i in range(n)],
+        }
     return out
 
 
@@ -83,8 +85,7 @@ def archive_bytes(batches: dict, extra_members=None) -> bytes:
     return buf.getvalue()
 
 
-def write_archive(path, n_train_per_batch=60, n_test=100, seed=0, extra_members=None,
-                  batches=None) -> str:
+def write_archive(path, n_train_per_batch=60, n_test=100, seed=0, extra_members=None, batches=None) -> str:
     """Write a fake cifar-10-python.tar.gz to ``path``; return its MD5.
 
     ``batches`` (default: :func:`make_batches`) may be edited by a test: drop a key to

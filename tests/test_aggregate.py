@@ -12,13 +12,15 @@ import numpy as np
 import pytest
 
 from kmlp.cli import main
+from kmlp.report.latex import tex_text
+from kmlp.report.stats import cell_stats
+from kmlp.report.tabular import read_csv
 from kmlp.runs import FINAL_METRICS, HISTORY_COLUMNS, RunRecord, write_run
-from kmlp.tables import cell_stats, read_csv, tex_text
 
 SEEDS = (1, 2, 3)
 # experiment -> (base val_acc, paper values); the lambda pair forms a 1x2 table.
 EXPERIMENTS = {
-    "exp_a": (0.50, {"val_acc": 0.50, "test_acc": 0.90}),   # val inside, test far outside
+    "exp_a": (0.50, {"val_acc": 0.50, "test_acc": 0.90}),  # val inside, test far outside
     "exp-b": (0.40, {"val_acc": 0.41}),
     "exp-c": (0.30, {}),
 }
@@ -38,10 +40,19 @@ def make_run(exp, seed, status="completed"):
     final = {m: final_value(exp, seed, m) for m in FINAL_METRICS}
     if status == "diverged":
         final = {m: (math.nan if m.startswith("test") else v) for m, v in final.items()}
-    return RunRecord(experiment=exp, seed=seed, status=status, settings={"lam": 0.01},
-                     model={"sizes": [10, 5, 3]}, history=hist, final=final,
-                     data_md5=MD5, data_file="cifar.h5", paper=EXPERIMENTS[exp][1],
-                     stopped_at=500 if status == "diverged" else None)
+    return RunRecord(
+        experiment=exp,
+        seed=seed,
+        status=status,
+        settings={"lam": 0.01},
+        model={"sizes": [10, 5, 3]},
+        history=hist,
+        final=final,
+        data_md5=MD5,
+        data_file="cifar.h5",
+        paper=EXPERIMENTS[exp][1],
+        stopped_at=500 if status == "diverged" else None,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -77,9 +88,20 @@ def run_twice(argv_for, outputs, tmp_path):
 
 # -- figure --------------------------------------------------------------------------
 def test_figure_valid_and_deterministic(runs, tmp_path):
-    args = lambda d: ["figure", *files(runs, "exp_a", "exp-c"), "--title", "Synthetic",
-                      "--out", str(d / "f.pdf"), "--png", str(d / "f.png"),
-                      "--config", "config/config.yaml"]
+    def args(d):
+        return [
+            "figure",
+            *files(runs, "exp_a", "exp-c"),
+            "--title",
+            "Synthetic",
+            "--out",
+            str(d / "f.pdf"),
+            "--png",
+            str(d / "f.png"),
+            "--config",
+            "config/config.yaml",
+        ]
+
     one, two = run_twice(args, ["f.pdf", "f.png"], tmp_path)
     assert one == two
     assert one["f.pdf"].startswith(b"%PDF-")
@@ -88,11 +110,11 @@ def test_figure_valid_and_deterministic(runs, tmp_path):
     assert b"CreationDate" not in one["f.pdf"]
     for blob in one.values():
         assert MD5.encode() in blob and b"config/config.yaml" in blob
-    assert b"matplotlib" not in one["f.png"].lower()   # no software stamp
+    assert b"matplotlib" not in one["f.png"].lower()  # no software stamp
 
 
 def test_figure_mean_band_excludes_nothing_finite():
-    from kmlp.figures import mean_band
+    from kmlp.report.figures import mean_band
 
     a, b = make_run("exp_a", 1), make_run("exp_a", 2)
     steps, mean, std, n = mean_band([a, b], "val_acc")
@@ -103,15 +125,30 @@ def test_figure_mean_band_excludes_nothing_finite():
 
 
 # -- table ---------------------------------------------------------------------------
-SPEC = {"caption": "Validation accuracy over lambda (n_s = 900, 50% more).", "metric": "val_acc",
-        "row_label": "$\\lambda$", "columns": ["without BN", "with BN"],
-        "rows": {"0.1": ["exp_a", "exp-b"], "0": ["exp-c", "exp_a"]}}
+SPEC = {
+    "caption": "Validation accuracy over lambda (n_s = 900, 50% more).",
+    "metric": "val_acc",
+    "row_label": "$\\lambda$",
+    "columns": ["without BN", "with BN"],
+    "rows": {"0.1": ["exp_a", "exp-b"], "0": ["exp-c", "exp_a"]},
+}
 
 
 def table_argv(runs, d, spec=SPEC, exps=("exp_a", "exp-b", "exp-c")):
-    return ["table", *files(runs, *exps), "--spec", json.dumps(spec), "--within-std", "2",
-            "--out-tex", str(d / "t.tex"), "--out-csv", str(d / "t.csv"),
-            "--config", "config/config.yaml"]
+    return [
+        "table",
+        *files(runs, *exps),
+        "--spec",
+        json.dumps(spec),
+        "--within-std",
+        "2",
+        "--out-tex",
+        str(d / "t.tex"),
+        "--out-csv",
+        str(d / "t.csv"),
+        "--config",
+        "config/config.yaml",
+    ]
 
 
 def test_table_numbers_verdicts_and_determinism(runs, tmp_path):
@@ -119,22 +156,35 @@ def test_table_numbers_verdicts_and_determinism(runs, tmp_path):
     assert one == two
     meta, rows = read_csv(tmp_path / "one" / "t.csv")
     assert meta["data_md5"] == MD5 and meta["config"] == "config/config.yaml"
-    assert list(rows[0]) == ["row", "column", "experiment", "metric", "n", "mean", "std",
-                             "paper", "verdict"]
+    assert list(rows[0]) == ["row", "column", "experiment", "metric", "n", "mean", "std", "paper", "verdict"]
     assert [(r["row"], r["column"], r["experiment"]) for r in rows] == [
-        ("0.1", "without BN", "exp_a"), ("0.1", "with BN", "exp-b"),
-        ("0", "without BN", "exp-c"), ("0", "with BN", "exp_a")]
+        ("0.1", "without BN", "exp_a"),
+        ("0.1", "with BN", "exp-b"),
+        ("0", "without BN", "exp-c"),
+        ("0", "with BN", "exp_a"),
+    ]
     for r in rows:
         vals = [final_value(r["experiment"], s, "val_acc") for s in SEEDS]
-        assert int(r["n"]) == 3        # exp-c's diverged seed 4 is left out
+        assert int(r["n"]) == 3  # exp-c's diverged seed 4 is left out
         assert float(r["mean"]) == pytest.approx(np.mean(vals), abs=1e-15)
         assert float(r["std"]) == pytest.approx(np.std(vals, ddof=1), abs=1e-15)
     verdicts = {r["experiment"]: r["verdict"] for r in rows}
     # exp_a: mean 0.52, std 0.01, paper 0.50 -> inside 2 std; exp-b: paper 0.41 < 0.42 - 0.02
     assert verdicts == {"exp_a": "yes", "exp-b": "yes", "exp-c": ""}
     tex = one["t.tex"].decode()
-    for token in (r"\toprule", r"\midrule", r"\bottomrule", r"\caption{", r"\label{tab:t}",
-                  "n\\_s", "50\\%", "$\\lambda$", "ours & paper", "$0.520 \\pm 0.010$", "0.500"):
+    for token in (
+        r"\toprule",
+        r"\midrule",
+        r"\bottomrule",
+        r"\caption{",
+        r"\label{tab:t}",
+        "n\\_s",
+        "50\\%",
+        "$\\lambda$",
+        "ours & paper",
+        "$0.520 \\pm 0.010$",
+        "0.500",
+    ):
         assert token in tex, token
     assert tex.startswith("% kmlp_version:")
     # pandas, if present, reads it with comment="#"
@@ -150,9 +200,9 @@ def test_table_missing_experiment(runs, tmp_path, capsys):
 
 
 def test_cell_stats_verdicts():
-    assert cell_stats([0.5, 0.52, 0.54], 0.50, 2.0)["verdict"] == "yes"      # 1 std away
-    assert cell_stats([0.5, 0.52, 0.54], 0.47, 2.0)["verdict"] == "no"       # 2.5 std away
-    assert cell_stats([0.1, 0.1, 0.1], 0.1, 2.0)["verdict"] == "yes"         # std 0, equal
+    assert cell_stats([0.5, 0.52, 0.54], 0.50, 2.0)["verdict"] == "yes"  # 1 std away
+    assert cell_stats([0.5, 0.52, 0.54], 0.47, 2.0)["verdict"] == "no"  # 2.5 std away
+    assert cell_stats([0.1, 0.1, 0.1], 0.1, 2.0)["verdict"] == "yes"  # std 0, equal
     assert cell_stats([0.1, 0.1, 0.1], 0.11, 2.0)["verdict"] == "no"
     assert cell_stats([0.5, 0.6], None)["verdict"] == ""
     assert cell_stats([math.nan], 0.5)["verdict"] == "n/a"
@@ -166,15 +216,25 @@ def test_tex_text_keeps_math():
 
 # -- summary -------------------------------------------------------------------------
 def test_summary_covers_every_paper_value(runs, tmp_path):
-    argv = lambda d: ["summary", *files(runs, "exp-b", "exp_a", "exp-c"),
-                      "--out-tex", str(d / "s.tex"), "--out-csv", str(d / "s.csv")]
+    def argv(d):
+        return [
+            "summary",
+            *files(runs, "exp-b", "exp_a", "exp-c"),
+            "--out-tex",
+            str(d / "s.tex"),
+            "--out-csv",
+            str(d / "s.csv"),
+        ]
+
     one, two = run_twice(argv, ["s.tex", "s.csv"], tmp_path)
     assert one == two
     _, rows = read_csv(tmp_path / "one" / "s.csv")
-    assert list(rows[0]) == ["experiment", "metric", "paper", "mean", "std", "n",
-                             "diverged", "verdict", "reading"]
+    assert list(rows[0]) == ["experiment", "metric", "paper", "mean", "std", "n", "diverged", "verdict", "reading"]
     assert [(r["experiment"], r["metric"]) for r in rows] == [
-        ("exp-b", "val_acc"), ("exp_a", "val_acc"), ("exp_a", "test_acc")]
+        ("exp-b", "val_acc"),
+        ("exp_a", "val_acc"),
+        ("exp_a", "test_acc"),
+    ]
     got = {(r["experiment"], r["metric"]): r for r in rows}
     assert float(got["exp_a", "test_acc"]["paper"]) == 0.90
     assert got["exp_a", "test_acc"]["verdict"] == "no"
@@ -186,8 +246,7 @@ def test_summary_covers_every_paper_value(runs, tmp_path):
 
 def test_summary_labels_alternative_readings(runs, tmp_path, capsys):
     out = ["--out-tex", str(tmp_path / "s.tex"), "--out-csv", str(tmp_path / "s.csv")]
-    assert main(["summary", *files(runs, "exp_a", "exp-b"), "--readings",
-                 '{"exp-b": "without BN"}', *out]) == 0
+    assert main(["summary", *files(runs, "exp_a", "exp-b"), "--readings", '{"exp-b": "without BN"}', *out]) == 0
     _, rows = read_csv(tmp_path / "s.csv")
     assert {r["experiment"]: r["reading"] for r in rows} == {"exp_a": "", "exp-b": "without BN"}
     assert main(["summary", *files(runs, "exp_a"), "--readings", "[1]", *out]) == 1
@@ -198,12 +257,26 @@ def test_summary_labels_alternative_readings(runs, tmp_path, capsys):
 def gradcheck_doc(name, passed=True):
     params = {}
     for p, shape in (("W1", [5, 10]), ("b1", [5, 1]), ("W2", [3, 5])):
-        params[p] = {"shape": shape, "grad_mean": 0.1, "grad_std": 1.5, "diff_mean": 1e-9,
-                     "diff_std": 2e-9, "diff_max": 3.14159e-8, "rel_error": 1.23456e-7,
-                     "max_elem_rel_error": 2e-5}
-    return {"name": name, "settings": {"hidden": [5], "lam": 0.0}, "passed": passed,
-            "max_rel_error": 1.23456e-7, "tolerance": 1e-6, "data_md5": MD5,
-            "kmlp_version": "0", "parameters": params}
+        params[p] = {
+            "shape": shape,
+            "grad_mean": 0.1,
+            "grad_std": 1.5,
+            "diff_mean": 1e-9,
+            "diff_std": 2e-9,
+            "diff_max": 3.14159e-8,
+            "rel_error": 1.23456e-7,
+            "max_elem_rel_error": 2e-5,
+        }
+    return {
+        "name": name,
+        "settings": {"hidden": [5], "lam": 0.0},
+        "passed": passed,
+        "max_rel_error": 1.23456e-7,
+        "tolerance": 1e-6,
+        "data_md5": MD5,
+        "kmlp_version": "0",
+        "parameters": params,
+    }
 
 
 @pytest.fixture()
@@ -217,8 +290,9 @@ def checks(tmp_path):
 
 
 def test_gradtable(checks, tmp_path):
-    argv = lambda d: ["gradtable", *checks, "--out-tex", str(d / "g.tex"),
-                      "--out-csv", str(d / "g.csv")]
+    def argv(d):
+        return ["gradtable", *checks, "--out-tex", str(d / "g.tex"), "--out-csv", str(d / "g.csv")]
+
     one, two = run_twice(argv, ["g.tex", "g.csv"], tmp_path)
     assert one == two
     _, rows = read_csv(tmp_path / "one" / "g.csv")
@@ -231,8 +305,7 @@ def test_gradtable(checks, tmp_path):
 def test_gradtable_malformed(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     bad.write_text('{"name": "x", "parameters": {"W1": {"shape": [1]}}}')
-    argv = ["gradtable", str(bad), "--out-tex", str(tmp_path / "g.tex"),
-            "--out-csv", str(tmp_path / "g.csv")]
+    argv = ["gradtable", str(bad), "--out-tex", str(tmp_path / "g.tex"), "--out-csv", str(tmp_path / "g.csv")]
     assert main(argv) == 1
     assert "malformed" in capsys.readouterr().err
     bad.write_text("{not json")
@@ -245,9 +318,20 @@ def test_report_relative_paths(tmp_path):
     (tmp_path / "figs").mkdir()
     (tmp_path / "tables" / "t_1.tex").write_text("% table\n")
     (tmp_path / "figs" / "figure1.pdf").write_bytes(b"%PDF-1.4\n")
-    argv = lambda d: ["report", "--tables", str(tmp_path / "tables" / "t_1.tex"),
-                      "--figures", str(tmp_path / "figs" / "figure1.pdf"),
-                      "--out", str(d / "report.tex"), "--config", "config/config.yaml"]
+
+    def argv(d):
+        return [
+            "report",
+            "--tables",
+            str(tmp_path / "tables" / "t_1.tex"),
+            "--figures",
+            str(tmp_path / "figs" / "figure1.pdf"),
+            "--out",
+            str(d / "report.tex"),
+            "--config",
+            "config/config.yaml",
+        ]
+
     one, two = run_twice(argv, ["report.tex"], tmp_path)
     assert one == two
     tex = one["report.tex"].decode()
@@ -289,7 +373,7 @@ def test_pdf_with_fake_pdflatex(tmp_path, monkeypatch, capsys):
     tex.write_text("ok\n")
     assert main(["pdf", str(tex), "--out", str(tmp_path / "out" / "r.pdf")]) == 0
     assert (tmp_path / "out" / "r.pdf").read_bytes().startswith(b"%PDF")
-    assert sorted(p.name for p in tex.parent.iterdir()) == ["r.tex"]   # no intermediates
+    assert sorted(p.name for p in tex.parent.iterdir()) == ["r.tex"]  # no intermediates
     tex.write_text("FAIL\n")
     assert main(["pdf", str(tex), "--out", str(tmp_path / "out" / "bad.pdf")]) == 1
     assert "bad.log" in capsys.readouterr().err
@@ -300,22 +384,37 @@ def test_pdf_with_fake_pdflatex(tmp_path, monkeypatch, capsys):
 def test_record(runs, checks, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     res = tmp_path / "results"
-    assert main(["summary", *files(runs, "exp_a", "exp-b"), "--out-tex", "results/s.tex",
-                 "--out-csv", "results/s.csv"]) == 0
-    assert main(["gradtable", *checks, "--out-tex", "results/g.tex",
-                 "--out-csv", "results/g.csv"]) == 0
-    assert main(["figure", *files(runs, "exp_a"), "--out", "results/figure1.pdf",
-                 "--png", "results/figure1.png"]) == 0
+    assert (
+        main(["summary", *files(runs, "exp_a", "exp-b"), "--out-tex", "results/s.tex", "--out-csv", "results/s.csv"])
+        == 0
+    )
+    assert main(["gradtable", *checks, "--out-tex", "results/g.tex", "--out-csv", "results/g.csv"]) == 0
+    assert main(["figure", *files(runs, "exp_a"), "--out", "results/figure1.pdf", "--png", "results/figure1.png"]) == 0
     for k, secs in enumerate((10.5, 20.25)):
         (res / f"bench{k}.tsv").write_text(f"s\th:m:s\tmax_rss\n{secs}\t0:00:10\t1.0\n")
     (tmp_path / "notes.md").write_text("The test accuracy of exp_a is off because of X.\n")
-    meta = {"command": "snakemake -c4", "config": "config/config.yaml", "data_md5": MD5,
-            "kmlp_version": "0.1.0"}
-    argv = lambda d: ["record", "--summary", "results/s.csv", "--gradcheck", "results/g.csv",
-                      "--figures", "results/figure1.png",
-                      "--benchmarks", "results/bench0.tsv", "results/bench1.tsv",
-                      "--meta", json.dumps(meta), "--notes", "notes.md",
-                      "--out", f"{d.name}/reproduction.md"]
+    meta = {"command": "snakemake -c4", "config": "config/config.yaml", "data_md5": MD5, "kmlp_version": "0.1.0"}
+
+    def argv(d):
+        return [
+            "record",
+            "--summary",
+            "results/s.csv",
+            "--gradcheck",
+            "results/g.csv",
+            "--figures",
+            "results/figure1.png",
+            "--benchmarks",
+            "results/bench0.tsv",
+            "results/bench1.tsv",
+            "--meta",
+            json.dumps(meta),
+            "--notes",
+            "notes.md",
+            "--out",
+            f"{d.name}/reproduction.md",
+        ]
+
     one, two = run_twice(argv, ["reproduction.md", "figures/figure1.png"], tmp_path)
     assert one == two
     md = one["reproduction.md"].decode()
@@ -341,24 +440,24 @@ def test_diagnose_batch_statistics_and_sampling_spread(tmp_path):
     import numpy as np
 
     from kmlp import MLP
-    from kmlp.dataset import Dataset
-    from kmlp.diagnose import diagnose_rows
+    from kmlp.data.dataset import Dataset
+    from kmlp.report.diagnose import diagnose_rows
     from kmlp.runs import RunRecord
 
     rng = np.random.default_rng(0)
     X = rng.standard_normal((400, 6)).astype(np.float32)
     y = (X[:, 0] > 0).astype(np.int64)
-    ds = Dataset(X[:200], y[:200], X[200:300], y[200:300], X[300:], y[300:],
-                 np.zeros(6), np.ones(6), ["a", "b"], "md5", {})
+    ds = Dataset(
+        X[:200], y[:200], X[200:300], y[200:300], X[300:], y[300:], np.zeros(6), np.ones(6), ["a", "b"], "md5", {}
+    )
     models = {}
     runs = []
     for seed in (1, 2):
         m = MLP([6, 8, 2], batch_norm=True, seed=seed, dtype=np.float32)
-        for i in range(50):
+        for _i in range(50):
             m.train_step(X[:200], y[:200], 0.0, 0.1)
         models[seed] = m
-        runs.append(RunRecord("e", seed, "completed", {}, m.config(), {}, {},
-                              paper={"val_acc": 0.5, "test_acc": 0.99}))
+        runs.append(RunRecord("e", seed, "completed", {}, m.config(), {}, {}, paper={"val_acc": 0.5, "test_acc": 0.99}))
     rows = diagnose_rows({"e": runs}, lambda r: models[r.seed], ds, 2.0)
     cell = {(r["row"], r["column"]): r for r in rows}
     moving = cell["e: val", "moving averages"]
@@ -371,13 +470,18 @@ def test_diagnose_batch_statistics_and_sampling_spread(tmp_path):
     widened = cell["e: val", "seed + sampling std (moving averages)"]
     assert widened["std"] == pytest.approx(math.hypot(moving["std"], se))
     # test rows are not widened: the test images are the report's
-    assert cell["e: test", "seed + sampling std (moving averages)"]["std"] == \
-        cell["e: test", "moving averages"]["std"]
+    assert cell["e: test", "seed + sampling std (moving averages)"]["std"] == cell["e: test", "moving averages"]["std"]
 
 
 def test_table_column_metrics(runs, tmp_path):
-    spec = {"caption": "c", "metric": "val_acc", "row_label": "x", "columns": ["val", "test"],
-            "column_metrics": ["val_acc", "test_acc"], "rows": {"r": ["exp_a", "exp_a"]}}
+    spec = {
+        "caption": "c",
+        "metric": "val_acc",
+        "row_label": "x",
+        "columns": ["val", "test"],
+        "column_metrics": ["val_acc", "test_acc"],
+        "rows": {"r": ["exp_a", "exp_a"]},
+    }
     out = ["--out-tex", str(tmp_path / "t.tex"), "--out-csv", str(tmp_path / "t.csv")]
     assert main(["table", *files(runs, "exp_a"), "--spec", json.dumps(spec), *out]) == 0
     _, rows = read_csv(tmp_path / "t.csv")

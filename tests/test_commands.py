@@ -14,19 +14,55 @@ from kmlp.runs import FINAL_METRICS, read_run
 def data(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
     md5 = write_archive(root / "a.tar.gz", n_train_per_batch=60, n_test=100, seed=0)
-    assert main(["prepare", "--archive", str(root / "a.tar.gz"), "--md5", md5, "--val-size", "30",
-                 "--out", str(root / "d.h5"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "prepare",
+                "--archive",
+                str(root / "a.tar.gz"),
+                "--md5",
+                md5,
+                "--val-size",
+                "30",
+                "--out",
+                str(root / "d.h5"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     return root / "d.h5"
 
 
 def train(data, out, *extra):
-    return main(["train", "--data", str(data), "--out", str(out), "--hidden", "16", "--n-batch", "30",
-                 "--n-s", "10", "--cycles", "1", "--quiet", *extra])
+    return main(
+        [
+            "train",
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--hidden",
+            "16",
+            "--n-batch",
+            "30",
+            "--n-s",
+            "10",
+            "--cycles",
+            "1",
+            "--quiet",
+            *extra,
+        ]
+    )
 
 
 def test_train_writes_a_complete_run_file(data, tmp_path):
-    assert train(data, tmp_path / "r.h5", "--batch-norm", "--experiment", "x", "--seed", "3",
-                 "--paper", '{"val_acc": 0.5}') == 0
+    assert (
+        train(
+            data, tmp_path / "r.h5", "--batch-norm", "--experiment", "x", "--seed", "3", "--paper", '{"val_acc": 0.5}'
+        )
+        == 0
+    )
     run = read_run(tmp_path / "r.h5", weights=True)
     assert run.experiment == "x" and run.seed == 3 and run.status == "completed"
     assert run.paper == {"val_acc": 0.5}
@@ -52,10 +88,10 @@ def test_divergence_is_recorded_with_exit_0(data, tmp_path, capsys):
     assert "diverged" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--init", "normal"], "--init normal needs --sigma"),
-    (["--n-batch", "100000"], "n_batch must be in"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [(["--init", "normal"], "init normal needs a sigma"), (["--n-batch", "100000"], "n_batch must be in")],
+)
 def test_bad_training_options_are_one_sentence(data, tmp_path, capsys, args, message):
     assert train(data, tmp_path / "x.h5", *args) == 1
     err = capsys.readouterr().err
@@ -70,8 +106,25 @@ def test_missing_data_file(tmp_path, capsys):
 
 def test_gradcheck_cli_passes_and_fails(data, tmp_path, capsys):
     out = tmp_path / "g.json"
-    assert main(["gradcheck", "--data", str(data), "--hidden", "8", "--batch-norm", "--input-dim", "6",
-                 "--n-samples", "10", "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "gradcheck",
+                "--data",
+                str(data),
+                "--hidden",
+                "8",
+                "--batch-norm",
+                "--input-dim",
+                "6",
+                "--n-samples",
+                "10",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     doc = json.loads(out.read_text())
     assert doc["passed"] and doc["max_rel_error"] < 1e-6
     assert list(doc["parameters"]) == ["W1", "b1", "gamma1", "beta1", "W2", "b2"]

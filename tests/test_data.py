@@ -14,8 +14,9 @@ import numpy as np
 import pytest
 
 import cifar_fake
-from kmlp import cifar, cli
-from kmlp.dataset import FORMAT, load, prepare, source_md5
+from kmlp import cli
+from kmlp.data import cifar
+from kmlp.data.dataset import FORMAT, load, prepare, source_md5
 from kmlp.errors import KmlpError
 
 VAL = 30
@@ -24,8 +25,9 @@ N_TEST = 100
 
 
 def run_prepare(capsys, archive, md5, out, val_size=VAL):
-    rc = cli.main(["prepare", "--archive", str(archive), "--md5", md5, "--out", str(out),
-                   "--val-size", str(val_size), "--quiet"])
+    rc = cli.main(
+        ["prepare", "--archive", str(archive), "--md5", md5, "--out", str(out), "--val-size", str(val_size), "--quiet"]
+    )
     captured = capsys.readouterr()
     return rc, captured.out, captured.err
 
@@ -64,8 +66,11 @@ def test_round_trip_exact_pixels_and_split_order(tmp_path, capsys, batches, arch
     X_all = np.concatenate([batches[n][b"data"] for n in cifar_fake.TRAIN])
     y_all = np.concatenate([batches[n][b"labels"] for n in cifar_fake.TRAIN])
     n_train = len(X_all) - VAL
-    expect = {"train": (X_all[:n_train], y_all[:n_train]), "val": (X_all[n_train:], y_all[n_train:]),
-              "test": (batches["test_batch"][b"data"], np.array(batches["test_batch"][b"labels"]))}
+    expect = {
+        "train": (X_all[:n_train], y_all[:n_train]),
+        "val": (X_all[n_train:], y_all[n_train:]),
+        "test": (batches["test_batch"][b"data"], np.array(batches["test_batch"][b"labels"])),
+    }
 
     with h5py.File(out) as f:
         for split, (X, y) in expect.items():
@@ -109,8 +114,7 @@ def test_statistics_come_from_the_training_split_only(tmp_path, batches, archive
     b5[-VAL:] = rng.integers(0, 256, size=b5[-VAL:].shape, dtype=np.uint8)
     batches["test_batch"][b"data"][:] = 255 - batches["test_batch"][b"data"]
     md5b = cifar_fake.write_archive(tmp_path / "b.tar.gz", batches=batches)
-    ds_b = load(prepare(tmp_path / "b.tar.gz", md5b, tmp_path / "b.h5", val_size=VAL,
-                        progress=False)["out"])
+    ds_b = load(prepare(tmp_path / "b.tar.gz", md5b, tmp_path / "b.h5", val_size=VAL, progress=False)["out"])
     np.testing.assert_array_equal(ds_b.mean, ds.mean)
     np.testing.assert_array_equal(ds_b.std, ds.std)
 
@@ -175,11 +179,15 @@ def test_wrong_md5_leaves_no_output(tmp_path, capsys, archive):
 def test_truncated_or_non_archive(tmp_path, capsys, archive):
     path, _ = archive
     data = path.read_bytes()
-    for name, content in [("half.tar.gz", data[: len(data) // 2]), ("junk.tar.gz", b"hello" * 100),
-                          ("empty.tar.gz", b"")]:
+    for name, content in [
+        ("half.tar.gz", data[: len(data) // 2]),
+        ("junk.tar.gz", b"hello" * 100),
+        ("empty.tar.gz", b""),
+    ]:
         (tmp_path / name).write_bytes(content)
-        assert_refused(capsys, tmp_path / name, "skip", tmp_path / "out.h5", name,
-                       "truncated or not a gzip tar archive")
+        assert_refused(
+            capsys, tmp_path / name, "skip", tmp_path / "out.h5", name, "truncated or not a gzip tar archive"
+        )
     assert_refused(capsys, tmp_path / "nope.tar.gz", "skip", tmp_path / "out.h5", "does not exist")
 
 
@@ -190,15 +198,22 @@ def test_missing_member(tmp_path, capsys, batches):
     assert_refused(capsys, path, "skip", tmp_path / "out.h5", "cifar-10-batches-py/data_batch_3")
 
 
-@pytest.mark.parametrize("member,edit,words", [
-    ("data_batch_2", lambda d: d.update({b"data": d[b"data"][:, :3000]}), ["data_batch_2", "3072", "(60, 3000)"]),
-    ("test_batch", lambda d: d.update({b"data": d[b"data"].astype(np.float32)}), ["test_batch", "uint8", "float32"]),
-    ("data_batch_1", lambda d: d.update({b"labels": d[b"labels"][:-1]}), ["data_batch_1", "59 entries", "60 rows"]),
-    ("data_batch_4", lambda d: d[b"labels"].__setitem__(5, 10), ["data_batch_4", "0..9", "10"]),
-    ("test_batch", lambda d: d[b"labels"].__setitem__(0, -1), ["test_batch", "0..9", "-1"]),
-    ("data_batch_5", lambda d: d.pop(b"labels"), ["data_batch_5", "labels"]),
-    ("batches.meta", lambda d: d.update({b"label_names": d[b"label_names"][:9]}), ["batches.meta", "10 names"]),
-])
+@pytest.mark.parametrize(
+    "member,edit,words",
+    [
+        ("data_batch_2", lambda d: d.update({b"data": d[b"data"][:, :3000]}), ["data_batch_2", "3072", "(60, 3000)"]),
+        (
+            "test_batch",
+            lambda d: d.update({b"data": d[b"data"].astype(np.float32)}),
+            ["test_batch", "uint8", "float32"],
+        ),
+        ("data_batch_1", lambda d: d.update({b"labels": d[b"labels"][:-1]}), ["data_batch_1", "59 entries", "60 rows"]),
+        ("data_batch_4", lambda d: d[b"labels"].__setitem__(5, 10), ["data_batch_4", "0..9", "10"]),
+        ("test_batch", lambda d: d[b"labels"].__setitem__(0, -1), ["test_batch", "0..9", "-1"]),
+        ("data_batch_5", lambda d: d.pop(b"labels"), ["data_batch_5", "labels"]),
+        ("batches.meta", lambda d: d.update({b"label_names": d[b"label_names"][:9]}), ["batches.meta", "10 names"]),
+    ],
+)
 def test_malformed_batches_are_rejected(tmp_path, capsys, batches, member, edit, words):
     edit(batches[member])
     path = tmp_path / "a.tar.gz"
@@ -245,14 +260,17 @@ def _link(name, target, type_=tarfile.SYMTYPE):
     return ti
 
 
-@pytest.mark.parametrize("extra,words", [
-    (("../evil", b"boom"), ["'../evil'", ".."]),
-    (("cifar-10-batches-py/../../evil", b"boom"), [".."]),
-    (("/tmp/kmlp-test-absolute-evil", b"boom"), ["absolute"]),
-    (_link("cifar-10-batches-py/link", "/etc/passwd"), ["symbolic link"]),
-    (_link("cifar-10-batches-py/hard", "/etc/passwd", tarfile.LNKTYPE), ["hard link"]),
-    (_link("cifar-10-batches-py/dev", "", tarfile.CHRTYPE), ["device"]),
-])
+@pytest.mark.parametrize(
+    "extra,words",
+    [
+        (("../evil", b"boom"), ["'../evil'", ".."]),
+        (("cifar-10-batches-py/../../evil", b"boom"), [".."]),
+        (("/tmp/kmlp-test-absolute-evil", b"boom"), ["absolute"]),
+        (_link("cifar-10-batches-py/link", "/etc/passwd"), ["symbolic link"]),
+        (_link("cifar-10-batches-py/hard", "/etc/passwd", tarfile.LNKTYPE), ["hard link"]),
+        (_link("cifar-10-batches-py/dev", "", tarfile.CHRTYPE), ["device"]),
+    ],
+)
 def test_unsafe_tar_members_are_refused(tmp_path, capsys, batches, extra, words):
     work = tmp_path / "work"
     work.mkdir()
@@ -267,8 +285,9 @@ def test_unsafe_tar_members_are_refused(tmp_path, capsys, batches, extra, words)
 def test_symlink_in_place_of_a_batch_is_refused(tmp_path, capsys, batches):
     del batches["data_batch_1"]
     path = tmp_path / "a.tar.gz"
-    cifar_fake.write_archive(path, batches=batches,
-                             extra_members=[_link("cifar-10-batches-py/data_batch_1", "data_batch_2")])
+    cifar_fake.write_archive(
+        path, batches=batches, extra_members=[_link("cifar-10-batches-py/data_batch_1", "data_batch_2")]
+    )
     assert_refused(capsys, path, "skip", tmp_path / "out.h5", "data_batch_1", "link")
 
 

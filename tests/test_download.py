@@ -11,7 +11,7 @@ import pytest
 
 import cifar_fake
 from kmlp import cli
-from kmlp.download import download
+from kmlp.data.download import download
 from kmlp.errors import KmlpError
 
 PAYLOAD = cifar_fake.archive_bytes(cifar_fake.make_batches(20, 30, seed=1))
@@ -72,8 +72,7 @@ def test_download_verifies_and_moves_into_place(server, tmp_path, capsys):
 
 def test_download_through_the_cli(server, tmp_path, capsys):
     out = tmp_path / "cifar.tar.gz"
-    rc = cli.main(["download", "--url", f"{server}/cifar.tar.gz", "--md5", MD5, "--out", str(out),
-                   "--quiet"])
+    rc = cli.main(["download", "--url", f"{server}/cifar.tar.gz", "--md5", MD5, "--out", str(out), "--quiet"])
     assert rc == 0
     assert out.read_bytes() == PAYLOAD
     assert capsys.readouterr().err == ""
@@ -82,8 +81,7 @@ def test_download_through_the_cli(server, tmp_path, capsys):
 def test_wrong_checksum_keeps_nothing(server, tmp_path, capsys):
     wrong = "f" * 32
     out = tmp_path / "cifar.tar.gz"
-    rc = cli.main(["download", "--url", f"{server}/cifar.tar.gz", "--md5", wrong, "--out", str(out),
-                   "--quiet"])
+    rc = cli.main(["download", "--url", f"{server}/cifar.tar.gz", "--md5", wrong, "--out", str(out), "--quiet"])
     err = capsys.readouterr().err
     assert rc == 1 and "Traceback" not in err
     assert MD5 in err and wrong in err
@@ -97,8 +95,9 @@ def test_cut_connection_keeps_nothing(server, tmp_path):
 
 
 def test_http_404_is_a_clear_error(server, tmp_path, capsys):
-    rc = cli.main(["download", "--url", f"{server}/nothing-here", "--md5", MD5,
-                   "--out", str(tmp_path / "x.tar.gz"), "--quiet"])
+    rc = cli.main(
+        ["download", "--url", f"{server}/nothing-here", "--md5", MD5, "--out", str(tmp_path / "x.tar.gz"), "--quiet"]
+    )
     err = capsys.readouterr().err
     assert rc == 1 and "HTTP 404" in err and "nothing-here" in err and "Traceback" not in err
     assert leftovers(tmp_path) == []
@@ -114,7 +113,7 @@ def test_refused_connection_is_a_clear_error(tmp_path):
 
 
 def test_interrupt_keeps_nothing(server, tmp_path, monkeypatch):
-    import kmlp.download as mod
+    import kmlp.data.download as mod
 
     def boom(*args, **kwargs):
         raise KeyboardInterrupt

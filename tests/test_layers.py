@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from kmlp import layers
+from kmlp.nn import layers
 
 
 def num_grad(f, x, h=1e-6):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from kmlp import MLP
-from kmlp.gradcheck import check_model, compare, numerical_gradients
+from kmlp.nn.gradcheck import check_model, compare, numerical_gradients
 from kmlp.runs import RunRecord, load_model, write_run
 
 
@@ -55,8 +55,7 @@ def test_bias_before_batch_norm_has_zero_gradient():
 
 def test_parameters_are_ordered_and_live():
     model = MLP([10, 5, 4, 3], batch_norm=True, seed=0)
-    assert list(model.parameters()) == ["W1", "b1", "gamma1", "beta1", "W2", "b2",
-                                        "gamma2", "beta2", "W3", "b3"]
+    assert list(model.parameters()) == ["W1", "b1", "gamma1", "beta1", "W2", "b2", "gamma2", "beta2", "W3", "b3"]
     assert model.parameters()["W2"].shape == (4, 5)
     X, y = batch(n=8)
     y = y % 3
@@ -103,7 +102,7 @@ def test_batch_norm_train_vs_eval_and_moving_averages():
         vars_.append(s.var(0))
         model.train_step(Xb, y, 0.0, 0.0)  # eta 0: only the statistics move
     mu_av, var_av = mus[0], vars_[0]  # initialised from the first batch
-    for mu, var in zip(mus[1:], vars_[1:]):
+    for mu, var in zip(mus[1:], vars_[1:], strict=True):
         mu_av = 0.9 * mu_av + 0.1 * mu
         var_av = 0.9 * var_av + 0.1 * var
     np.testing.assert_allclose(model.bn_mean[1], mu_av)
@@ -114,7 +113,7 @@ def test_batch_norm_train_vs_eval_and_moving_averages():
     z_all = model.logits(X)
     np.testing.assert_allclose(model.logits(X[:1]), z_all[:1], rtol=1e-12)
     # Training mode normalises with the batch's own statistics: different outputs.
-    z_train, _, _ = model._forward_train(X)
+    z_train = model.forward(X, "train")
     assert not np.allclose(z_train, z_all)
 
 
@@ -131,10 +130,13 @@ def test_save_and_load_round_trip(tmp_path):
     model = MLP([10, 7, 3], batch_norm=True, seed=0)
     X = rng.standard_normal((16, 10))
     model.train_step(X, rng.integers(0, 3, 16), 0.01, 0.1)
-    hist = {c: np.zeros(1) for c in ("step", "epoch", "eta", "train_loss", "train_cost", "train_acc",
-                                     "val_loss", "val_cost", "val_acc")}
-    write_run(tmp_path / "r.h5", RunRecord("e", 1, "completed", {}, model.config(), hist, {},
-                                          weights=dict(model.state())))
+    hist = {
+        c: np.zeros(1)
+        for c in ("step", "epoch", "eta", "train_loss", "train_cost", "train_acc", "val_loss", "val_cost", "val_acc")
+    }
+    write_run(
+        tmp_path / "r.h5", RunRecord("e", 1, "completed", {}, model.config(), hist, {}, weights=dict(model.state()))
+    )
     again = load_model(tmp_path / "r.h5")
     np.testing.assert_array_equal(again.logits(X), model.logits(X))
     assert again.config() == model.config()

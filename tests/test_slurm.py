@@ -70,8 +70,7 @@ SLURM_TEST_OPTIONS = [
 pytestmark = [
     pytest.mark.slurm,
     pytest.mark.skipif(
-        os.environ.get("KMLP_SLURM") != "1",
-        reason="SLURM end-to-end test; set KMLP_SLURM=1 (needs root, Debian 12)",
+        os.environ.get("KMLP_SLURM") != "1", reason="SLURM end-to-end test; set KMLP_SLURM=1 (needs root, Debian 12)"
     ),
 ]
 
@@ -83,8 +82,7 @@ def make_project(tmp_path: Path) -> Path:
     runs from the project root as a user would.
     """
     root = workflow_project.make_project(tmp_path / "project")
-    shutil.copytree(REPO / "workflow", root / "workflow",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "workflow", root / "workflow", ignore=shutil.ignore_patterns("__pycache__"))
     return root
 
 
@@ -108,9 +106,7 @@ def _venv_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 def _snakemake(args: list[str], cwd: Path, env: dict[str, str], timeout: float):
     cmd = [sys.executable, "-m", "snakemake", *args]
     print(f"\n$ (cd {cwd} && {' '.join(cmd)})", flush=True)
-    proc = subprocess.run(
-        cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
-    )
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         print(proc.stdout[-20000:])
         print(proc.stderr[-20000:], file=sys.stderr)
@@ -132,19 +128,11 @@ def _cluster_env(state: Path) -> dict[str, str]:
     """Variables that STATE/env sets (SLURM_CONF, PATH with client wrappers)."""
     base = _venv_env()
     proc = subprocess.run(
-        ["bash", "-c", f'source "{state}/env" && env -0'],
-        env=base,
-        capture_output=True,
-        text=True,
-        check=True,
+        ["bash", "-c", f'source "{state}/env" && env -0'], env=base, capture_output=True, text=True, check=True
     )
     after = dict(kv.split("=", 1) for kv in proc.stdout.split("\0") if "=" in kv)
     shell_vars = {"_", "SHLVL", "PWD", "OLDPWD"}
-    return {
-        k: v
-        for k, v in after.items()
-        if base.get(k) != v and k not in shell_vars and not k.startswith("BASH")
-    }
+    return {k: v for k, v in after.items() if base.get(k) != v and k not in shell_vars and not k.startswith("BASH")}
 
 
 @pytest.fixture(scope="module")
@@ -160,10 +148,7 @@ def slurm_cluster():
     t0 = time.monotonic()
     try:
         proc = subprocess.run(
-            ["bash", str(CLUSTER_SH), "start", str(state)],
-            capture_output=True,
-            text=True,
-            timeout=900,
+            ["bash", str(CLUSTER_SH), "start", str(state)], capture_output=True, text=True, timeout=900
         )
         print(proc.stderr, file=sys.stderr)
         print(proc.stdout)
@@ -172,17 +157,13 @@ def slurm_cluster():
         bringup = time.monotonic() - t0
         m = re.search(r"BRINGUP_SECONDS=([\d.]+)", proc.stdout)
         print(
-            f"SLURM cluster up: {bringup:.1f} s including package check"
-            + (f", daemons {m.group(1)} s" if m else ""),
+            f"SLURM cluster up: {bringup:.1f} s including package check" + (f", daemons {m.group(1)} s" if m else ""),
             flush=True,
         )
         yield {"state": state, "env": _cluster_env(state), "bringup": bringup}
     finally:
         stop = subprocess.run(
-            ["bash", str(CLUSTER_SH), "stop", str(state)],
-            capture_output=True,
-            text=True,
-            timeout=300,
+            ["bash", str(CLUSTER_SH), "stop", str(state)], capture_output=True, text=True, timeout=300
         )
         print(stop.stderr, file=sys.stderr)
         if stop.returncode != 0:
@@ -224,7 +205,7 @@ def _sacct_jobs(project: Path, env: dict[str, str]) -> list[dict[str, str]]:
         timeout=60,
         check=True,
     )
-    rows = [dict(zip(fields, line.split("|"))) for line in proc.stdout.splitlines()]
+    rows = [dict(zip(fields, line.split("|"), strict=False)) for line in proc.stdout.splitlines()]
     return [r for r in rows if Path(r["WorkDir"]) == project]
 
 
@@ -246,17 +227,12 @@ def test_slurm_run_matches_local_run(slurm_cluster, tmp_path):
     remote = make_project(tmp_path / "run")
     assert _files(remote) == sources, "make_project is not deterministic"
 
-    dry = _snakemake(
-        ["--profile", str(SLURM_PROFILE), "--dry-run"], remote, env_slurm, timeout=300
-    )
+    dry = _snakemake(["--profile", str(SLURM_PROFILE), "--dry-run"], remote, env_slurm, timeout=300)
     planned = _job_stats(dry.stdout + dry.stderr)
 
     t0 = time.monotonic()
     run = _snakemake(
-        ["--profile", str(SLURM_PROFILE), *SLURM_TEST_OPTIONS],
-        remote,
-        env_slurm,
-        timeout=SLURM_RUN_TIMEOUT,
+        ["--profile", str(SLURM_PROFILE), *SLURM_TEST_OPTIONS], remote, env_slurm, timeout=SLURM_RUN_TIMEOUT
     )
     t_slurm = time.monotonic() - t0
     if (remote / "workflow" / "profiles" / "default").is_dir():
@@ -265,25 +241,19 @@ def test_slurm_run_matches_local_run(slurm_cluster, tmp_path):
 
     # (1) same outputs, bit for bit
     def outputs(root: Path) -> set[str]:
-        return {
-            f
-            for f in _files(root) - sources
-            if not any(fnmatch.fnmatch(f, pat) for pat in NONDETERMINISTIC)
-        }
+        return {f for f in _files(root) - sources if not any(fnmatch.fnmatch(f, pat) for pat in NONDETERMINISTIC)}
 
     out_local, out_slurm = outputs(local), outputs(remote)
     assert out_local, "local run produced no files"
     assert out_local == out_slurm, (
-        f"only local: {sorted(out_local - out_slurm)}; "
-        f"only slurm: {sorted(out_slurm - out_local)}"
+        f"only local: {sorted(out_local - out_slurm)}; only slurm: {sorted(out_slurm - out_local)}"
     )
-    differ = [
-        f for f in sorted(out_local) if (local / f).read_bytes() != (remote / f).read_bytes()
-    ]
+    differ = [f for f in sorted(out_local) if (local / f).read_bytes() != (remote / f).read_bytes()]
     assert not differ, f"outputs differ between local and SLURM run: {differ}"
     record = "docs/reproduction.md"
-    assert workflow_project.without_times((local / record).read_text()) == \
-        workflow_project.without_times((remote / record).read_text())
+    assert workflow_project.without_times((local / record).read_text()) == workflow_project.without_times(
+        (remote / record).read_text()
+    )
 
     # (2) every job ran as a SLURM job and completed
     jobs = _sacct_jobs(remote, env_slurm)
@@ -297,15 +267,11 @@ def test_slurm_run_matches_local_run(slurm_cluster, tmp_path):
     assert all(rule_of), f"sacct Comment without the plugin's rule_<name>: {jobs}"
     in_sacct = collections.Counter(m.group(1) for m in rule_of)
     submitted, ran_locally = _executed(run.stdout + run.stderr)
-    assert set(ran_locally) <= LOCAL_RULES, (
-        f"jobs run outside SLURM: {dict(ran_locally)}; allowed: {LOCAL_RULES}"
-    )
+    assert set(ran_locally) <= LOCAL_RULES, f"jobs run outside SLURM: {dict(ran_locally)}; allowed: {LOCAL_RULES}"
     assert submitted + ran_locally == planned, (
         f"executed {dict(submitted)} + local {dict(ran_locally)} != planned {dict(planned)}"
     )
-    assert in_sacct == submitted, (
-        f"sacct jobs per rule {dict(in_sacct)} != submitted {dict(submitted)}"
-    )
+    assert in_sacct == submitted, f"sacct jobs per rule {dict(in_sacct)} != submitted {dict(submitted)}"
 
     # (3) timings
     print(

@@ -30,11 +30,9 @@ def planned_jobs(proc) -> dict[str, int]:
     return counts
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
-    root = make_project(tmp_path_factory.mktemp("wf") / "project")
-    snakemake(root, "--cores", "2")
-    return root
+@pytest.fixture
+def project(tiny_project):
+    return tiny_project
 
 
 def test_every_output_exists_and_parses(project):
@@ -55,12 +53,16 @@ def test_every_output_exists_and_parses(project):
     for table in [*cfg["tables"], "gradcheck", "summary", "diagnostics", "lambda_search"]:
         tex = (project / f"results/tables/{table}.tex").read_text()
         assert "\\toprule" in tex and "\\bottomrule" in tex and cfg["data"]["md5"] in tex
-        lines = [l for l in (project / f"results/tables/{table}.csv").read_text().splitlines()
-                 if not l.startswith("#")]
+        lines = [
+            line
+            for line in (project / f"results/tables/{table}.csv").read_text().splitlines()
+            if not line.startswith("#")
+        ]
         rows = list(csv.DictReader(lines))
         assert rows
-    summary = list(csv.DictReader(l for l in (project / "results/tables/summary.csv").open()
-                                  if not l.startswith("#")))
+    summary = list(
+        csv.DictReader(line for line in (project / "results/tables/summary.csv").open() if not line.startswith("#"))
+    )
     n_paper = sum(len(e["paper"]) for e in cfg["experiments"].values())
     n_paper += len(cfg["lambda_search"]["final"]["paper"])
     assert len(summary) == n_paper
@@ -104,8 +106,7 @@ def test_changing_one_lambda_reruns_only_affected_jobs(project, tmp_path):
     after = outputs(work)
     changed = {k for k in before if before[k] != after.get(k)}
     assert {"results/runs/lambda-bn-0.1/seed1.h5", "results/runs/lambda-bn-0.1/seed2.h5"} <= changed
-    assert not any(k.startswith(("results/figures/", "results/gradcheck/", "results/data/"))
-                   for k in changed)
+    assert not any(k.startswith(("results/figures/", "results/gradcheck/", "results/data/")) for k in changed)
     assert not any(k.startswith("results/runs/") and "lambda-bn-0.1" not in k for k in changed)
 
 

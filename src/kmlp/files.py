@@ -8,6 +8,7 @@ content gives the same bytes.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -71,3 +72,23 @@ def atomic_text(path, text: str) -> None:
     """Write a text file atomically (see :func:`atomic_path`)."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, newline="\n")
+
+
+def md5_of(paths) -> str:
+    """The MD5 of the files' bytes concatenated in the given order."""
+    h = hashlib.md5()
+    for p in paths:
+        with open(p, "rb") as f:
+            while block := f.read(1 << 22):
+                h.update(block)
+    return h.hexdigest()
+
+
+def parse_md5(text, option: str = "--md5", allow_skip: bool = False) -> str:
+    """A 32-digit hexadecimal MD5 (or ``skip``, where allowed), lower-cased."""
+    md5 = str(text).strip().lower()
+    if allow_skip and md5 == "skip":
+        return md5
+    if len(md5) != 32 or any(c not in "0123456789abcdef" for c in md5):
+        raise KmlpError(f"{option} {md5!r} is not a 32-digit hexadecimal MD5" + (" nor 'skip'" if allow_skip else ""))
+    return md5

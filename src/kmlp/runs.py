@@ -22,28 +22,27 @@ import numpy as np
 from . import __version__
 from .errors import KmlpError
 from .files import as_array, as_str, atomic_h5, attr_json, open_h5, put
-from .training import HISTORY_COLUMNS
+from .nn.training import HISTORY_COLUMNS
 
 FORMAT = "kmlp-run/1"
-FINAL_METRICS = tuple(f"{split}_{m}" for split in ("train", "val", "test")
-                      for m in ("loss", "cost", "acc"))
+FINAL_METRICS = tuple(f"{split}_{m}" for split in ("train", "val", "test") for m in ("loss", "cost", "acc"))
 
 
 @dataclass
 class RunRecord:
     experiment: str
     seed: int
-    status: str                      # "completed" or "diverged"
-    settings: dict                   # training settings (lam, n_s, cycles, ...)
-    model: dict                      # MLP.config(): sizes, batch_norm, init, sigma, dtype
-    history: dict                    # column -> 1-D array
-    final: dict                      # FINAL_METRICS -> float
+    status: str  # "completed" or "diverged"
+    settings: dict  # training settings (lam, n_s, cycles, ...)
+    model: dict  # MLP.config(): sizes, batch_norm, init, sigma, dtype
+    history: dict  # column -> 1-D array
+    final: dict  # FINAL_METRICS -> float
     weights: dict = field(default_factory=dict)
-    stopped_at: int | None = None    # update step where a divergence was detected
+    stopped_at: int | None = None  # update step where a divergence was detected
     data_md5: str = ""
     data_file: str = ""
-    paper: dict = field(default_factory=dict)    # the report's numbers: metric -> value
-    source: dict = field(default_factory=dict)   # free-form provenance (config file, ...)
+    paper: dict = field(default_factory=dict)  # the report's numbers: metric -> value
+    source: dict = field(default_factory=dict)  # free-form provenance (config file, ...)
     kmlp_version: str = __version__
 
 
@@ -101,11 +100,19 @@ def read_run(path, weights: bool = False) -> RunRecord:
 
 def load_model(path):
     """Rebuild the trained :class:`~kmlp.MLP` stored in a run file."""
-    from .model import MLP
+    from .nn.model import MLP
 
     run = read_run(path, weights=True)
     m = run.model
-    model = MLP(m["sizes"], batch_norm=m["batch_norm"], init=m["init"], sigma=m["sigma"],
-                seed=0, dtype=m["dtype"], alpha=m["alpha"], eps=m["eps"])
+    model = MLP(
+        m["sizes"],
+        batch_norm=m["batch_norm"],
+        init=m["init"],
+        sigma=m["sigma"],
+        seed=0,
+        dtype=m["dtype"],
+        alpha=m["alpha"],
+        eps=m["eps"],
+    )
     model.load_state(run.weights)
     return model

@@ -28,7 +28,7 @@ rule figure:
 
 rule table:
     input:
-        lambda wc: runs_of(table_experiments(wc)),
+        runs=lambda wc: runs_of(table_experiments(wc)),
     output:
         tex=f"{RESULTS}/tables/{{table}}.tex",
         csv=report(
@@ -52,7 +52,30 @@ rule table:
         config=CONFIG_NAME,
     shell:
         "kmlp table --spec {params.spec:q} --within-std {params.within} --config {params.config:q}"
-        " --out-tex {output.tex:q} --out-csv {output.csv:q} {input:q} > {log:q} 2>&1"
+        " --out-tex {output.tex:q} --out-csv {output.csv:q} {input.runs:q} > {log:q} 2>&1"
+
+
+# The lambda search's table: its rows are the lambdas the search tried, best first.
+use rule table as lambda_table with:
+    input:
+        runs=runs_of(COARSE + FINE),
+        ranking=f"{RESULTS}/lambda_search/best.json",
+    output:
+        tex=f"{RESULTS}/tables/lambda_search.tex",
+        csv=report(
+            f"{RESULTS}/tables/lambda_search.csv",
+            caption="../report/lambda_search.rst",
+            category="Tables",
+            labels={"table": "lambda_search"},
+        ),
+    log:
+        f"{RESULTS}/logs/table/lambda_search.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/table/lambda_search.tsv"
+    params:
+        spec=search_table_spec,
+        within=config["verdict"]["within_std"],
+        config=CONFIG_NAME,
 
 
 rule gradtable:
@@ -114,7 +137,7 @@ rule summary:
 
 rule diagnose:
     input:
-        data=DATA_H5,
+        data=data_h5(),
         runs=runs_of(config["diagnostics"]["experiments"]),
     output:
         tex=f"{RESULTS}/tables/diagnostics.tex",

@@ -6,12 +6,9 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-from kmlp.search import random_lambdas
-
 validate(config, schema="../schemas/config.schema.yaml")
 
 RESULTS = "results"
-DATA_H5 = f"{RESULTS}/data/cifar10.h5"
 DOWNLOADED = f"{RESULTS}/data/cifar-10-python.tar.gz"
 SEEDS = [int(s) for s in config["seeds"]]
 EXPERIMENTS = list(config["experiments"])
@@ -38,21 +35,8 @@ TABLES = list(config["tables"])
 CONFIG_NAME = (
     ";".join(os.path.relpath(f) for f in workflow.configfiles) or "config/config.yaml"
 )
-TRAINING_KEYS = (
-    "hidden",
-    "batch_norm",
-    "init",
-    "sigma",
-    "lam",
-    "n_batch",
-    "eta_min",
-    "eta_max",
-    "n_s",
-    "cycles",
-    "eval_every",
-    "eval_train_subset",
-    "dtype",
-)
+# Keys of an experiment that say how the workflow uses it, not how it is trained.
+EXPERIMENT_KEYS = ("paper", "reading", "val_size")
 
 
 wildcard_constraints:
@@ -63,14 +47,29 @@ wildcard_constraints:
     table="|".join(map(re.escape, TABLES)) or "NONE",
 
 
+def data_variant(val_size):
+    """The data file's name part for a validation hold-out: none for the default."""
+    return "" if val_size == config["data"]["val_size"] else f"-val{val_size}"
+
+
+def val_sizes():
+    """Data-file name part -> validation hold-out, for every hold-out the config uses."""
+    sizes = [config["data"]["val_size"]]
+    sizes += [
+        spec["val_size"]
+        for spec in config["experiments"].values()
+        if "val_size" in spec
+    ]
+    return {data_variant(v): v for v in sizes}
+
+
+def data_h5(val_size=None):
+    return f"{RESULTS}/data/cifar10{data_variant(val_size or config['data']['val_size'])}.h5"
+
+
 def data_file(wildcards):
     """The data set an experiment trains on: the default split, or its own hold-out."""
-    val_size = experiment_spec(wildcards.experiment).get(
-        "val_size", config["data"]["val_size"]
-    )
-    if val_size == config["data"]["val_size"]:
-        return DATA_H5
-    return f"{RESULTS}/data/cifar10-val{val_size}.h5"
+    return data_h5(experiment_spec(wildcards.experiment).get("val_size"))
 
 
 def archive_input():
@@ -91,17 +90,29 @@ def runs_of(experiments):
     return [run_file(e, s) for e in experiments for s in seeds_of(e)]
 
 
+def train_benchmarks(experiments):
+    return [
+        f"{RESULTS}/benchmarks/train/{e}/seed{s}.tsv"
+        for e in experiments
+        for s in seeds_of(e)
+    ]
+
+
+def _json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
 def search_lambda(experiment):
-    """Lambda of a search run: drawn from the config, or picked from earlier passes."""
+    """Lambda of a search run: drawn by the grid checkpoint, or picked by a later pass."""
     if experiment in COARSE:
-        c = SEARCH["coarse"]
-        lams = random_lambdas(c["n"], c["log10_min"], c["log10_max"], SEARCH["seed"])
-        return lams[COARSE.index(experiment)]
+        grid = _json(checkpoints.lambda_grid.get().output[0])
+        return grid["lambdas"][COARSE.index(experiment)]
     if experiment in FINE:
-        with open(checkpoints.lambda_coarse.get().output[0]) as f:
-            return json.load(f)["fine"][FINE.index(experiment)]
-    with open(checkpoints.lambda_best.get().output[0]) as f:
-        return json.load(f)["best"]["lam"]
+        return _json(checkpoints.lambda_coarse.get().output[0])["fine"][
+            FINE.index(experiment)
+        ]
+    return _json(checkpoints.lambda_best.get().output[0])["best"]["lam"]
 
 
 def experiment_spec(experiment):
@@ -124,11 +135,13 @@ def experiment_spec(experiment):
 def settings(experiment):
     """The training settings of one experiment: the defaults with its overrides."""
     merged = {**config["training"], **experiment_spec(experiment)}
-    return {k: merged[k] for k in TRAINING_KEYS}
+    return {k: v for k, v in merged.items() if k not in EXPERIMENT_KEYS}
 
 
 def search_inputs(wildcards):
-    """A fine or final search run waits for the pass that picks its lambda."""
+    """A search run waits for the pass that draws or picks its lambda."""
+    if wildcards.experiment in COARSE:
+        return checkpoints.lambda_grid.get().output
     if wildcards.experiment in FINE:
         return checkpoints.lambda_coarse.get().output
     if wildcards.experiment in FINAL:
@@ -136,49 +149,15 @@ def search_inputs(wildcards):
     return []
 
 
-def train_args(wildcards):
-    """`kmlp train` options for an experiment, straight from the config."""
-    s = settings(wildcards.experiment)
-    args = ["--hidden", *map(str, s["hidden"]), "--init", s["init"]]
-    if s["batch_norm"]:
-        args.append("--batch-norm")
-    if s["sigma"] is not None:
-        args += ["--sigma", repr(float(s["sigma"]))]
-    for key in ("lam", "eta_min", "eta_max"):
-        args += [f"--{key.replace('_', '-')}", repr(float(s[key]))]
-    for key in ("n_batch", "n_s", "cycles", "eval_every", "eval_train_subset"):
-        args += [f"--{key.replace('_', '-')}", str(int(s[key]))]
-    args += ["--dtype", s["dtype"]]
-    paper = experiment_spec(wildcards.experiment).get("paper", {})
-    args += ["--paper", json.dumps(paper, sort_keys=True)]
-    args += ["--source", json.dumps({"config": CONFIG_NAME}, sort_keys=True)]
-    return shlex.join(args)
+def paper_of(experiment):
+    """The report's numbers for an experiment (stored in its run files)."""
+    return experiment_spec(experiment).get("paper", {})
 
 
-def gradcheck_args(wildcards):
-    g = config["gradcheck"]
-    c = g["checks"][wildcards.check]
-    args = [
-        "--name",
-        wildcards.check,
-        "--hidden",
-        *map(str, c["hidden"]),
-        "--init",
-        c["init"],
-    ]
-    if c.get("batch_norm"):
-        args.append("--batch-norm")
-    if c.get("sigma") is not None:
-        args += ["--sigma", repr(float(c["sigma"]))]
-    args += ["--lam", repr(float(c.get("lam", 0.0))), "--h", repr(float(g["h"]))]
-    args += ["--n-samples", str(g["n_samples"]), "--input-dim", str(g["input_dim"])]
-    args += [
-        "--seed",
-        str(g["seed"]),
-        "--max-rel-error",
-        repr(float(c["max_rel_error"])),
-    ]
-    return shlex.join(args)
+def gradcheck_settings(wildcards):
+    """A check's settings: the shared ones with the check's own, as JSON."""
+    shared = {k: v for k, v in config["gradcheck"].items() if k != "checks"}
+    return json.dumps({**shared, **config["gradcheck"]["checks"][wildcards.check]})
 
 
 def figure_experiments(wildcards):
@@ -206,10 +185,11 @@ def readings():
 
 def search_table_spec(wildcards, input):
     """The search's table: validation accuracy per lambda tried, best first."""
-    with open(input.best) as f:
-        ranked = json.load(f)["ranked"]
+    ranked = _json(input.ranking)["ranked"]
     rows = {
-        f"{r['lam']:.3g} ({r['experiment'].split('-')[1]})": [r["experiment"]]
+        f"{r['lam']:.3g} ({'coarse' if r['experiment'] in COARSE else 'fine'})": [
+            r["experiment"]
+        ]
         for r in ranked
     }
     spec = {
@@ -220,6 +200,12 @@ def search_table_spec(wildcards, input):
         "rows": rows,
     }
     return json.dumps(spec)
+
+
+def diagnose_data(wildcards):
+    """The data sets of the diagnosed experiments (each run is checked against its own)."""
+    exps = config["diagnostics"]["experiments"]
+    return sorted({data_h5(experiment_spec(e).get("val_size")) for e in exps})
 
 
 def all_outputs():

@@ -27,11 +27,13 @@ rule prepare:
     input:
         archive_input(),
     output:
-        DATA_H5,
+        f"{RESULTS}/data/cifar10{{variant}}.h5",
     log:
-        f"{RESULTS}/logs/prepare.log",
+        f"{RESULTS}/logs/prepare{{variant}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/prepare.tsv"
+        f"{RESULTS}/benchmarks/prepare{{variant}}.tsv"
+    wildcard_constraints:
+        variant="(" + "|".join(map(re.escape, val_sizes())) + ")",
     conda:
         "../envs/kmlp.yaml"
     resources:
@@ -40,30 +42,7 @@ rule prepare:
         runtime=10,
     params:
         md5=config["data"]["md5"],
-        val_size=config["data"]["val_size"],
+        val_size=lambda wc: val_sizes()[wc.variant],
     shell:
         "kmlp prepare --archive {input:q} --md5 {params.md5} --val-size {params.val_size}"
-        " --out {output:q} > {log:q} 2>&1"
-
-
-rule prepare_variant:
-    input:
-        archive_input(),
-    output:
-        f"{RESULTS}/data/cifar10-val{{val_size}}.h5",
-    log:
-        f"{RESULTS}/logs/prepare-val{{val_size}}.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/prepare-val{{val_size}}.tsv"
-    wildcard_constraints:
-        val_size=r"\d+",
-    conda:
-        "../envs/kmlp.yaml"
-    resources:
-        mem_mb=1500,
-        runtime=10,
-    params:
-        md5=config["data"]["md5"],
-    shell:
-        "kmlp prepare --archive {input:q} --md5 {params.md5} --val-size {wildcards.val_size}"
         " --out {output:q} > {log:q} 2>&1"

@@ -1,6 +1,6 @@
 rule gradcheck:
     input:
-        DATA_H5,
+        data_h5(),
     output:
         f"{RESULTS}/gradcheck/{{check}}.json",
     log:
@@ -14,6 +14,7 @@ rule gradcheck:
         mem_mb=500,
         runtime=10,
     params:
-        args=gradcheck_args,
+        settings=gradcheck_settings,
     shell:
-        "kmlp gradcheck --data {input:q} {params.args} --out {output:q} > {log:q} 2>&1"
+        "kmlp gradcheck --data {input:q} --name {wildcards.check} --settings {params.settings:q}"
+        " --out {output:q} > {log:q} 2>&1"

@@ -1,3 +1,25 @@
+checkpoint lambda_grid:
+    output:
+        f"{RESULTS}/lambda_search/grid.json",
+    log:
+        f"{RESULTS}/logs/lambda_search/grid.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/lambda_search/grid.tsv"
+    conda:
+        "../envs/kmlp.yaml"
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        n=SEARCH["coarse"]["n"],
+        log10_min=SEARCH["coarse"]["log10_min"],
+        log10_max=SEARCH["coarse"]["log10_max"],
+        seed=SEARCH["seed"],
+    shell:
+        "kmlp lambda-grid --n {params.n} --log10-min {params.log10_min}"
+        " --log10-max {params.log10_max} --seed {params.seed} --out {output:q} > {log:q} 2>&1"
+
+
 checkpoint lambda_coarse:
     input:
         runs_of(COARSE),
@@ -37,33 +59,3 @@ checkpoint lambda_best:
         runtime=5,
     shell:
         "kmlp lambda-pick --out {output:q} {input:q} > {log:q} 2>&1"
-
-
-rule lambda_table:
-    input:
-        best=f"{RESULTS}/lambda_search/best.json",
-        runs=runs_of(COARSE + FINE),
-    output:
-        tex=f"{RESULTS}/tables/lambda_search.tex",
-        csv=report(
-            f"{RESULTS}/tables/lambda_search.csv",
-            caption="../report/lambda_search.rst",
-            category="Tables",
-            labels={"table": "lambda_search"},
-        ),
-    log:
-        f"{RESULTS}/logs/table/lambda_search.log",
-    benchmark:
-        f"{RESULTS}/benchmarks/table/lambda_search.tsv"
-    conda:
-        "../envs/kmlp.yaml"
-    resources:
-        mem_mb=1000,
-        runtime=5,
-    params:
-        spec=search_table_spec,
-        within=config["verdict"]["within_std"],
-        config=CONFIG_NAME,
-    shell:
-        "kmlp table --spec {params.spec:q} --within-std {params.within} --config {params.config:q}"
-        " --out-tex {output.tex:q} --out-csv {output.csv:q} {input.runs:q} > {log:q} 2>&1"

@@ -16,11 +16,15 @@ rule train:
         "../envs/kmlp.yaml"
     threads: 1
     resources:
-        # measured on the full data: peak RSS 887 MB, at most 18 s (9-layer, 9,000 updates)
+        # measured on the full data: peak RSS 887 MB, at most 18 s (9-layer, 9,000
+        # updates); runtime (minutes) with head-room for slower cluster nodes
         mem_mb=1500,
-        runtime=5,
+        runtime=10,
     params:
-        args=train_args,
+        settings=lambda wc: json.dumps(settings(wc.experiment), sort_keys=True),
+        paper=lambda wc: json.dumps(paper_of(wc.experiment), sort_keys=True),
+        source=json.dumps({"config": CONFIG_NAME}),
     shell:
         "kmlp train --data {input.data:q} --out {output:q} --experiment {wildcards.experiment}"
-        " --seed {wildcards.seed} --threads {threads} {params.args} > {log:q} 2>&1"
+        " --seed {wildcards.seed} --threads {threads} --settings {params.settings:q}"
+        " --paper {params.paper:q} --source {params.source:q} > {log:q} 2>&1"

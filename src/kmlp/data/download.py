@@ -10,25 +10,19 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
-import socket
 import sys
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .errors import KmlpError
+from ..errors import KmlpError
+from ..files import md5_of, parse_md5
 
+OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+OFFICIAL_MD5 = "c58f30108f718f92721af3b95e74349a"
 _BLOCK = 1 << 20
 _MB = 1e6
-
-
-def file_md5(path) -> str:
-    h = hashlib.md5()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
 
 
 class _Progress:
@@ -69,20 +63,20 @@ def _fetch(url: str, tmp: Path, progress: bool, timeout: float) -> str:
     except urllib.error.HTTPError as exc:
         raise KmlpError(f"the server answered HTTP {exc.code} {exc.reason} for {url}") from None
     except http.client.IncompleteRead as exc:
-        raise KmlpError(f"the download of {url} was cut short: the connection closed after "
-                        f"{done + len(exc.partial)} bytes, before the end of the file") from None
-    except (socket.timeout, TimeoutError):
+        raise KmlpError(
+            f"the download of {url} was cut short: the connection closed after "
+            f"{done + len(exc.partial)} bytes, before the end of the file"
+        ) from None
+    except TimeoutError:
         raise KmlpError(f"the download of {url} timed out after {timeout} s without data") from None
     except urllib.error.URLError as exc:
         raise KmlpError(f"could not connect to fetch {url}: {exc.reason}") from None
     except (http.client.HTTPException, OSError) as exc:  # connection reset, disk full, ...
-        raise KmlpError(f"the download of {url} failed after {done} bytes: "
-                        f"{type(exc).__name__}: {exc}") from None
+        raise KmlpError(f"the download of {url} failed after {done} bytes: {type(exc).__name__}: {exc}") from None
     except ValueError as exc:  # e.g. an unknown URL scheme
         raise KmlpError(f"cannot download {url!r}: {exc}") from None
     if total is not None and done < total:
-        raise KmlpError(f"the download of {url} was cut short: got {done} of {total} bytes "
-                        "(the connection dropped)")
+        raise KmlpError(f"the download of {url} was cut short: got {done} of {total} bytes (the connection dropped)")
     return h.hexdigest()
 
 
@@ -93,10 +87,8 @@ def download(url: str, out, md5: str, progress: bool = True, timeout: float = 60
     only when their MD5 matches; on any failure that file is removed.
     """
     out = Path(out)
-    md5 = str(md5).strip().lower()
-    if len(md5) != 32 or any(c not in "0123456789abcdef" for c in md5):
-        raise KmlpError(f"--md5 {md5!r} is not a 32-digit hexadecimal MD5")
-    if out.is_file() and file_md5(out) == md5:
+    md5 = parse_md5(md5)
+    if out.is_file() and md5_of([out]) == md5:
         if progress:
             print(f"kmlp download: {out} is already there with MD5 {md5}", file=sys.stderr)
         return out
@@ -107,8 +99,10 @@ def download(url: str, out, md5: str, progress: bool = True, timeout: float = 60
     try:
         found = _fetch(url, tmp, progress, timeout)
         if found != md5:
-            raise KmlpError(f"the download of {url} has MD5 {found} but {md5} was expected "
-                            "(corrupt transfer or a different file); nothing was kept")
+            raise KmlpError(
+                f"the download of {url} has MD5 {found} but {md5} was expected "
+                "(corrupt transfer or a different file); nothing was kept"
+            )
         os.replace(tmp, out)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -6,33 +6,31 @@ import math
 
 import numpy as np
 
-from .errors import KmlpError
-
 
 def random_lambdas(n: int, log10_min: float, log10_max: float, seed: int) -> list[float]:
     """``n`` values with log10(lambda) uniform in [log10_min, log10_max], reproducibly."""
     if n < 1 or not log10_min < log10_max:
         raise ValueError(f"need n >= 1 and log10_min < log10_max, got {n}, {log10_min}, {log10_max}")
     exps = np.random.default_rng(seed).uniform(log10_min, log10_max, n)
-    return [float(f"{10.0 ** e:.6g}") for e in exps]
+    return [float(f"{10.0**e:.6g}") for e in exps]
 
 
 def rank(runs) -> list[dict]:
     """Experiments by mean final validation accuracy over seeds, best first."""
     by_exp: dict[str, dict] = {}
     for run in runs:
-        entry = by_exp.setdefault(run.experiment, {"experiment": run.experiment,
-                                                   "lam": run.settings["lam"], "accs": []})
+        entry = by_exp.setdefault(
+            run.experiment, {"experiment": run.experiment, "lam": run.settings["lam"], "accs": []}
+        )
         if entry["lam"] != run.settings["lam"]:
-            raise KmlpError(f"runs of {run.experiment} disagree on lambda")
+            raise ValueError(f"runs of {run.experiment} disagree on lambda")
         if run.status == "completed" and math.isfinite(run.final["val_acc"]):
             entry["accs"].append(run.final["val_acc"])
     ranked = []
     for e in by_exp.values():
         acc = float(np.mean(e["accs"])) if e["accs"] else float("nan")
-        ranked.append({"experiment": e["experiment"], "lam": e["lam"], "val_acc": acc,
-                       "n": len(e["accs"])})
+        ranked.append({"experiment": e["experiment"], "lam": e["lam"], "val_acc": acc, "n": len(e["accs"])})
     ranked.sort(key=lambda r: (-r["val_acc"] if math.isfinite(r["val_acc"]) else math.inf, r["lam"]))
     if not ranked or not math.isfinite(ranked[0]["val_acc"]):
-        raise KmlpError("no completed run to pick a lambda from")
+        raise ValueError("no completed run to pick a lambda from")
     return ranked

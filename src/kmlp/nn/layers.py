@@ -82,21 +82,17 @@ def batchnorm_eval(x, gamma, beta, mu, var, eps=BN_EPS):
     return out
 
 
-def softmax(logits):
-    z = logits - logits.max(axis=1, keepdims=True)
-    np.exp(z, out=z)
-    z /= z.sum(axis=1, keepdims=True)
-    return z
-
-
-def softmax_cross_entropy(logits, y):
-    """Mean cross-entropy of integer labels ``y`` and its gradient w.r.t. ``logits``."""
+def softmax_cross_entropy(logits, y, grad: bool = True):
+    """Mean cross-entropy of integer labels ``y`` and (``grad``) its gradient w.r.t.
+    ``logits``: ``(loss, dlogits)``, or the loss alone."""
     n = logits.shape[0]
     rows = np.arange(n)
     z = logits - logits.max(axis=1, keepdims=True)
     ez = np.exp(z)
     sum_ez = ez.sum(axis=1)
     loss = float(np.mean(np.log(sum_ez) - z[rows, y]))
+    if not grad:
+        return loss
     dlogits = ez
     dlogits /= sum_ez[:, None]
     dlogits[rows, y] -= 1

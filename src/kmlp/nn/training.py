@@ -6,55 +6,23 @@ final metrics. Same arrays, settings and seed give bit-identical results.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
+from .model import MLP
 from .schedules import cyclic_eta
-
+from .settings import TrainSettings
 
 #: One row per evaluation: where in training, then train and validation metrics.
-HISTORY_COLUMNS = (
-    "step", "epoch", "eta",
-    "train_loss", "train_cost", "train_acc",
-    "val_loss", "val_cost", "val_acc",
-)
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    lam: float = 0.005
-    n_batch: int = 100
-    eta_min: float = 1e-5
-    eta_max: float = 1e-1
-    n_s: int = 2250
-    cycles: int = 2
-    eval_every: int = 0      # updates between evaluations; 0 = once per epoch
-    eval_train_subset: int = 0  # training images the history's train metrics use; 0 = all
-
-    def validate(self, n_train: int) -> None:
-        if self.n_batch < 1 or self.n_batch > n_train:
-            raise ValueError(f"n_batch must be in 1..{n_train} (the training-set size), got {self.n_batch}")
-        if self.n_s < 1 or self.cycles < 1:
-            raise ValueError(f"n_s and cycles must be positive, got n_s={self.n_s}, cycles={self.cycles}")
-        if not 0 < self.eta_min <= self.eta_max:
-            raise ValueError(f"need 0 < eta_min <= eta_max, got {self.eta_min}, {self.eta_max}")
-        if self.lam < 0 or self.eval_every < 0 or self.eval_train_subset < 0:
-            raise ValueError("lam, eval_every and eval_train_subset must not be negative")
-
-    @property
-    def total_updates(self) -> int:
-        return 2 * self.n_s * self.cycles
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+HISTORY_COLUMNS = ("step", "epoch", "eta", "train_loss", "train_cost", "train_acc", "val_loss", "val_cost", "val_acc")
 
 
 @dataclass
 class TrainResult:
-    history: dict          # column -> np.ndarray, one entry per evaluation
-    final: dict            # split_metric -> float (train/val; test added by the caller)
-    status: str            # "completed" | "diverged"
+    history: dict  # column -> np.ndarray, one entry per evaluation
+    final: dict  # split_metric -> float (train/val; test added by the caller)
+    status: str  # "completed" | "diverged"
     stopped_at: int | None
 
 
@@ -68,8 +36,19 @@ def init_seed(seed):
     return _split_seeds(seed)[0]
 
 
-def train(model, X_train, y_train, X_val, y_val, settings: TrainSettings, seed: int,
-          progress=None):
+def build_model(settings: TrainSettings, d_in: int, n_classes: int, seed: int) -> MLP:
+    """The untrained net of ``settings`` for run seed ``seed``."""
+    return MLP(
+        [d_in, *settings.hidden, n_classes],
+        batch_norm=settings.batch_norm,
+        init=settings.init,
+        sigma=settings.sigma,
+        seed=init_seed(seed),
+        dtype=settings.dtype,
+    )
+
+
+def train(model, X_train, y_train, X_val, y_val, settings: TrainSettings, seed: int, progress=None):
     """Train ``model`` in place; returns a :class:`TrainResult`.
 
     ``progress`` is a callable ``(step, total, row)`` called after each evaluation.
@@ -78,7 +57,7 @@ def train(model, X_train, y_train, X_val, y_val, settings: TrainSettings, seed: 
     updates); the final training metrics always use the whole training set.
     """
     n = X_train.shape[0]
-    settings.validate(n)
+    settings.check_data(n)
     _, shuffle_ss, subset_ss = _split_seeds(seed)
     rng = np.random.default_rng(shuffle_ss)
     y_train = np.asarray(y_train, np.intp)
@@ -97,10 +76,17 @@ def train(model, X_train, y_train, X_val, y_val, settings: TrainSettings, seed: 
     def evaluate(step):
         tr = model.evaluate(X_eval, y_eval, lam)
         va = model.evaluate(X_val, y_val, lam)
-        row = dict(step=step, epoch=step / batches_per_epoch,
-                   eta=cyclic_eta(step, settings.eta_min, settings.eta_max, settings.n_s),
-                   train_loss=tr[0], train_cost=tr[1], train_acc=tr[2],
-                   val_loss=va[0], val_cost=va[1], val_acc=va[2])
+        row = dict(
+            step=step,
+            epoch=step / batches_per_epoch,
+            eta=cyclic_eta(step, settings.eta_min, settings.eta_max, settings.n_s),
+            train_loss=tr[0],
+            train_cost=tr[1],
+            train_acc=tr[2],
+            val_loss=va[0],
+            val_cost=va[1],
+            val_acc=va[2],
+        )
         for k, v in row.items():
             cols[k].append(v)
         if progress:
@@ -121,7 +107,7 @@ def train(model, X_train, y_train, X_val, y_val, settings: TrainSettings, seed: 
             j = step % batches_per_epoch
             if j == 0:
                 order = rng.permutation(n)
-            idx = order[j * settings.n_batch:(j + 1) * settings.n_batch]
+            idx = order[j * settings.n_batch : (j + 1) * settings.n_batch]
             np.take(X_train, idx, axis=0, out=Xb)
             yb = y_train[idx]
             if evaluated_at < 0:
@@ -147,6 +133,7 @@ def train(model, X_train, y_train, X_val, y_val, settings: TrainSettings, seed: 
     final = {k: float(history[k][-1]) for k in cols if k not in ("step", "epoch", "eta")}
     if X_eval is not X_train:
         with np.errstate(all="ignore"):
-            final.update(zip(("train_loss", "train_cost", "train_acc"),
-                             model.evaluate(X_train, y_train, lam)))
+            final.update(
+                zip(("train_loss", "train_cost", "train_acc"), model.evaluate(X_train, y_train, lam), strict=True)
+            )
     return TrainResult(history, final, status, stopped_at)

@@ -6,15 +6,14 @@ import numpy as np
 
 from .layers import softmax_cross_entropy
 from .model import MLP
+from .settings import GradcheckSettings
 
 
 def _cost_and_pattern(model: MLP, X, y, lam: float):
     """Training-mode cost and which ReLUs are on: a kink crossed shows as a change."""
-    logits, caches, _ = model._forward_train(X)
-    loss = softmax_cross_entropy(logits, y)[0]
-    pattern = np.concatenate([(relu > 0).ravel() for _, _, relu in caches if relu is not None]
-                             or [np.zeros(0, bool)])
-    return loss + lam * model.weights_squared(), pattern
+    logits, tape = model.forward(X, "train", keep=True)
+    loss = softmax_cross_entropy(logits, y, grad=False)
+    return loss + model.penalty(lam), tape.relu_pattern()
 
 
 def numerical_gradients(model: MLP, X, y, lam: float, h: float = 1e-5):
@@ -50,8 +49,7 @@ def relative_error(ga, gn, eps: float = 1e-12):
     return np.abs(ga - gn) / np.maximum(eps, np.abs(ga) + np.abs(gn))
 
 
-def compare(analytic: dict, numerical: dict, kinks: dict | None = None,
-            abs_floor: float = 1e-8) -> dict:
+def compare(analytic: dict, numerical: dict, kinks: dict | None = None, abs_floor: float = 1e-8) -> dict:
     """The report's statistics per parameter, and relative errors two ways.
 
     ``rel_error`` (what a check passes or fails on) is the array-level
@@ -93,3 +91,26 @@ def check_model(model: MLP, X, y, lam: float = 0.0, h: float = 1e-5) -> dict:
     _, analytic = model.cost_and_gradients(X, y, lam)
     numerical, kinks = numerical_gradients(model, X, y, lam, h)
     return compare(analytic, numerical, kinks)
+
+
+def random_batch(settings: GradcheckSettings):
+    """Gaussian inputs and labels for a check that is given no data."""
+    rng = np.random.default_rng(settings.seed)
+    X = rng.standard_normal((settings.n_samples, settings.input_dim))
+    return X, rng.integers(0, 10, settings.n_samples)
+
+
+def run_check(settings: GradcheckSettings, X, y, n_classes: int = 10) -> dict:
+    """The settings' float64 net on ``(X, y)``, checked: per-parameter statistics, the
+    largest relative error and whether it is within ``max_rel_error``."""
+    model = MLP(
+        [X.shape[1], *settings.hidden, n_classes],
+        batch_norm=settings.batch_norm,
+        init=settings.init,
+        sigma=settings.sigma,
+        seed=settings.seed,
+        dtype=np.float64,
+    )
+    params = check_model(model, X, y, settings.lam, settings.h)
+    worst = max(p["rel_error"] for p in params.values())
+    return {"parameters": params, "max_rel_error": worst, "passed": bool(worst <= settings.max_rel_error)}

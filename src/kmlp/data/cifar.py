@@ -17,7 +17,7 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from .errors import KmlpError
+from ..errors import KmlpError
 
 FOLDER = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -59,8 +59,10 @@ class SafeUnpickler(pickle.Unpickler):
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
-            raise KmlpError(f"{self.what} refers to {module}.{name}, which a CIFAR-10 batch never "
-                            "needs; refusing to load it (it could run code)") from None
+            raise KmlpError(
+                f"{self.what} refers to {module}.{name}, which a CIFAR-10 batch never "
+                "needs; refusing to load it (it could run code)"
+            ) from None
 
 
 def loads(data: bytes, what: str = "pickle"):
@@ -89,23 +91,28 @@ def check_batch(obj, what: str) -> tuple[np.ndarray, np.ndarray]:
         if key not in d:
             raise KmlpError(f"{what} has no {key!r} entry (found keys {sorted(d)})")
     data = d[b"data"]
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
-            or data.shape[1] != N_DIM:
-        found = (f"a {data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray)
-                 else f"a {type(data).__name__}")
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != N_DIM:
+        found = (
+            f"a {data.dtype} array of shape {data.shape}"
+            if isinstance(data, np.ndarray)
+            else f"a {type(data).__name__}"
+        )
         raise KmlpError(f"{what}: b'data' should be an N x {N_DIM} uint8 array but is {found}")
     try:
         labels = np.asarray(d[b"labels"])
     except Exception:
         labels = np.asarray(None)
     if labels.ndim != 1 or labels.dtype.kind not in "iu":
-        raise KmlpError(f"{what}: b'labels' should be a list of integers but is "
-                        f"{type(d[b'labels']).__name__} ({labels.dtype}, shape {labels.shape})")
+        raise KmlpError(
+            f"{what}: b'labels' should be a list of integers but is "
+            f"{type(d[b'labels']).__name__} ({labels.dtype}, shape {labels.shape})"
+        )
     if len(labels) != len(data):
         raise KmlpError(f"{what}: b'labels' has {len(labels)} entries but b'data' has {len(data)} rows")
     if len(labels) and (labels.min() < 0 or labels.max() >= N_CLASSES):
-        raise KmlpError(f"{what}: labels should be in 0..{N_CLASSES - 1} but range from "
-                        f"{labels.min()} to {labels.max()}")
+        raise KmlpError(
+            f"{what}: labels should be in 0..{N_CLASSES - 1} but range from {labels.min()} to {labels.max()}"
+        )
     return np.ascontiguousarray(data), labels.astype(np.uint8)
 
 
@@ -113,8 +120,11 @@ def check_meta(obj, what: str) -> list[str]:
     """Return the 10 class names of batches.meta, or raise."""
     d = _as_dict(obj, what)
     names = d.get(b"label_names")
-    if not isinstance(names, (list, tuple)) or len(names) != N_CLASSES \
-            or not all(isinstance(n, (bytes, str)) for n in names):
+    if (
+        not isinstance(names, (list, tuple))
+        or len(names) != N_CLASSES
+        or not all(isinstance(n, (bytes, str)) for n in names)
+    ):
         raise KmlpError(f"{what}: b'label_names' should be a list of {N_CLASSES} names but is {names!r:.80}")
     return [n.decode("utf-8", "replace") if isinstance(n, bytes) else n for n in names]
 
@@ -185,10 +195,11 @@ def read_folder(path) -> dict[str, bytes]:
 
 
 def parse(raw: dict[str, bytes], source) -> dict:
-    """Unpickle and validate members; returns {'train': [(X, y)] * 5, 'test': (X, y), 'class_names'}.
+    """Unpickle and validate members: {'train': [(X, y)] * 5, 'test': (X, y), 'class_names'}.
 
     Each member's bytes are dropped from ``raw`` once parsed, to keep peak memory low.
     """
+
     def load(name):
         return loads(raw.pop(name), f"{source}: member {name}")
 

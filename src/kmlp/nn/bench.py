@@ -25,8 +25,7 @@ def measure(sizes=(3072, 50, 50, 10), n_batch=100, updates=200, repeats=7, seed=
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n_batch, sizes[0])).astype(np.float32)
     y = rng.integers(0, sizes[-1], n_batch)
-    Ws = [rng.standard_normal((sizes[i + 1], sizes[i])).astype(np.float32) * 0.01
-          for i in range(len(sizes) - 1)]
+    Ws = [rng.standard_normal((sizes[i + 1], sizes[i])).astype(np.float32) * 0.01 for i in range(len(sizes) - 1)]
 
     def gemms():
         # The products an update cannot avoid: forward s = x W^T per layer, backward
@@ -51,7 +50,7 @@ def measure(sizes=(3072, 50, 50, 10), n_batch=100, updates=200, repeats=7, seed=
 
     def gather():
         start = pos[0] % (45000 - n_batch)
-        np.take(Xtr, order[start:start + n_batch], axis=0, out=buf)
+        np.take(Xtr, order[start : start + n_batch], axis=0, out=buf)
         pos[0] += n_batch
 
     candidates = {

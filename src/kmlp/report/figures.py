@@ -9,22 +9,19 @@ PDF's Subject/Keywords and the PNG's text chunks.
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .errors import KmlpError
-from .files import atomic_path
-from .tables import group_runs, load_groups, provenance
+from ..files import atomic_path
+from .grouping import group_runs
 
 PANELS = (("acc", "accuracy"), ("loss", "loss (cross-entropy)"), ("cost", "cost (loss + L2)"))
 PNG_DPI = 120
 # Fixed style, so neither a user's matplotlibrc nor the default cycle changes the output.
-COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2",
-          "#7f7f7f", "#bcbd22", "#17becf")
+COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 
 def mean_band(runs, column: str):
@@ -40,7 +37,7 @@ def mean_band(runs, column: str):
     n = ok.sum(axis=0)
     mean = np.where(ok, values, 0.0).sum(axis=0) / np.maximum(n, 1)
     dev = np.where(ok, values - mean, 0.0)
-    std = np.sqrt((dev ** 2).sum(axis=0) / np.maximum(n - 1, 1))
+    std = np.sqrt((dev**2).sum(axis=0) / np.maximum(n - 1, 1))
     mean[n == 0] = np.nan
     std[n == 0] = np.nan
     return steps, mean, std, n
@@ -52,8 +49,11 @@ def legend_label(name: str, members) -> str:
     if not done:
         return f"{name} (all {diverged} runs diverged: no curve)"
     if diverged:
-        return (f"{name} (n={len(done)}; diverged, left out of the mean: seed "
-                + ",".join(str(r.seed) for r in members if r.status == "diverged") + ")")
+        return (
+            f"{name} (n={len(done)}; diverged, left out of the mean: seed "
+            + ",".join(str(r.seed) for r in members if r.status == "diverged")
+            + ")"
+        )
     return f"{name} (n={len(done)} seeds)"
 
 
@@ -70,21 +70,22 @@ def plot_runs(runs, title: str = "") -> Figure:
         handles.append(Line2D([], [], color=color, lw=2, label=legend_label(name, members)))
         if not done:
             continue
-        for ax, (key, _) in zip(axes, PANELS):
+        for ax, (key, _) in zip(axes, PANELS, strict=True):
             for split, style in (("train", "-"), ("val", "--")):
                 steps, mean, std, _ = mean_band(done, f"{split}_{key}")
                 ax.plot(steps, mean, ls=style, color=color, lw=1.4)
                 ax.fill_between(steps, mean - std, mean + std, color=color, alpha=0.18, lw=0)
-    for ax, (_, label) in zip(axes, PANELS):
+    for ax, (_, label) in zip(axes, PANELS, strict=True):
         ax.set_xlabel("update step")
         ax.set_ylabel(label)
         ax.grid(True, alpha=0.3)
-    style = [Line2D([], [], color="0.3", ls="-", label="train"),
-             Line2D([], [], color="0.3", ls="--", label="validation"),
-             Line2D([], [], color="0.3", lw=6, alpha=0.25, label="mean $\\pm$ 1 std")]
+    style = [
+        Line2D([], [], color="0.3", ls="-", label="train"),
+        Line2D([], [], color="0.3", ls="--", label="validation"),
+        Line2D([], [], color="0.3", lw=6, alpha=0.25, label="mean $\\pm$ 1 std"),
+    ]
     axes[0].legend(handles=style, loc="best", fontsize="small")
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 3),
-               fontsize="small", frameon=False)
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 3), fontsize="small", frameon=False)
     if title:
         fig.suptitle(title)
     return fig
@@ -95,10 +96,18 @@ def save_figure(fig: Figure, pdf, png=None, title: str = "", prov: dict | None =
     prov = prov or {}
     subject = "; ".join(f"{k}: {v}" for k, v in prov.items() if k != "experiments" and v)
     with atomic_path(pdf) as tmp:
-        fig.savefig(tmp, format="pdf", metadata={
-            "Title": title, "Subject": subject, "Keywords": prov.get("experiments", ""),
-            "Creator": f"kmlp {prov.get('kmlp_version', '')}".strip(),
-            "CreationDate": None, "ModDate": None})
+        fig.savefig(
+            tmp,
+            format="pdf",
+            metadata={
+                "Title": title,
+                "Subject": subject,
+                "Keywords": prov.get("experiments", ""),
+                "Creator": f"kmlp {prov.get('kmlp_version', '')}".strip(),
+                "CreationDate": None,
+                "ModDate": None,
+            },
+        )
     if png:
         write_png(fig, png, {"Title": title, **{k: str(v) for k, v in prov.items() if v}})
 
@@ -116,11 +125,3 @@ def write_png(fig: Figure, path, text: dict) -> None:
         info.add_text(key, value)
     with atomic_path(path) as tmp:
         image.save(tmp, format="png", pnginfo=info, optimize=True)
-
-
-def figure_cli(args) -> None:
-    if Path(args.out).suffix.lower() != ".pdf":
-        raise KmlpError(f"--out must name a .pdf file, not {args.out}")
-    groups = load_groups(args.runs)
-    fig = plot_runs(groups, args.title)
-    save_figure(fig, args.out, args.png, args.title, provenance(groups, args.config))

@@ -6,7 +6,6 @@ file is the single source of truth and every consumer normalises the same way.
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import time
 from dataclasses import dataclass, field
@@ -15,9 +14,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from .. import __version__
+from ..errors import KmlpError
+from ..files import as_str, atomic_h5, md5_of, open_h5, parse_md5, put
 from . import cifar
-from .errors import KmlpError
-from .files import as_str, atomic_h5, open_h5, put
 
 FORMAT = "kmlp-cifar10/1"
 SPLITS = ("train", "val", "test")
@@ -27,22 +27,6 @@ _CHUNK = 4096  # rows per step when accumulating statistics
 def _say(progress: bool, msg: str) -> None:
     if progress:
         print(f"kmlp prepare: {msg}", file=sys.stderr, flush=True)
-
-
-def _md5_files(paths) -> str:
-    h = hashlib.md5()
-    for p in paths:
-        with open(p, "rb") as f:
-            while block := f.read(1 << 22):
-                h.update(block)
-    return h.hexdigest()
-
-
-def _check_md5_arg(md5: str) -> str:
-    md5 = str(md5).strip().lower()
-    if md5 != "skip" and (len(md5) != 32 or any(c not in "0123456789abcdef" for c in md5)):
-        raise KmlpError(f"--md5 {md5!r} is neither a 32-digit hexadecimal MD5 nor 'skip'")
-    return md5
 
 
 def train_stats(X: np.ndarray):
@@ -55,14 +39,14 @@ def train_stats(X: np.ndarray):
     s1 = np.zeros(X.shape[1])
     s2 = np.zeros(X.shape[1])
     for i in range(0, n, _CHUNK):
-        c = X[i:i + _CHUNK].astype(np.float64)
+        c = X[i : i + _CHUNK].astype(np.float64)
         s1 += c.sum(axis=0)
         s2 += np.einsum("ij,ij->j", c, c)
     mean = s1 / n
     std = np.sqrt(np.maximum(n * s2 - s1 * s1, 0.0)) / n
     ch_mean, ch_std = [], []
     m = n * (X.shape[1] // 3)  # values per channel plane
-    for c1, c2 in zip(s1.reshape(3, -1), s2.reshape(3, -1)):
+    for c1, c2 in zip(s1.reshape(3, -1), s2.reshape(3, -1), strict=True):
         t1, t2 = int(c1.sum()), int(c2.sum())  # exact Python integers
         ch_mean.append(t1 / m / 255)
         ch_std.append(float(np.sqrt((m * t2 - t1 * t1) / m**2)) / 255)
@@ -80,11 +64,9 @@ def prepare(archive, md5: str, out, val_size: int = 5000, progress: bool = True)
     the last ``val_size`` images of data_batch_1..5 concatenated; the statistics are
     those of the remaining training images only.
     """
-    from . import __version__
-
     t0 = time.perf_counter()
     archive, out = Path(archive), Path(out)
-    md5 = _check_md5_arg(md5)
+    md5 = parse_md5(md5, allow_skip=True)
     if isinstance(val_size, bool) or not isinstance(val_size, (int, np.integer)) or val_size <= 0:
         raise KmlpError(f"--val-size must be a positive integer, not {val_size!r}")
     if not archive.exists():
@@ -94,10 +76,9 @@ def prepare(archive, md5: str, out, val_size: int = 5000, progress: bool = True)
     what = "folder" if is_dir else "archive"
     files = cifar.folder_files(archive) if is_dir else [archive]
     _say(progress, f"computing the MD5 of {what} {archive}")
-    actual = _md5_files(files)
+    actual = md5_of(files)
     if md5 != "skip" and actual != md5:
-        raise KmlpError(f"{what} {archive} has MD5 {actual} but {md5} was expected "
-                        "(wrong or corrupt file?)")
+        raise KmlpError(f"{what} {archive} has MD5 {actual} but {md5} was expected (wrong or corrupt file?)")
 
     _say(progress, f"reading {what} {archive}")
     raw = cifar.read_folder(archive) if is_dir else cifar.read_archive(archive)
@@ -107,12 +88,13 @@ def prepare(archive, md5: str, out, val_size: int = 5000, progress: bool = True)
     del parsed["train"]
     X_test, y_test = parsed["test"]
     if val_size >= len(X_all):
-        raise KmlpError(f"--val-size {val_size} must be smaller than the {len(X_all)} "
-                        "images of the training batches")
+        raise KmlpError(f"--val-size {val_size} must be smaller than the {len(X_all)} images of the training batches")
     n_train = len(X_all) - val_size
-    splits = {"train": (X_all[:n_train], y_all[:n_train]),
-              "val": (X_all[n_train:], y_all[n_train:]),
-              "test": (X_test, y_test)}
+    splits = {
+        "train": (X_all[:n_train], y_all[:n_train]),
+        "val": (X_all[n_train:], y_all[n_train:]),
+        "test": (X_test, y_test),
+    }
 
     _say(progress, f"computing statistics of the {n_train} training images")
     mean, std, ch_mean, ch_std = train_stats(splits["train"][0])
@@ -128,16 +110,27 @@ def prepare(archive, md5: str, out, val_size: int = 5000, progress: bool = True)
         put(g, "mean", mean)
         put(g, "std", std)
         put(f, "class_names", np.array(parsed["class_names"], dtype=h5py.string_dtype()))
-        f.attrs.update({
-            "format": FORMAT, "source_md5": actual, "source_name": source_name,
-            "val_size": int(val_size), "split": "last val_size images of data_batch_1..5",
-            "kmlp_version": __version__, "n_train": n_train, "n_val": int(val_size),
-            "n_test": len(X_test),
-        })
+        f.attrs.update(
+            {
+                "format": FORMAT,
+                "source_md5": actual,
+                "source_name": source_name,
+                "val_size": int(val_size),
+                "split": "last val_size images of data_batch_1..5",
+                "kmlp_version": __version__,
+                "n_train": n_train,
+                "n_val": int(val_size),
+                "n_test": len(X_test),
+            }
+        )
     _say(progress, f"done in {time.perf_counter() - t0:.1f} s")
     return {
-        "out": str(out), "source_md5": actual, "source_name": source_name,
-        "n_train": n_train, "n_val": int(val_size), "n_test": len(X_test),
+        "out": str(out),
+        "source_md5": actual,
+        "source_name": source_name,
+        "n_train": n_train,
+        "n_val": int(val_size),
+        "n_test": len(X_test),
         "train_channel_mean_rgb": [round(v, 6) for v in ch_mean],
         "train_channel_std_rgb": [round(v, 6) for v in ch_std],
     }
@@ -161,15 +154,18 @@ class Dataset:
 
 
 def _attrs(f) -> dict:
-    return {k: (as_str(v) if isinstance(v, (bytes, str)) else v.item() if hasattr(v, "item") else v)
-            for k, v in f.attrs.items()}
+    return {
+        k: (as_str(v) if isinstance(v, (bytes, str)) else v.item() if hasattr(v, "item") else v)
+        for k, v in f.attrs.items()
+    }
 
 
 def _check_format(f, path) -> None:
     fmt = as_str(f.attrs.get("format", ""))
     if fmt != FORMAT:
-        raise KmlpError(f"{path} is not a prepared CIFAR-10 file (format attribute {fmt!r}, "
-                        f"expected {FORMAT!r}; run kmlp prepare)")
+        raise KmlpError(
+            f"{path} is not a prepared CIFAR-10 file (format attribute {fmt!r}, expected {FORMAT!r}; run kmlp prepare)"
+        )
 
 
 def load(path, dtype=np.float32, limit: int | None = None) -> Dataset:
@@ -193,10 +189,11 @@ def load(path, dtype=np.float32, limit: int | None = None) -> Dataset:
             arrays = {}
             for split in SPLITS:
                 images, labels = f[f"{split}/images"], f[f"{split}/labels"]
-                if len(images.shape) != 2 or images.shape[1:] != mean.shape \
-                        or labels.shape != images.shape[:1]:
-                    raise KmlpError(f"data file {path}: {split} images {images.shape} and "
-                                    f"labels {labels.shape} do not match the statistics {mean.shape}")
+                if len(images.shape) != 2 or images.shape[1:] != mean.shape or labels.shape != images.shape[:1]:
+                    raise KmlpError(
+                        f"data file {path}: {split} images {images.shape} and "
+                        f"labels {labels.shape} do not match the statistics {mean.shape}"
+                    )
                 rows = slice(None) if limit is None else slice(0, limit)
                 X = images[rows].astype(dtype)
                 X -= m
@@ -206,12 +203,14 @@ def load(path, dtype=np.float32, limit: int | None = None) -> Dataset:
             names = [as_str(n) for n in f["class_names"][()]]
             attrs = _attrs(f)
         except (KeyError, AttributeError, TypeError) as exc:
-            raise KmlpError(f"data file {path} lacks an expected dataset ({exc}); it is "
-                            "incomplete, run kmlp prepare again") from None
+            raise KmlpError(
+                f"data file {path} lacks an expected dataset ({exc}); it is incomplete, run kmlp prepare again"
+            ) from None
         except OSError as exc:
             raise KmlpError(f"data file {path} cannot be read (truncated or corrupt?): {exc}") from None
-    return Dataset(**arrays, mean=mean, std=std, class_names=names,
-                   source_md5=str(attrs.get("source_md5", "")), attrs=attrs)
+    return Dataset(
+        **arrays, mean=mean, std=std, class_names=names, source_md5=str(attrs.get("source_md5", "")), attrs=attrs
+    )
 
 
 def source_md5(path) -> str:

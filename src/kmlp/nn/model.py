@@ -6,6 +6,7 @@ Pure NumPy and no I/O: saving and loading live in :mod:`kmlp.runs`.
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import NamedTuple
 
 import numpy as np
 
@@ -19,9 +20,20 @@ from .layers import (
     batchnorm_forward,
     relu_backward,
     relu_forward,
-    softmax,
     softmax_cross_entropy,
 )
+
+
+class Tape(NamedTuple):
+    """What a training-mode forward pass leaves: per-layer caches and batch statistics."""
+
+    caches: list  # (affine, batch norm or None, ReLU or None) per layer
+    stats: list  # (mean, variance) per batch-normalised layer
+
+    def relu_pattern(self) -> np.ndarray:
+        """Which ReLUs were on, as one flat mask: a crossed kink shows as a change."""
+        masks = [(relu > 0).ravel() for _, _, relu in self.caches if relu is not None]
+        return np.concatenate(masks or [np.zeros(0, bool)])
 
 
 class MLP:
@@ -53,6 +65,8 @@ class MLP:
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
+        if self.batch_norm and self.k < 2:
+            raise ValueError("batch norm needs at least one hidden layer")
         self.alpha, self.eps = float(alpha), float(eps)
         draw = initializers.get(init, sigma)
         rng = np.random.default_rng(seed)
@@ -74,31 +88,47 @@ class MLP:
                 self.bn_var[layer] = None
 
     # -- parameters -------------------------------------------------------------
-    def parameters(self) -> "OrderedDict[str, np.ndarray]":
+    def parameters(self) -> OrderedDict[str, np.ndarray]:
         """The live parameter arrays, ordered W1, b1, gamma1, beta1, ..., Wk, bk."""
         return self._params
 
-    def weights_squared(self) -> float:
-        return float(sum(np.vdot(self._params[f"W{l}"], self._params[f"W{l}"])
-                         for l in range(1, self.k + 1)))
+    def penalty(self, lam: float) -> float:
+        """The L2 term of the cost: lam times the sum of squared weights (not biases)."""
+        return lam * float(
+            sum(np.vdot(self._params[f"W{layer}"], self._params[f"W{layer}"]) for layer in range(1, self.k + 1))
+        )
 
     # -- forward/backward -------------------------------------------------------
-    def _forward_train(self, X):
-        """Training-mode forward pass: batch statistics; returns logits, caches, stats."""
+    def forward(self, X, mode: str = "eval", keep: bool = False):
+        """Logits of the rows of ``X``, in one pass whose batch norm depends on ``mode``.
+
+        ``"train"`` normalises with the batch's own statistics (what training and the
+        gradients use); ``"eval"`` with the moving averages. ``keep=True`` returns
+        ``(logits, tape)``, the tape holding what backward needs and the batch statistics.
+        """
+        if mode not in ("train", "eval"):
+            raise ValueError(f"mode must be 'train' or 'eval', not {mode!r}")
+        train = mode == "train"
+        if self.batch_norm and not train and self.bn_mean[1] is None:
+            raise RuntimeError("batch-norm statistics are unset: train first")
         p = self._params
         h = X
         caches, stats = [], []
         for layer in range(1, self.k):
             s, aff = affine_forward(h, p[f"W{layer}"], p[f"b{layer}"])
             bn = None
-            if self.batch_norm:
+            if self.batch_norm and train:
                 s, bn, mu, var = batchnorm_forward(s, p[f"gamma{layer}"], p[f"beta{layer}"], self.eps)
                 stats.append((mu, var))
+            elif self.batch_norm:
+                s = batchnorm_eval(
+                    s, p[f"gamma{layer}"], p[f"beta{layer}"], self.bn_mean[layer], self.bn_var[layer], self.eps
+                )
             h, relu = relu_forward(s)
             caches.append((aff, bn, relu))
         logits, aff = affine_forward(h, p[f"W{self.k}"], p[f"b{self.k}"])
         caches.append((aff, None, None))
-        return logits, caches, stats
+        return (logits, Tape(caches, stats)) if keep else logits
 
     def _backward(self, dlogits, caches, lam):
         p = self._params
@@ -125,40 +155,37 @@ class MLP:
         """
         X = np.asarray(X, self.dtype)
         y = np.asarray(y, np.intp)
-        logits, caches, _ = self._forward_train(X)
+        logits, tape = self.forward(X, "train", keep=True)
         loss, dlogits = softmax_cross_entropy(logits, y)
-        cost = loss + lam * self.weights_squared()
-        return cost, self._backward(dlogits, caches, lam)
+        return loss + self.penalty(lam), self._backward(dlogits, tape.caches, lam)
 
-    def cost(self, X, y, lam: float = 0.0) -> float:
-        """J in training mode (batch statistics): the function the gradients are of."""
-        X = np.asarray(X, self.dtype)
-        logits, _, _ = self._forward_train(X)
-        loss, _ = softmax_cross_entropy(logits, np.asarray(y, np.intp))
-        return loss + lam * self.weights_squared()
+    def cost(self, X, y, lam: float = 0.0, mode: str = "train") -> float:
+        """J = cross-entropy + L2 penalty; in training mode the function the gradients are of."""
+        logits = self.forward(np.asarray(X, self.dtype), mode)
+        return softmax_cross_entropy(logits, np.asarray(y, np.intp), grad=False) + self.penalty(lam)
 
     def seed_statistics(self, X) -> None:
         """Initialise the moving averages from batch ``X`` (no parameter update)."""
         if self.batch_norm:
-            _, _, stats = self._forward_train(X)
-            for layer, (mu, var) in enumerate(stats, start=1):
+            _, tape = self.forward(X, "train", keep=True)
+            for layer, (mu, var) in enumerate(tape.stats, start=1):
                 self.bn_mean[layer], self.bn_var[layer] = mu.copy(), var.copy()
 
     def train_step(self, X, y, lam: float, eta: float) -> float:
         """One mini-batch gradient-descent update; folds the batch statistics into the
         moving averages. Returns the batch loss before the update (may be non-finite)."""
-        logits, caches, stats = self._forward_train(X)
+        logits, tape = self.forward(X, "train", keep=True)
         loss, dlogits = softmax_cross_entropy(logits, y)
         # The backward pass is linear in dlogits: scaling it by eta yields eta * grad
         # for every parameter, so the update is one subtraction per array.
         dlogits *= eta
-        steps = self._backward(dlogits, caches, 0.0)
+        steps = self._backward(dlogits, tape.caches, 0.0)
         decay = 1.0 - 2.0 * lam * eta  # W <- W - eta (g + 2 lam W)
         for name, p in self._params.items():
             if decay != 1.0 and name[0] == "W":
                 p *= decay
             p -= steps[name]
-        for layer, (mu, var) in enumerate(stats, start=1):
+        for layer, (mu, var) in enumerate(tape.stats, start=1):
             if self.bn_mean[layer] is None:
                 self.bn_mean[layer], self.bn_var[layer] = mu.copy(), var.copy()
             else:
@@ -170,44 +197,23 @@ class MLP:
 
     # -- evaluation -------------------------------------------------------------
     def logits(self, X, chunk: int = 10000):
-        """Evaluation-mode scores (moving-average batch-norm statistics), chunked."""
-        p = self._params
+        """Evaluation-mode scores (moving-average batch-norm statistics), in chunks."""
         out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
         for start in range(0, X.shape[0], chunk):
-            h = np.asarray(X[start:start + chunk], self.dtype)
-            for layer in range(1, self.k):
-                s = h @ p[f"W{layer}"].T
-                s += p[f"b{layer}"]
-                if self.batch_norm:
-                    if self.bn_mean[layer] is None:
-                        raise RuntimeError("batch-norm statistics are unset: train first")
-                    s = batchnorm_eval(s, p[f"gamma{layer}"], p[f"beta{layer}"],
-                                       self.bn_mean[layer], self.bn_var[layer], self.eps)
-                h = np.maximum(s, 0, out=s)
-            s = h @ p[f"W{self.k}"].T
-            s += p[f"b{self.k}"]
-            out[start:start + chunk] = s
+            out[start : start + chunk] = self.forward(np.asarray(X[start : start + chunk], self.dtype))
         return out
-
-    def predict_proba(self, X):
-        return softmax(self.logits(X))
-
-    def predict(self, X):
-        return np.argmax(self.logits(X), axis=1)
 
     def evaluate(self, X, y, lam: float = 0.0):
         """(loss, cost, accuracy) in evaluation mode."""
         y = np.asarray(y, np.intp)
         z = self.logits(X)
         acc = float(np.mean(np.argmax(z, axis=1) == y))
-        z -= z.max(axis=1, keepdims=True)
         with np.errstate(over="ignore", invalid="ignore"):
-            lse = np.log(np.exp(z).sum(axis=1))
-        loss = float(np.mean(lse - z[np.arange(len(y)), y]))
-        return loss, loss + lam * self.weights_squared(), acc
+            loss = softmax_cross_entropy(z, y, grad=False)
+        return loss, loss + self.penalty(lam), acc
 
     # -- state ------------------------------------------------------------------
-    def state(self) -> "OrderedDict[str, np.ndarray]":
+    def state(self) -> OrderedDict[str, np.ndarray]:
         """Everything needed to rebuild the model's predictions: parameters + BN stats."""
         st = OrderedDict(self._params)
         for layer in self.bn_mean:
@@ -228,5 +234,12 @@ class MLP:
                 self.bn_var[layer] = np.asarray(state[f"bn_var{layer}"], self.dtype).copy()
 
     def config(self) -> dict:
-        return {"sizes": self.sizes, "batch_norm": self.batch_norm, "init": self.init,
-                "sigma": self.sigma, "dtype": self.dtype.name, "alpha": self.alpha, "eps": self.eps}
+        return {
+            "sizes": self.sizes,
+            "batch_norm": self.batch_norm,
+            "init": self.init,
+            "sigma": self.sigma,
+            "dtype": self.dtype.name,
+            "alpha": self.alpha,
+            "eps": self.eps,
+        }

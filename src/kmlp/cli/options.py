@@ -1,0 +1,98 @@
+"""What several verbs share on the command line: argparse parents, JSON options, and
+flags made from a settings dataclass (so each setting is defined once, in kmlp.nn)."""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import typing
+from dataclasses import MISSING, fields
+from pathlib import Path
+
+
+def json_arg(text: str):
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc}): {text!r}") from None
+
+
+def json_object(text: str) -> dict:
+    value = json_arg(text)
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"not a JSON object: {text!r}")
+    return value
+
+
+def verb(sub, func, help: str, *parents) -> argparse.ArgumentParser:
+    """Register ``func`` as the verb named after it; its docstring is the verb's --help."""
+    p = sub.add_parser(
+        func.__name__.replace("_", "-"),
+        parents=list(parents),
+        help=help,
+        description=inspect.cleandoc(func.__doc__ or help),
+    )
+    p.set_defaults(func=func)
+    return p
+
+
+def parent(*options) -> argparse.ArgumentParser:
+    """An argparse parent holding ``options``: (flags, keyword arguments) pairs."""
+    p = argparse.ArgumentParser(add_help=False)
+    for flags, kw in options:
+        p.add_argument(*flags, **kw)
+    return p
+
+
+#: Options several verbs share; a verb lists the parents it takes.
+CONFIG = parent((["--config"], dict(default="", help="config file name to record in the output")))
+QUIET = parent((["--quiet"], dict(action="store_true", help="no progress output")))
+THREADS = parent((["--threads"], dict(type=int, default=0, help="BLAS threads (default: the library's own choice)")))
+TABLE_OUT = parent(
+    (["--out-tex"], dict(required=True, type=Path, help="booktabs LaTeX table to write")),
+    (["--out-csv"], dict(required=True, type=Path, help="the same as CSV")),
+)
+VERDICT = parent((["--within-std"], dict(type=float, default=2.0, help="verdict threshold in standard deviations")))
+
+
+def add_settings(parser: argparse.ArgumentParser, cls) -> None:
+    """``--settings JSON`` and one flag per field of the dataclass ``cls``.
+
+    A flag given on the command line wins over the same key in ``--settings``; a key
+    given by neither keeps the field's default.
+    """
+    parser.add_argument(
+        "--settings",
+        type=json_object,
+        default={},
+        help="all settings at once, as a JSON object (the flags below override its keys)",
+    )
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        kind = hints[f.name]
+        default = f.default if f.default is not MISSING else None
+        shown = " ".join(map(str, default)) if isinstance(default, tuple) else default
+        kw = dict(dest=f.name, default=None, help=f"{f.metadata['help']} (default {shown})")
+        if f.metadata.get("choices"):
+            kw["choices"] = f.metadata["choices"]
+        if kind is bool:
+            kw["action"] = argparse.BooleanOptionalAction
+        elif typing.get_origin(kind) is tuple:
+            kw.update(nargs="*", type=int, metavar="N")
+        elif kind is int:
+            kw["type"] = int
+        elif kind is not str:
+            kw["type"] = float
+        parser.add_argument("--" + f.name.replace("_", "-"), **kw)
+
+
+def settings_from(args, cls):
+    """The dataclass ``cls`` from ``--settings`` and the flags; ValueError if invalid."""
+    given = dict(args.settings)
+    given.update({f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name) is not None})
+    return cls.from_dict(given)
+
+
+#: What every verb that writes a table of verdicts takes.
+TABLE = (VERDICT, TABLE_OUT, CONFIG)

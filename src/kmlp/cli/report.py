@@ -1,0 +1,240 @@
+"""The verbs that turn run files into outputs: figure, table, gradtable, summary, diagnose,
+report, pdf, record. Each reads files, calls kmlp.report and writes atomically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..errors import KmlpError
+from . import options
+
+
+def _write_table(out_tex, out_csv, tex: str, header, rows, comments) -> None:
+    from ..files import atomic_text
+    from ..report.tabular import csv_text
+
+    atomic_text(out_tex, tex)
+    atomic_text(out_csv, csv_text(header, rows, comments))
+
+
+def _verdict_line(args) -> dict:
+    return {"within_std": f"{args.within_std:g}"}
+
+
+# -- figure --------------------------------------------------------------------------
+def add_figure(sub) -> None:
+    s = options.verb(sub, figure, "plot accuracy, loss and cost vs update step from run files", options.CONFIG)
+    s.add_argument("runs", nargs="+", type=Path, help="run files (any experiments, any seeds)")
+    s.add_argument("--title", default="", help="figure title")
+    s.add_argument("--out", required=True, type=Path, help="output .pdf")
+    s.add_argument("--png", type=Path, help="also write this PNG")
+
+
+def figure(args) -> None:
+    from ..report.figures import plot_runs, save_figure
+    from ..report.grouping import load_groups, provenance
+
+    if Path(args.out).suffix.lower() != ".pdf":
+        raise KmlpError(f"--out must name a .pdf file, not {args.out}")
+    groups = load_groups(args.runs)
+    fig = plot_runs(groups, args.title)
+    save_figure(fig, args.out, args.png, args.title, provenance(groups, args.config))
+
+
+# -- table ---------------------------------------------------------------------------
+def add_table(sub) -> None:
+    s = options.verb(sub, table, "a LaTeX + CSV table of one metric over a grid of experiments", *options.TABLE)
+    s.add_argument("runs", nargs="+", type=Path, help="run files")
+    s.add_argument(
+        "--spec", required=True, type=options.json_arg, help="table layout as JSON (the config's tables entry)"
+    )
+
+
+def table(args) -> None:
+    from ..report.grouping import load_groups, provenance
+    from ..report.latex import render_table_tex
+    from ..report.stats import TABLE_HEADER, table_rows
+    from ..report.tabular import prov_lines
+
+    spec = args.spec
+    if not isinstance(spec, dict):
+        raise KmlpError("--spec must be a JSON object (the config's tables entry)")
+    groups = load_groups(args.runs)
+    rows = table_rows(groups, spec, args.within_std)
+    used = {r["experiment"] for r in rows}
+    prov = provenance({k: v for k, v in groups.items() if k in used}, args.config)
+    comments = prov_lines(prov, _verdict_line(args))
+    label = spec.get("label") or "tab:" + Path(args.out_tex).stem
+    _write_table(
+        args.out_tex, args.out_csv, render_table_tex(spec, rows, label, comments), TABLE_HEADER, rows, comments
+    )
+
+
+# -- gradtable -----------------------------------------------------------------------
+def add_gradtable(sub) -> None:
+    s = options.verb(sub, gradtable, "the gradient-check statistics as LaTeX + CSV", options.TABLE_OUT, options.CONFIG)
+    s.add_argument("checks", nargs="+", type=Path, help="gradcheck JSON files")
+
+
+def gradtable(args) -> None:
+    from .. import __version__
+    from ..report.checks import GRAD_HEADER, gradcheck_rows, read_gradcheck
+    from ..report.grouping import unique
+    from ..report.latex import render_gradtable_tex
+    from ..report.tabular import prov_lines
+
+    docs = [read_gradcheck(p) for p in args.checks]
+    rows = gradcheck_rows(docs)
+    comments = prov_lines(
+        {
+            "kmlp_version": __version__,
+            "config": str(args.config),
+            "data_md5": " ".join(unique(str(d.get("data_md5") or "random inputs") for d in docs)),
+            "checks": " ".join(d["name"] for d in docs),
+        }
+    )
+    _write_table(args.out_tex, args.out_csv, render_gradtable_tex(rows, comments), GRAD_HEADER, rows, comments)
+
+
+# -- summary -------------------------------------------------------------------------
+def add_summary(sub) -> None:
+    s = options.verb(sub, summary, "every number of the report beside ours, with a verdict", *options.TABLE)
+    s.add_argument("runs", nargs="+", type=Path, help="run files")
+    s.add_argument(
+        "--readings",
+        type=options.json_arg,
+        default={},
+        help="JSON: experiment -> the alternative reading of the report it tests",
+    )
+
+
+def summary(args) -> None:
+    from ..report.grouping import load_groups, provenance
+    from ..report.latex import render_summary_tex
+    from ..report.stats import SUMMARY_HEADER, summary_rows
+    from ..report.tabular import prov_lines
+
+    groups = load_groups(args.runs)
+    if not isinstance(args.readings, dict):
+        raise KmlpError("--readings must be a JSON object: experiment -> text")
+    rows = summary_rows(groups, args.within_std, args.readings)
+    comments = prov_lines(provenance(groups, args.config), _verdict_line(args))
+    _write_table(
+        args.out_tex, args.out_csv, render_summary_tex(rows, comments, args.within_std), SUMMARY_HEADER, rows, comments
+    )
+
+
+# -- diagnose ------------------------------------------------------------------------
+def add_diagnose(sub) -> None:
+    s = options.verb(
+        sub, diagnose, "re-evaluate trained runs: batch-norm evaluation modes, sampling spread", *options.TABLE
+    )
+    s.add_argument("runs", nargs="+", type=Path, help="run files")
+    s.add_argument("--data", required=True, type=Path, help="the prepared HDF5 data set the runs used")
+
+
+def diagnose(args) -> int:
+    """Re-evaluate the stored weights of run files (no training): validation and test
+    accuracy with batch norm evaluated by the moving averages and by each split's own batch
+    statistics, the binomial std of an accuracy on that many images, and the verdict with it
+    added."""
+    from ..data.dataset import load
+    from ..report.diagnose import SPEC, diagnose_rows
+    from ..report.grouping import group_runs, provenance
+    from ..report.latex import render_table_tex
+    from ..report.stats import TABLE_HEADER
+    from ..report.tabular import prov_lines
+    from ..runs import load_model, read_run
+
+    runs = {path: read_run(path) for path in args.runs}
+    other = sorted(
+        {r.data_file for r in runs.values() if r.data_file and Path(r.data_file).resolve() != Path(args.data).resolve()}
+    )
+    if other:
+        raise KmlpError(
+            f"some runs were trained on another data set ({', '.join(other)}) "
+            f"than {args.data}: their validation split differs; diagnose them apart"
+        )
+    path_of = {(r.experiment, r.seed): p for p, r in runs.items()}
+    groups = group_runs(list(runs.values()))
+    ds = load(args.data)
+    rows = diagnose_rows(groups, lambda r: load_model(path_of[r.experiment, r.seed]), ds, args.within_std)
+    if not rows:
+        raise KmlpError("no runs to diagnose")
+    comments = prov_lines(provenance(groups, args.config), _verdict_line(args))
+    label = "tab:" + Path(args.out_tex).stem
+    _write_table(
+        args.out_tex, args.out_csv, render_table_tex(SPEC, rows, label, comments), TABLE_HEADER, rows, comments
+    )
+    for r in rows:
+        print(f"{r['row']:28s} {r['column']:28s} {r['mean']:.4f} ± {r['std']:.4f} (n={r['n']})")
+    return 0
+
+
+# -- report and pdf ------------------------------------------------------------------
+def add_report(sub) -> None:
+    s = options.verb(sub, report, "a LaTeX report that includes every table and figure", options.CONFIG)
+    s.add_argument("--tables", nargs="*", type=Path, default=[], help=".tex tables to include")
+    s.add_argument("--figures", nargs="*", type=Path, default=[], help=".pdf figures to include")
+    s.add_argument("--out", required=True, type=Path, help="report .tex to write")
+
+
+def report(args) -> None:
+    from ..files import atomic_text
+    from ..report.document import report_tex
+
+    for p in [*args.tables, *args.figures]:
+        if not Path(p).exists():
+            raise KmlpError(f"{p} does not exist (the report includes it)")
+    atomic_text(args.out, report_tex(args.tables, args.figures, Path(args.out).parent, args.config))
+
+
+def add_pdf(sub) -> None:
+    s = options.verb(sub, pdf, "compile a LaTeX report to PDF (needs latexmk or pdflatex)")
+    s.add_argument("tex", type=Path, help="the report .tex")
+    s.add_argument("--out", required=True, type=Path, help="PDF to write")
+
+
+def pdf(args) -> None:
+    from ..report.document import compile_pdf
+
+    compile_pdf(args.tex, args.out)
+
+
+# -- record --------------------------------------------------------------------------
+def add_record(sub) -> None:
+    s = options.verb(sub, record, "the reproduction record (Markdown) from the workflow's outputs")
+    s.add_argument("--summary", required=True, type=Path, help="summary CSV (kmlp summary)")
+    s.add_argument("--gradcheck", required=True, type=Path, help="gradient-check CSV (kmlp gradtable)")
+    s.add_argument("--tables", nargs="*", type=Path, default=[], help="table CSVs (kmlp table) to show as grids")
+    s.add_argument("--figures", nargs="*", type=Path, default=[], help="PNG figures to copy beside the record")
+    s.add_argument(
+        "--benchmarks", nargs="*", type=Path, default=[], help="Snakemake benchmark files (for the wall time)"
+    )
+    s.add_argument("--meta", type=options.json_arg, default={}, help="command, config, data MD5 and archive, as JSON")
+    s.add_argument("--notes", type=Path, help="hand-written Markdown (causes of non-reproduced numbers) to include")
+    s.add_argument("--out", required=True, type=Path, help="Markdown file to write; figures go beside it")
+
+
+def record(args) -> None:
+    from ..files import atomic_text
+    from ..report.record import record_markdown
+
+    if not isinstance(args.meta or {}, dict):
+        raise KmlpError("--meta must be a JSON object")
+    atomic_text(
+        args.out,
+        record_markdown(
+            args.out,
+            args.summary,
+            args.gradcheck,
+            tables=args.tables,
+            figures=args.figures,
+            benchmarks=args.benchmarks,
+            meta=args.meta,
+            notes=args.notes,
+        ),
+    )
+
+
+VERBS = (add_figure, add_table, add_diagnose, add_gradtable, add_summary, add_report, add_pdf, add_record)

@@ -1,0 +1,173 @@
+"""Every setting of a net, a training run and a gradient check, each defined once.
+
+``kmlp train`` and ``kmlp gradcheck`` make their flags from these fields, and the
+workflow hands an experiment's settings over whole, so a new setting is a new field
+here (plus its line in the config schema and the docs). Values are checked and
+coerced when a settings object is made; a bad one raises ``ValueError`` naming it.
+"""
+
+from __future__ import annotations
+
+import math
+import types
+import typing
+from dataclasses import asdict, dataclass, field, fields
+
+
+def setting(default, help: str, choices: tuple | None = None):
+    """A field with its help text (and allowed values) for the command line."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass(frozen=True)
+class NetSettings:
+    """What the net is: its hidden layers, batch norm and initial weights."""
+
+    hidden: tuple[int, ...] = setting((50, 50), "hidden layer widths; 50 50 is a 3-layer net")
+    batch_norm: bool = setting(False, "batch-normalise the hidden layers")
+    init: str = setting("he", "weight initialisation", choices=("he", "normal"))
+    sigma: float | None = setting(None, "std of every layer's weights, for init normal")
+
+    def __post_init__(self):
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            object.__setattr__(self, f.name, _coerce(f.name, getattr(self, f.name), hints[f.name]))
+            choices = f.metadata.get("choices")
+            if choices and getattr(self, f.name) not in choices:
+                raise ValueError(f"{f.name} must be one of {', '.join(choices)}, not {getattr(self, f.name)!r}")
+        if any(w < 1 for w in self.hidden):
+            raise ValueError(f"hidden widths must be positive, got {list(self.hidden)}")
+        if self.init == "normal" and self.sigma is None:
+            raise ValueError("init normal needs a sigma")
+        if self.sigma is not None and not self.sigma > 0:
+            raise ValueError(f"sigma must be positive, got {self.sigma}")
+        if self.batch_norm and not self.hidden:
+            raise ValueError("batch_norm needs at least one hidden layer (hidden is empty)")
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        """Settings from a mapping such as a config entry; unknown keys are refused."""
+        if not isinstance(values, dict):
+            raise ValueError(f"settings must be a mapping of names to values, not {values!r:.60}")
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(
+                f"unknown setting(s) {', '.join(unknown)}; known: {', '.join(f.name for f in fields(cls))}"
+            )
+        return cls(**values)
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+    def net_dict(self) -> dict:
+        """The fields that say what the net is."""
+        d = self.as_dict()
+        return {f.name: d[f.name] for f in fields(NetSettings)}
+
+
+@dataclass(frozen=True)
+class TrainSettings(NetSettings):
+    """A net and how it is trained: mini-batch GD, cyclical learning rate, L2."""
+
+    lam: float = setting(0.005, "L2 weight lambda on the sum of squared weights")
+    n_batch: int = setting(100, "mini-batch size")
+    eta_min: float = setting(1e-5, "cyclical learning rate: minimum")
+    eta_max: float = setting(1e-1, "cyclical learning rate: maximum")
+    n_s: int = setting(2250, "half-cycle length in updates")
+    cycles: int = setting(2, "number of cycles (one cycle is 2 n_s updates)")
+    eval_every: int = setting(0, "updates between evaluations; 0: once per epoch")
+    eval_train_subset: int = setting(
+        0,
+        "training images the history's train metrics use, a fixed random subset; "
+        "0: all (the final train metrics always use all)",
+    )
+    dtype: str = setting("float32", "training precision", choices=("float32", "float64"))
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.lam < 0:
+            raise ValueError(f"lam must not be negative, got {self.lam}")
+        for name in ("n_batch", "n_s", "cycles"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("eval_every", "eval_train_subset"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        if not 0 < self.eta_min <= self.eta_max:
+            raise ValueError(f"need 0 < eta_min <= eta_max, got eta_min {self.eta_min}, eta_max {self.eta_max}")
+
+    def check_data(self, n_train: int) -> None:
+        """What can only be checked against the data: the batch must fit."""
+        if self.n_batch > n_train:
+            raise ValueError(f"n_batch must be in 1..{n_train} (the training-set size), got {self.n_batch}")
+
+    @property
+    def total_updates(self) -> int:
+        return 2 * self.n_s * self.cycles
+
+    def schedule_dict(self) -> dict:
+        """How the net is trained (the run file keeps the net's own config apart)."""
+        own = [f.name for f in fields(self) if f.name not in self.net_dict() and f.name != "dtype"]
+        return {name: getattr(self, name) for name in own}
+
+
+@dataclass(frozen=True)
+class GradcheckSettings(NetSettings):
+    """A net and the centred-difference check of its analytic gradients (float64)."""
+
+    lam: float = setting(0.0, "L2 weight lambda")
+    n_samples: int = setting(20, "mini-batch size of the check")
+    input_dim: int = setting(10, "input dimensions used (the first ones)")
+    h: float = setting(1e-5, "finite-difference step")
+    seed: int = setting(1, "seed of the weights and of random inputs")
+    max_rel_error: float = setting(1e-6, "pass threshold on the largest relative error")
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.lam < 0:
+            raise ValueError(f"lam must not be negative, got {self.lam}")
+        if self.n_samples < 2 or self.input_dim < 1 or self.seed < 0:
+            raise ValueError(
+                "n_samples must be at least 2, input_dim at least 1 and seed "
+                f"not negative, got {self.n_samples}, {self.input_dim}, {self.seed}"
+            )
+        if not (self.h > 0 and self.max_rel_error > 0):
+            raise ValueError(f"h and max_rel_error must be positive, got {self.h}, {self.max_rel_error}")
+
+
+_UNIONS = (typing.Union, types.UnionType)
+
+
+def _coerce(name: str, value, kind):
+    """``value`` as the field's type, or a ValueError naming the field."""
+    origin = typing.get_origin(kind)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return int(value)
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif kind is float or (origin in _UNIONS and float in typing.get_args(kind)):
+        if value is None and type(None) in typing.get_args(kind):
+            return None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            return float(value)
+    elif kind is str:
+        if isinstance(value, str):
+            return value
+    elif origin is tuple:
+        if isinstance(value, (list, tuple)):
+            return tuple(_coerce(name, v, int) for v in value)
+    raise ValueError(f"{name} must be {_describe(kind)}, not {value!r:.60}")
+
+
+def _describe(kind) -> str:
+    if typing.get_origin(kind) is tuple:
+        return "a list of integers"
+    if typing.get_origin(kind) in _UNIONS:
+        return "a finite number or null"
+    return {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}.get(kind, str(kind))

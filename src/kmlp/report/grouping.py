@@ -1,0 +1,57 @@
+"""Run files grouped by experiment, and what made them (provenance of every output)."""
+
+from __future__ import annotations
+
+from .. import __version__
+from ..errors import KmlpError
+from ..runs import read_run
+
+
+def group_runs(runs) -> dict:
+    """Runs by experiment, experiments in order of first appearance, seeds sorted.
+
+    Two files holding the same (experiment, seed) would be counted twice: refuse them.
+    """
+    groups: dict = {}
+    for run in runs:
+        groups.setdefault(run.experiment, []).append(run)
+    for name, members in groups.items():
+        seeds = [r.seed for r in members]
+        dup = sorted({s for s in seeds if seeds.count(s) > 1})
+        if dup:
+            raise KmlpError(f"experiment {name} has more than one run file for seed(s) {dup}")
+        members.sort(key=lambda r: r.seed)
+    return groups
+
+
+def load_groups(paths) -> dict:
+    return group_runs([read_run(p) for p in paths])
+
+
+def provenance(groups: dict, config: str = "") -> dict:
+    """What made an output: kmlp version, data MD5(s), config, experiments and seeds."""
+    runs = [r for members in groups.values() for r in members]
+    return {
+        "kmlp_version": __version__,
+        "config": str(config),
+        "data_md5": " ".join(unique(r.data_md5 or "unknown" for r in runs)),
+        "run_kmlp_versions": " ".join(unique(r.kmlp_version for r in runs)),
+        "experiments": "; ".join(
+            f"{name} (seeds {','.join(str(r.seed) for r in members)})" for name, members in groups.items()
+        ),
+    }
+
+
+def unique(items) -> list:
+    return list(dict.fromkeys(items))
+
+
+def paper_value(members, metric):
+    """The report's number for ``metric`` as the runs store it (they must agree)."""
+    values = unique(float(r.paper[metric]) for r in members if metric in r.paper)
+    if len(values) > 1:
+        raise KmlpError(
+            f"the runs of experiment {members[0].experiment} disagree on the "
+            f"report's {metric} ({values}): were they made from different configs?"
+        )
+    return values[0] if values else None
