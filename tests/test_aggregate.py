@@ -458,7 +458,7 @@ def test_diagnose_batch_statistics_and_sampling_spread(tmp_path):
             m.train_step(X[:200], y[:200], 0.0, 0.1)
         models[seed] = m
         runs.append(RunRecord("e", seed, "completed", {}, m.config(), {}, {}, paper={"val_acc": 0.5, "test_acc": 0.99}))
-    rows = diagnose_rows({"e": runs}, lambda r: models[r.seed], ds, 2.0)
+    rows = diagnose_rows({"e": runs}, lambda r: models[r.seed], lambda r: ds, 2.0)
     cell = {(r["row"], r["column"]): r for r in rows}
     moving = cell["e: val", "moving averages"]
     expected = [float(np.mean(np.argmax(models[s].logits(ds.X_val), 1) == ds.y_val)) for s in (1, 2)]

@@ -119,3 +119,17 @@ def test_rank_orders_by_mean_validation_accuracy():
     assert ranked[0]["val_acc"] == pytest.approx(0.55) and ranked[0]["n"] == 2
     with pytest.raises(ValueError):
         rank([run("c", 1.0, float("nan"), "diverged")])
+
+
+def test_rank_labels_tell_apart_lambdas_that_round_alike():
+    from kmlp.nn.search import rank
+    from kmlp.runs import RunRecord
+
+    def run(exp, lam, acc):
+        return RunRecord(exp, 1, "completed", {"lam": lam}, {}, {}, {"val_acc": acc})
+
+    runs = [run("c0", 0.0012341, 0.5), run("c1", 0.0012342, 0.4), run("f0", 0.0012341, 0.45)]
+    ranked = rank(runs, passes={"c0": "coarse", "c1": "coarse", "f0": "fine"})
+    assert [r["label"] for r in ranked] == ["0.0012341 (coarse)", "0.0012341 (fine)", "0.0012342 (coarse)"]
+    assert [r["pass"] for r in ranked] == ["coarse", "fine", "coarse"]
+    assert rank([run("a", 0.5, 0.3)])[0]["label"] == "0.5 (search)"

@@ -165,3 +165,65 @@ def test_snakemake_report_shows_every_figure_and_table(project, tmp_path):
         assert any(n.endswith(f"{fig}.png") for n in names), fig
     for table in [*cfg["tables"], "gradcheck", "summary", "diagnostics", "lambda_search"]:
         assert any(n.endswith(f"{table}.csv") for n in names), table
+
+
+def _copy_with(project, tmp_path, edit):
+    """A copy of the tiny project whose config ``edit(cfg)`` has changed."""
+    work = tmp_path / "copy"
+    shutil.copytree(project, work, symlinks=True)
+    cfg_path = work / "config" / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    edit(cfg)
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return work
+
+
+def _csv_rows(path):
+    return list(csv.DictReader(line for line in path.open() if not line.startswith("#")))
+
+
+def test_lambda_search_table_keeps_lambdas_that_round_alike(project, tmp_path):
+    """Coarse lambdas drawn from a sliver of a decade agree to 3 digits: one row each."""
+
+    def edit(cfg):
+        cfg["lambda_search"]["coarse"].update(n=3, log10_min=-3.0, log10_max=-2.9999)
+
+    work = _copy_with(project, tmp_path, edit)
+    snakemake(work, "--cores", "2", "results/tables/lambda_search.csv")
+    rows = _csv_rows(work / "results/tables/lambda_search.csv")
+    best = json.loads((work / "results/lambda_search/best.json").read_text())
+    assert len(best["ranked"]) == 3 + 2
+    assert sorted(r["experiment"] for r in rows) == sorted(e["experiment"] for e in best["ranked"])
+    assert len({r["row"] for r in rows}) == len(rows)
+
+
+def test_record_times_only_the_configured_runs(project, tmp_path):
+    """A benchmark left behind by an experiment no longer in the config is not counted."""
+    work = _copy_with(project, tmp_path, lambda cfg: None)
+    stale = work / "results/benchmarks/train/removed-experiment/seed1.tsv"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("s\th:m:s\tmax_rss\n100000.0\t27:46:40\t1.0\n")
+    snakemake(work, "--cores", "2", "--forcerun", "record")
+    record = (work / "docs/reproduction.md").read_text()
+    line = next(x for x in record.splitlines() if "wall-clock times" in x)
+    seconds = float(line.split(" s ")[0])
+    assert seconds < 1000, line
+    cfg = yaml.safe_load((work / "config" / "config.yaml").read_text())
+    search = cfg["lambda_search"]
+    n_runs = len(cfg["experiments"]) * len(cfg["seeds"]) + search["coarse"]["n"] + search["fine"]["n"]
+    n_runs += len(cfg["seeds"])  # the final search runs
+    assert f"{n_runs} workflow jobs" in line
+
+
+def test_diagnose_runs_on_each_experiments_own_data_set(project, tmp_path):
+    """An experiment with its own validation hold-out is diagnosed on its own data set."""
+
+    def edit(cfg):
+        cfg["experiments"]["small-val20"] = {"val_size": 20, "paper": {"val_acc": 0.5}}
+        cfg["diagnostics"]["experiments"].append("small-val20")
+
+    work = _copy_with(project, tmp_path, edit)
+    snakemake(work, "--cores", "2", "results/tables/diagnostics.csv")
+    rows = _csv_rows(work / "results/tables/diagnostics.csv")
+    val20 = [r for r in rows if r["experiment"] == "small-val20" and r["metric"].startswith("binomial")]
+    assert val20 and "20 images" in val20[0]["metric"]

@@ -137,7 +137,7 @@ rule summary:
 
 rule diagnose:
     input:
-        data=data_h5(),
+        data=diagnose_data,
         runs=runs_of(config["diagnostics"]["experiments"]),
     output:
         tex=f"{RESULTS}/tables/diagnostics.tex",
@@ -213,7 +213,8 @@ rule record:
         gradcheck=f"{RESULTS}/tables/gradcheck.csv",
         tables=record_tables(),
         figures=expand(f"{RESULTS}/figures/{{figure}}.png", figure=FIGURES),
-        runs=runs_of(EXPERIMENTS + FINAL),
+        # the configured runs' benchmarks (their job times), and so the runs themselves
+        benchmarks=train_benchmarks(EXPERIMENTS + COARSE + FINE + FINAL),
         notes=config["record"]["notes"] or [],
     output:
         md=config["record"]["out"],
@@ -232,11 +233,8 @@ rule record:
         runtime=5,
     params:
         meta=json.dumps(record_meta(), sort_keys=True),
-        notes=lambda wc, input: (
-            f"--notes {shlex.quote(input.notes)}" if input.notes else ""
-        ),
-        benchmarks=f"{RESULTS}/benchmarks/train",
+        notes=lambda wc, input: input.notes,
     shell:
         "kmlp record --summary {input.summary:q} --gradcheck {input.gradcheck:q}"
-        " --tables {input.tables:q} --figures {input.figures:q} --benchmarks $(find {params.benchmarks:q} -name '*.tsv' | sort)"
-        " --meta {params.meta:q} {params.notes} --out {output.md:q} > {log:q} 2>&1"
+        " --tables {input.tables:q} --figures {input.figures:q} --benchmarks {input.benchmarks:q}"
+        " --meta {params.meta:q} --notes={params.notes:q} --out {output.md:q} > {log:q} 2>&1"

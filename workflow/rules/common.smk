@@ -1,7 +1,6 @@
 import json
 import os
 import re
-import shlex
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -186,18 +185,12 @@ def readings():
 def search_table_spec(wildcards, input):
     """The search's table: validation accuracy per lambda tried, best first."""
     ranked = _json(input.ranking)["ranked"]
-    rows = {
-        f"{r['lam']:.3g} ({'coarse' if r['experiment'] in COARSE else 'fine'})": [
-            r["experiment"]
-        ]
-        for r in ranked
-    }
     spec = {
         "caption": "Coarse-to-fine random search for lambda: validation accuracy per lambda.",
         "metric": "val_acc",
         "row_label": "$\\lambda$",
         "columns": ["with BN" if SEARCH["batch_norm"] else "without BN"],
-        "rows": rows,
+        "rows": {r["label"]: [r["experiment"]] for r in ranked},
     }
     return json.dumps(spec)
 

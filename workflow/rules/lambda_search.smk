@@ -39,13 +39,14 @@ checkpoint lambda_coarse:
         half_width=SEARCH["fine"]["half_width"],
         seed=SEARCH["seed"] + 1,
     shell:
-        "kmlp lambda-pick --fine-n {params.n} --half-width {params.half_width}"
-        " --seed {params.seed} --out {output:q} {input:q} > {log:q} 2>&1"
+        "kmlp lambda-pick --pass coarse {input:q} --fine-n {params.n} --half-width {params.half_width}"
+        " --seed {params.seed} --out {output:q} > {log:q} 2>&1"
 
 
 checkpoint lambda_best:
     input:
-        runs_of(COARSE + FINE),
+        coarse=runs_of(COARSE),
+        fine=runs_of(FINE),
     output:
         f"{RESULTS}/lambda_search/best.json",
     log:
@@ -58,4 +59,5 @@ checkpoint lambda_best:
         mem_mb=500,
         runtime=5,
     shell:
-        "kmlp lambda-pick --out {output:q} {input:q} > {log:q} 2>&1"
+        "kmlp lambda-pick --pass coarse {input.coarse:q} --pass fine {input.fine:q}"
+        " --out {output:q} > {log:q} 2>&1"

@@ -263,7 +263,16 @@ def lambda_grid(args) -> int:
 
 def add_lambda_pick(sub) -> None:
     s = options.verb(sub, lambda_pick, "rank lambda-search runs and draw the next, finer grid")
-    s.add_argument("runs", nargs="+", type=Path, help="run files of the search")
+    s.add_argument("runs", nargs="*", type=Path, help="run files of the search (of an unnamed pass)")
+    s.add_argument(
+        "--pass",
+        dest="passes",
+        nargs="+",
+        action="append",
+        default=[],
+        metavar=("NAME", "RUN"),
+        help="a named pass of the search and its run files (repeatable)",
+    )
     s.add_argument("--out", required=True, type=Path, help="JSON to write")
     s.add_argument("--fine-n", type=int, default=0, help="how many lambdas to draw for the next pass (default 0: none)")
     s.add_argument("--half-width", type=float, default=0.5, help="half width of the next pass, in decades of lambda")
@@ -272,15 +281,20 @@ def add_lambda_pick(sub) -> None:
 
 
 def lambda_pick(args) -> int:
-    """Rank run files by mean final validation accuracy; write the ranking, the best lambda
-    and (with --fine-n) random lambdas log-uniform within --half-width decades around the
-    best, as JSON."""
+    """Rank run files by mean final validation accuracy; write the ranking (each entry with
+    its pass and a distinct row label), the best lambda and (with --fine-n) random lambdas
+    log-uniform within --half-width decades around the best, as JSON."""
     from ..files import atomic_text
     from ..nn.search import random_lambdas, rank
     from ..runs import read_run
 
+    groups = [("search", args.runs)] if args.runs else []
+    groups += [(name, paths) for name, *paths in args.passes]
+    if not any(paths for _, paths in groups):
+        raise KmlpError("no run files given (positional, or after --pass NAME)")
+    runs = [(name, read_run(p)) for name, paths in groups for p in paths]
     try:
-        ranked = rank([read_run(p) for p in args.runs])
+        ranked = rank([r for _, r in runs], passes={r.experiment: name for name, r in runs})
         best = ranked[0]
         doc = {"ranked": ranked, "best": best}
         if args.fine_n:

@@ -130,7 +130,9 @@ def add_diagnose(sub) -> None:
         sub, diagnose, "re-evaluate trained runs: batch-norm evaluation modes, sampling spread", *options.TABLE
     )
     s.add_argument("runs", nargs="+", type=Path, help="run files")
-    s.add_argument("--data", required=True, type=Path, help="the prepared HDF5 data set the runs used")
+    s.add_argument(
+        "--data", required=True, nargs="+", type=Path, help="the prepared HDF5 data set(s) the runs were trained on"
+    )
 
 
 def diagnose(args) -> int:
@@ -147,18 +149,25 @@ def diagnose(args) -> int:
     from ..runs import load_model, read_run
 
     runs = {path: read_run(path) for path in args.runs}
-    other = sorted(
-        {r.data_file for r in runs.values() if r.data_file and Path(r.data_file).resolve() != Path(args.data).resolve()}
-    )
-    if other:
-        raise KmlpError(
-            f"some runs were trained on another data set ({', '.join(other)}) "
-            f"than {args.data}: their validation split differs; diagnose them apart"
-        )
+    given = {Path(d).resolve(): d for d in args.data}
+    data_of = {}
+    for r in runs.values():
+        found = given.get(Path(r.data_file).resolve()) if r.data_file else (args.data[0] if len(given) == 1 else None)
+        if found is None:
+            raise KmlpError(
+                f"{r.experiment} seed {r.seed} was trained on {r.data_file or 'an unnamed data set'}, which is "
+                f"not among --data ({', '.join(map(str, args.data))}): its validation split differs"
+            )
+        data_of[r.experiment, r.seed] = found
     path_of = {(r.experiment, r.seed): p for p, r in runs.items()}
     groups = group_runs(list(runs.values()))
-    ds = load(args.data)
-    rows = diagnose_rows(groups, lambda r: load_model(path_of[r.experiment, r.seed]), ds, args.within_std)
+    datasets = {d: load(d) for d in dict.fromkeys(data_of.values())}
+    rows = diagnose_rows(
+        groups,
+        lambda r: load_model(path_of[r.experiment, r.seed]),
+        lambda r: datasets[data_of[r.experiment, r.seed]],
+        args.within_std,
+    )
     if not rows:
         raise KmlpError("no runs to diagnose")
     comments = prov_lines(provenance(groups, args.config), _verdict_line(args))
@@ -212,7 +221,11 @@ def add_record(sub) -> None:
         "--benchmarks", nargs="*", type=Path, default=[], help="Snakemake benchmark files (for the wall time)"
     )
     s.add_argument("--meta", type=options.json_arg, default={}, help="command, config, data MD5 and archive, as JSON")
-    s.add_argument("--notes", type=Path, help="hand-written Markdown (causes of non-reproduced numbers) to include")
+    s.add_argument(
+        "--notes",
+        type=lambda text: Path(text) if text else None,
+        help="hand-written Markdown (causes of non-reproduced numbers) to include; empty: none",
+    )
     s.add_argument("--out", required=True, type=Path, help="Markdown file to write; figures go beside it")
 
 

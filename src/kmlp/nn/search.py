@@ -15,8 +15,13 @@ def random_lambdas(n: int, log10_min: float, log10_max: float, seed: int) -> lis
     return [float(f"{10.0**e:.6g}") for e in exps]
 
 
-def rank(runs) -> list[dict]:
-    """Experiments by mean final validation accuracy over seeds, best first."""
+def rank(runs, passes: dict | None = None) -> list[dict]:
+    """Experiments by mean final validation accuracy over seeds, best first.
+
+    ``passes`` names the search pass of each experiment (e.g. coarse, fine); every entry
+    gets a ``label`` that tells it apart from all others in a table: its lambda with as
+    many digits as that takes (3 at least) and its pass.
+    """
     by_exp: dict[str, dict] = {}
     for run in runs:
         entry = by_exp.setdefault(
@@ -29,8 +34,26 @@ def rank(runs) -> list[dict]:
     ranked = []
     for e in by_exp.values():
         acc = float(np.mean(e["accs"])) if e["accs"] else float("nan")
-        ranked.append({"experiment": e["experiment"], "lam": e["lam"], "val_acc": acc, "n": len(e["accs"])})
+        ranked.append(
+            {
+                "experiment": e["experiment"],
+                "pass": (passes or {}).get(e["experiment"], "search"),
+                "lam": e["lam"],
+                "val_acc": acc,
+                "n": len(e["accs"]),
+            }
+        )
     ranked.sort(key=lambda r: (-r["val_acc"] if math.isfinite(r["val_acc"]) else math.inf, r["lam"]))
     if not ranked or not math.isfinite(ranked[0]["val_acc"]):
         raise ValueError("no completed run to pick a lambda from")
+    for entry, label in zip(ranked, _labels(ranked), strict=True):
+        entry["label"] = label
     return ranked
+
+
+def _labels(ranked) -> list[str]:
+    for digits in range(3, 18):
+        labels = [f"{r['lam']:.{digits}g} ({r['pass']})" for r in ranked]
+        if len(set(labels)) == len(labels):
+            return labels
+    return [f"{r['lam']:.17g} ({r['pass']}: {r['experiment']})" for r in ranked]

@@ -36,10 +36,12 @@ def diagnose_run(model, ds) -> dict:
     return out
 
 
-def diagnose_rows(groups: dict, model_of, ds, within_std: float) -> list[dict]:
-    """Table rows (the `kmlp table` CSV layout); ``model_of(run)`` gives its model."""
+def diagnose_rows(groups: dict, model_of, data_of, within_std: float) -> list[dict]:
+    """Table rows (the `kmlp table` CSV layout); ``model_of(run)`` gives a run's model and
+    ``data_of(run)`` the data set it was trained on."""
     rows = []
     for exp, members in groups.items():
+        ds = data_of(members[0])
         done = [r for r in members if r.status != "diverged"]
         results = [diagnose_run(model_of(r), ds) for r in done]
         for metric, split in (("val_acc", "val"), ("test_acc", "test")):
