@@ -8,6 +8,7 @@ import shutil
 import pytest
 import yaml
 
+from kmlp.nn.settings import GradcheckSettings, TrainSettings
 from kmlp.runs import read_run
 from workflow_project import REPO, make_project, outputs, snakemake
 
@@ -153,6 +154,12 @@ def test_default_config_plans_every_configuration_and_seed(tmp_path):
     for exp in cfg["experiments"]:
         for seed in cfg["seeds"]:
             assert f"results/runs/{exp}/seed{seed}.h5" in proc.stdout
+    # Every experiment's settings, as the workflow hands them over, are valid TrainSettings.
+    handed = re.findall(r"--settings '(\{.*?\})'", proc.stdout)
+    assert len(handed) >= len(cfg["experiments"]) * len(cfg["seeds"])
+    for text in handed:
+        values = json.loads(text)
+        (TrainSettings if "n_batch" in values else GradcheckSettings).from_dict(values)
 
 
 def test_snakemake_report_shows_every_figure_and_table(project, tmp_path):

@@ -1,0 +1,49 @@
+"""The layout's promises: the math imports nothing of files or the command line, and a
+setting is defined once (the dataclass), named in the schema and reachable from the CLI."""
+
+import subprocess
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kmlp.cli import build_parser
+from kmlp.nn.settings import GradcheckSettings, TrainSettings
+
+SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def test_the_math_imports_no_io_and_no_cli():
+    code = (
+        "import sys, kmlp.nn, kmlp.nn.gradcheck, kmlp.nn.bench, kmlp.nn.search\n"
+        "bad = sorted(m for m in sys.modules if m.startswith(('kmlp.data', 'kmlp.report', 'kmlp.runs',"
+        " 'kmlp.files', 'kmlp.cli', 'h5py', 'matplotlib', 'pandas')))\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+@pytest.mark.parametrize(
+    "cls, schema_path, extra",
+    [
+        (TrainSettings, ("$defs", "training", "properties"), {"val_size", "paper", "reading"}),
+        (GradcheckSettings, ("properties", "gradcheck", "properties"), {"checks"}),
+    ],
+)
+def test_schema_names_every_setting_and_nothing_else(cls, schema_path, extra):
+    node = yaml.safe_load(SCHEMA.read_text())
+    for key in schema_path:
+        node = node[key]
+    keys = set(node)
+    if cls is GradcheckSettings:  # shared keys, plus the keys of each check
+        keys |= set(node["checks"]["additionalProperties"]["properties"])
+    assert keys - extra == {f.name for f in fields(cls)}
+
+
+@pytest.mark.parametrize("verb, cls", [("train", TrainSettings), ("gradcheck", GradcheckSettings)])
+def test_every_setting_has_a_flag(verb, cls):
+    sub = next(a for a in build_parser()._actions if a.dest == "verb")
+    dests = {a.dest for a in sub.choices[verb]._actions}
+    assert {f.name for f in fields(cls)} | {"settings"} <= dests
