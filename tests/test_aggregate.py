@@ -13,14 +13,14 @@ import pytest
 
 from kmlp.cli import main
 from kmlp.report.latex import tex_text
-from kmlp.report.stats import cell_stats
+from kmlp.report.stats import STAT_COLUMNS
 from kmlp.report.tabular import read_csv
 from kmlp.runs import FINAL_METRICS, HISTORY_COLUMNS, RunRecord, write_run
 
 SEEDS = (1, 2, 3)
 # experiment -> (base val_acc, paper values); the lambda pair forms a 1x2 table.
 EXPERIMENTS = {
-    "exp_a": (0.50, {"val_acc": 0.50, "test_acc": 0.90}),  # val inside, test far outside
+    "exp_a": (0.50, {"val_acc": 0.50, "test_acc": 0.99}),  # val inside, test far outside
     "exp-b": (0.40, {"val_acc": 0.41}),
     "exp-c": (0.30, {}),
 }
@@ -140,8 +140,6 @@ def table_argv(runs, d, spec=SPEC, exps=("exp_a", "exp-b", "exp-c")):
         *files(runs, *exps),
         "--spec",
         json.dumps(spec),
-        "--within-std",
-        "2",
         "--out-tex",
         str(d / "t.tex"),
         "--out-csv",
@@ -156,7 +154,8 @@ def test_table_numbers_verdicts_and_determinism(runs, tmp_path):
     assert one == two
     meta, rows = read_csv(tmp_path / "one" / "t.csv")
     assert meta["data_md5"] == MD5 and meta["config"] == "config/config.yaml"
-    assert list(rows[0]) == ["row", "column", "experiment", "metric", "n", "mean", "std", "paper", "verdict"]
+    assert list(rows[0])[:4] == ["row", "column", "experiment", "metric"]
+    assert set(STAT_COLUMNS) <= set(rows[0])
     assert [(r["row"], r["column"], r["experiment"]) for r in rows] == [
         ("0.1", "without BN", "exp_a"),
         ("0.1", "with BN", "exp-b"),
@@ -168,9 +167,10 @@ def test_table_numbers_verdicts_and_determinism(runs, tmp_path):
         assert int(r["n"]) == 3  # exp-c's diverged seed 4 is left out
         assert float(r["mean"]) == pytest.approx(np.mean(vals), abs=1e-15)
         assert float(r["std"]) == pytest.approx(np.std(vals, ddof=1), abs=1e-15)
+        assert r["diverged"] == ("1" if r["experiment"] == "exp-c" else "0")
     verdicts = {r["experiment"]: r["verdict"] for r in rows}
-    # exp_a: mean 0.52, std 0.01, paper 0.50 -> inside 2 std; exp-b: paper 0.41 < 0.42 - 0.02
-    assert verdicts == {"exp_a": "yes", "exp-b": "yes", "exp-c": ""}
+    # exp_a: mean 0.52, std 0.01, n 3: one run lies within 0.52 +- 4.30 * 0.0116 (t, 2 df)
+    assert verdicts == {"exp_a": "consistent", "exp-b": "consistent", "exp-c": ""}
     tex = one["t.tex"].decode()
     for token in (
         r"\toprule",
@@ -181,7 +181,7 @@ def test_table_numbers_verdicts_and_determinism(runs, tmp_path):
         "n\\_s",
         "50\\%",
         "$\\lambda$",
-        "ours & paper",
+        "ours & paper & verdict",
         "$0.520 \\pm 0.010$",
         "0.500",
     ):
@@ -197,17 +197,6 @@ def test_table_missing_experiment(runs, tmp_path, capsys):
     assert main(table_argv(runs, tmp_path, exps=("exp_a", "exp-b"))) == 1
     err = capsys.readouterr().err
     assert "exp-c" in err and "error" in err and "Traceback" not in err
-
-
-def test_cell_stats_verdicts():
-    assert cell_stats([0.5, 0.52, 0.54], 0.50, 2.0)["verdict"] == "yes"  # 1 std away
-    assert cell_stats([0.5, 0.52, 0.54], 0.47, 2.0)["verdict"] == "no"  # 2.5 std away
-    assert cell_stats([0.1, 0.1, 0.1], 0.1, 2.0)["verdict"] == "yes"  # std 0, equal
-    assert cell_stats([0.1, 0.1, 0.1], 0.11, 2.0)["verdict"] == "no"
-    assert cell_stats([0.5, 0.6], None)["verdict"] == ""
-    assert cell_stats([math.nan], 0.5)["verdict"] == "n/a"
-    s = cell_stats([0.3])
-    assert (s["n"], s["mean"], s["std"]) == (1, 0.3, 0.0)
 
 
 def test_tex_text_keeps_math():
@@ -229,16 +218,17 @@ def test_summary_covers_every_paper_value(runs, tmp_path):
     one, two = run_twice(argv, ["s.tex", "s.csv"], tmp_path)
     assert one == two
     _, rows = read_csv(tmp_path / "one" / "s.csv")
-    assert list(rows[0]) == ["experiment", "metric", "paper", "mean", "std", "n", "diverged", "verdict", "reading"]
+    assert list(rows[0])[:3] == ["experiment", "metric", "reading"] and set(STAT_COLUMNS) <= set(rows[0])
     assert [(r["experiment"], r["metric"]) for r in rows] == [
         ("exp-b", "val_acc"),
         ("exp_a", "val_acc"),
         ("exp_a", "test_acc"),
     ]
     got = {(r["experiment"], r["metric"]): r for r in rows}
-    assert float(got["exp_a", "test_acc"]["paper"]) == 0.90
-    assert got["exp_a", "test_acc"]["verdict"] == "no"
-    assert got["exp_a", "val_acc"]["verdict"] == "yes"
+    assert float(got["exp_a", "test_acc"]["paper"]) == 0.99
+    assert got["exp_a", "test_acc"]["verdict"] == "inconsistent"
+    assert got["exp_a", "val_acc"]["verdict"] == "consistent"
+    assert float(got["exp_a", "test_acc"]["stability"]) == 1.0
     tex = one["s.tex"].decode()
     assert "exp\\_a" in tex and "val\\_acc" in tex and r"\toprule" in tex
     assert all(r["reading"] == "" for r in rows)
@@ -421,12 +411,15 @@ def test_record(runs, checks, tmp_path, monkeypatch):
     assert one["figures/figure1.png"] == (res / "figure1.png").read_bytes()
     assert "](figures/figure1.png)" in md
     assert "snakemake -c4" in md and MD5 in md
-    assert "| exp_a | test_acc | 0.900 | 0.521 ± 0.010 | 3 | 0 | no |" in md
-    assert "| exp_a | val_acc | 0.500 | 0.520 ± 0.010 | 3 | 0 | yes |" in md
-    assert "The report's setting: 2 of 3 reproduced, 1 not." in md
+    # t(0.975, 2 df) = 4.303, one run's spread sqrt(0.01^2 (1 + 1/3) + 0.001^2 / 12) = 0.01155; a
+    # bootstrap resample of 3 seeds repeats one value (no spread) with chance 3/27
+    assert "| exp_a | test_acc | 0.990 | 0.521 ± 0.010 | 3 | [0.471, 0.571] | 40.6 | inconsistent | 100% | 0 |" in md
+    assert "| exp_a | val_acc | 0.500 | 0.520 ± 0.010 | 3 | [0.470, 0.570] | -1.7 | consistent | 91% | 0 |" in md
+    assert "The report's setting: 2 consistent, 0 borderline, 1 inconsistent (of 3)." in md
+    assert "inside the interval that one run of ours falls in with 95% probability" in md
     assert "| report-bn | 3 | 1.23e-07 | 1e-06 | no |" in md
     assert "1 of 2 checks passed" in md
-    assert "31 s" in md and "sum" in md
+    assert "2 jobs took 31 s" in md and "wall-clock" in md
     assert "because of X" in md
     assert str(tmp_path) not in md and "`results/s.csv`" in md
 
@@ -434,14 +427,10 @@ def test_record(runs, checks, tmp_path, monkeypatch):
 # -- diagnose ----------------------------------------------------------------------
 def test_diagnose_batch_statistics_and_sampling_spread(tmp_path):
     """Re-evaluation from stored weights: a BN net scored with its moving averages and
-    with each split's own statistics; the binomial spread and widened verdict."""
-    import math
-
-    import numpy as np
-
+    with each split's own statistics, and the binomial spread of an accuracy."""
     from kmlp import MLP
     from kmlp.data.dataset import Dataset
-    from kmlp.report.diagnose import diagnose_rows
+    from kmlp.report.diagnose import diagnose_frame
     from kmlp.runs import RunRecord
 
     rng = np.random.default_rng(0)
@@ -458,19 +447,17 @@ def test_diagnose_batch_statistics_and_sampling_spread(tmp_path):
             m.train_step(X[:200], y[:200], 0.0, 0.1)
         models[seed] = m
         runs.append(RunRecord("e", seed, "completed", {}, m.config(), {}, {}, paper={"val_acc": 0.5, "test_acc": 0.99}))
-    rows = diagnose_rows({"e": runs}, lambda r: models[r.seed], lambda r: ds, 2.0)
-    cell = {(r["row"], r["column"]): r for r in rows}
+    cells = diagnose_frame({"e": runs}, lambda r: models[r.seed], lambda r: ds)
+    cell = {(c["row"], c["column"]): c for _, c in cells.iterrows()}
     moving = cell["e: val", "moving averages"]
     expected = [float(np.mean(np.argmax(models[s].logits(ds.X_val), 1) == ds.y_val)) for s in (1, 2)]
-    assert moving["mean"] == pytest.approx(np.mean(expected))
+    assert moving["mean"] == pytest.approx(np.mean(expected)) and moving["paper"] == 0.5
     batch = cell["e: val", "batch statistics"]
-    assert 0 <= batch["mean"] <= 1 and batch["n"] == 2
+    expected = [float(np.mean(np.argmax(models[s].forward(ds.X_val, "train"), 1) == ds.y_val)) for s in (1, 2)]
+    assert batch["mean"] == pytest.approx(np.mean(expected)) and batch["n"] == 2
     se = cell["e: val", "sampling std (binomial)"]["mean"]
     assert se == pytest.approx(math.sqrt(moving["mean"] * (1 - moving["mean"]) / 100))
-    widened = cell["e: val", "seed + sampling std (moving averages)"]
-    assert widened["std"] == pytest.approx(math.hypot(moving["std"], se))
-    # test rows are not widened: the test images are the report's
-    assert cell["e: test", "seed + sampling std (moving averages)"]["std"] == cell["e: test", "moving averages"]["std"]
+    assert cell["e: test", "sampling std (binomial)"]["metric"] == "binomial std on 100 images"
 
 
 def test_table_column_metrics(runs, tmp_path):

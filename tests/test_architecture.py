@@ -28,7 +28,7 @@ def test_the_math_imports_no_io_and_no_cli():
 @pytest.mark.parametrize(
     "cls, schema_path, extra",
     [
-        (TrainSettings, ("$defs", "training", "properties"), {"val_size", "paper", "reading"}),
+        (TrainSettings, ("$defs", "training", "properties"), {"val_size", "paper", "reading", "seeds"}),
         (GradcheckSettings, ("properties", "gradcheck", "properties"), {"checks"}),
     ],
 )

@@ -49,8 +49,14 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
 
 
 def without_times(record: str) -> str:
-    """The reproduction record less its line of measured job times."""
-    return "\n".join(line for line in record.splitlines() if "wall-clock times" not in line)
+    """The reproduction record less its measured times (the section "Compute time")."""
+    kept, skipping = [], False
+    for line in record.splitlines():
+        if line.startswith("## "):
+            skipping = line == "## Compute time"
+        if not skipping:
+            kept.append(line)
+    return "\n".join(kept)
 
 
 def outputs(workdir: Path) -> dict[str, bytes]:

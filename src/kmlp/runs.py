@@ -4,7 +4,8 @@ Layout (all the aggregation steps read this and nothing else)::
 
     /                attrs: format, kmlp_version, experiment, seed, status, stopped_at,
                             settings (JSON), model (JSON), data_md5, data_file,
-                            paper (JSON), source (JSON)
+                            eval_sizes (JSON: images per split), paper (JSON),
+                            source (JSON), environment (JSON: the numeric environment)
     /history/<col>   1-D arrays, one entry per evaluation: HISTORY_COLUMNS
     /final           attrs: FINAL_METRICS (test_* are NaN when the run diverged)
     /weights/<name>  W1, b1, gamma1, beta1, ..., bn_mean1, bn_var1, ...
@@ -24,7 +25,7 @@ from .errors import KmlpError
 from .files import as_array, as_str, atomic_h5, attr_json, open_h5, put
 from .nn.training import HISTORY_COLUMNS
 
-FORMAT = "kmlp-run/1"
+FORMAT = "kmlp-run/2"
 FINAL_METRICS = tuple(f"{split}_{m}" for split in ("train", "val", "test") for m in ("loss", "cost", "acc"))
 
 
@@ -44,6 +45,8 @@ class RunRecord:
     paper: dict = field(default_factory=dict)  # the report's numbers: metric -> value
     source: dict = field(default_factory=dict)  # free-form provenance (config file, ...)
     kmlp_version: str = __version__
+    eval_sizes: dict = field(default_factory=dict)  # split -> images its metrics are measured on
+    environment: dict = field(default_factory=dict)  # kmlp.environment.numeric_environment()
 
 
 def write_run(path, run: RunRecord) -> None:
@@ -63,6 +66,8 @@ def write_run(path, run: RunRecord) -> None:
         f.attrs["data_file"] = run.data_file
         f.attrs["paper"] = attr_json(run.paper)
         f.attrs["source"] = attr_json(run.source)
+        f.attrs["eval_sizes"] = attr_json(run.eval_sizes)
+        f.attrs["environment"] = attr_json(run.environment)
         hist = f.create_group("history")
         for col in HISTORY_COLUMNS:
             put(hist, col, np.asarray(run.history[col], np.float64))
@@ -77,8 +82,13 @@ def write_run(path, run: RunRecord) -> None:
 def read_run(path, weights: bool = False) -> RunRecord:
     """Read a run file; ``weights=True`` also loads the trained arrays."""
     with open_h5(path, "run file") as f:
-        if as_str(f.attrs.get("format", "")) != FORMAT:
-            raise KmlpError(f"{path} is not a kmlp run file (format {f.attrs.get('format')!r})")
+        found = as_str(f.attrs.get("format", ""))
+        if found != FORMAT:
+            older = found.startswith("kmlp-run/")
+            raise KmlpError(
+                f"{path} is {'a run file of an older kmlp' if older else 'not a kmlp run file'} "
+                f"(format {found!r}, expected {FORMAT!r})" + ("; train it again" if older else "")
+            )
         stopped = int(f.attrs["stopped_at"])
         return RunRecord(
             experiment=as_str(f.attrs["experiment"]),
@@ -95,6 +105,8 @@ def read_run(path, weights: bool = False) -> RunRecord:
             paper=json.loads(as_str(f.attrs["paper"])),
             source=json.loads(as_str(f.attrs["source"])),
             kmlp_version=as_str(f.attrs["kmlp_version"]),
+            eval_sizes=json.loads(as_str(f.attrs["eval_sizes"])),
+            environment=json.loads(as_str(f.attrs["environment"])),
         )
 
 

@@ -28,7 +28,8 @@ rule figure:
 
 rule table:
     input:
-        runs=lambda wc: runs_of(table_experiments(wc)),
+        # the table's runs and those pooled with them (the verdict pools their variance)
+        runs=lambda wc: runs_of(with_pools(table_experiments(wc))),
     output:
         tex=f"{RESULTS}/tables/{{table}}.tex",
         csv=report(
@@ -48,18 +49,19 @@ rule table:
         runtime=5,
     params:
         spec=lambda wc: json.dumps(config["tables"][wc.table]),
-        within=config["verdict"]["within_std"],
+        verdict=verdict_rule(),
         config=CONFIG_NAME,
     shell:
-        "kmlp table --spec {params.spec:q} --within-std {params.within} --config {params.config:q}"
+        "kmlp table --spec {params.spec:q} --verdict {params.verdict:q} --config {params.config:q}"
         " --out-tex {output.tex:q} --out-csv {output.csv:q} {input.runs:q} > {log:q} 2>&1"
 
 
 # The lambda search's table: its rows are the lambdas the search tried, best first.
 use rule table as lambda_table with:
     input:
-        runs=runs_of(COARSE + FINE),
-        ranking=f"{RESULTS}/lambda_search/best.json",
+        runs=runs_of(COARSE + FINE + CONFIRM),
+        searched=f"{RESULTS}/lambda_search/fine.json",
+        confirmed=f"{RESULTS}/lambda_search/best.json",
     output:
         tex=f"{RESULTS}/tables/lambda_search.tex",
         csv=report(
@@ -74,7 +76,7 @@ use rule table as lambda_table with:
         f"{RESULTS}/benchmarks/table/lambda_search.tsv"
     params:
         spec=search_table_spec,
-        within=config["verdict"]["within_std"],
+        verdict=verdict_rule(),
         config=CONFIG_NAME,
 
 
@@ -107,7 +109,7 @@ rule gradtable:
 
 rule summary:
     input:
-        runs_of(paper_experiments()),
+        runs_of(with_pools(paper_experiments())),
     output:
         tex=f"{RESULTS}/tables/summary.tex",
         csv=report(
@@ -126,11 +128,11 @@ rule summary:
         mem_mb=1000,
         runtime=5,
     params:
-        within=config["verdict"]["within_std"],
+        verdict=verdict_rule(),
         config=CONFIG_NAME,
         readings=lambda wc: readings(),
     shell:
-        "kmlp summary --within-std {params.within} --config {params.config:q}"
+        "kmlp summary --verdict {params.verdict:q} --config {params.config:q}"
         " --readings {params.readings:q}"
         " --out-tex {output.tex:q} --out-csv {output.csv:q} {input:q} > {log:q} 2>&1"
 
@@ -153,14 +155,14 @@ rule diagnose:
         f"{RESULTS}/benchmarks/diagnose.tsv"
     conda:
         "../envs/kmlp.yaml"
+    threads: 2
     resources:
         mem_mb=2000,
         runtime=10,
     params:
-        within=config["verdict"]["within_std"],
         config=CONFIG_NAME,
     shell:
-        "kmlp diagnose --data {input.data:q} --within-std {params.within} --config {params.config:q}"
+        "kmlp diagnose --data {input.data:q} --threads {threads} --config {params.config:q}"
         " --out-tex {output.tex:q} --out-csv {output.csv:q} {input.runs:q} > {log:q} 2>&1"
 
 
@@ -213,8 +215,9 @@ rule record:
         gradcheck=f"{RESULTS}/tables/gradcheck.csv",
         tables=record_tables(),
         figures=expand(f"{RESULTS}/figures/{{figure}}.png", figure=FIGURES),
-        # the configured runs' benchmarks (their job times), and so the runs themselves
-        benchmarks=train_benchmarks(EXPERIMENTS + COARSE + FINE + FINAL),
+        # the study's benchmark files (its times), and so every run of it
+        benchmarks=study_benchmarks(),
+        report_benchmarks=train_benchmarks(report_runs()),
         notes=config["record"]["notes"] or [],
     output:
         md=config["record"]["out"],
@@ -237,4 +240,5 @@ rule record:
     shell:
         "kmlp record --summary {input.summary:q} --gradcheck {input.gradcheck:q}"
         " --tables {input.tables:q} --figures {input.figures:q} --benchmarks {input.benchmarks:q}"
+        " --report-benchmarks {input.report_benchmarks:q}"
         " --meta {params.meta:q} --notes={params.notes:q} --out {output.md:q} > {log:q} 2>&1"

@@ -3,6 +3,7 @@ import os
 import re
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -23,7 +24,12 @@ COARSE = (
 FINE = (
     [f"lsearch-fine-{i:02d}" for i in range(SEARCH["fine"]["n"])] if SEARCH_ON else []
 )
+# The top candidates of the search, re-run with several seeds before the pick.
+CONFIRM = (
+    [f"lsearch-top-{i}" for i in range(SEARCH["confirm"]["top"])] if SEARCH_ON else []
+)
 FINAL = ["lsearch-final"] if SEARCH_ON else []
+SEARCH_RUNS = COARSE + FINE + CONFIRM + FINAL
 FIGURES = list(config["figures"])
 # Tables made by their own rules, when switched on.
 EXTRA_TABLES = (["lambda_search"] if SEARCH_ON else []) + (
@@ -35,11 +41,11 @@ CONFIG_NAME = (
     ";".join(os.path.relpath(f) for f in workflow.configfiles) or "config/config.yaml"
 )
 # Keys of an experiment that say how the workflow uses it, not how it is trained.
-EXPERIMENT_KEYS = ("paper", "reading", "val_size")
+EXPERIMENT_KEYS = ("paper", "reading", "val_size", "seeds")
 
 
 wildcard_constraints:
-    experiment="|".join(map(re.escape, EXPERIMENTS + COARSE + FINE + FINAL)),
+    experiment="|".join(map(re.escape, EXPERIMENTS + SEARCH_RUNS)),
     seed=r"\d+",
     check="|".join(map(re.escape, CHECKS)) or "NONE",
     figure="|".join(map(re.escape, FIGURES)) or "NONE",
@@ -81,8 +87,14 @@ def run_file(experiment, seed):
 
 
 def seeds_of(experiment):
-    """A search pass trains each lambda once (as the course does); all else every seed."""
-    return [SEARCH["seed"]] if experiment in COARSE + FINE else SEEDS
+    """A search pass trains each lambda once (as the course does), its top candidates
+    with the confirmation's seeds; an experiment may name its own seeds; all else every seed.
+    """
+    if experiment in COARSE + FINE:
+        return [SEARCH["seed"]]
+    if experiment in CONFIRM:
+        return SEARCH["confirm"]["seeds"]
+    return config["experiments"].get(experiment, {}).get("seeds", SEEDS)
 
 
 def runs_of(experiments):
@@ -111,12 +123,16 @@ def search_lambda(experiment):
         return _json(checkpoints.lambda_coarse.get().output[0])["fine"][
             FINE.index(experiment)
         ]
+    if experiment in CONFIRM:
+        return _json(checkpoints.lambda_fine.get().output[0])["top"][
+            CONFIRM.index(experiment)
+        ]["lam"]
     return _json(checkpoints.lambda_best.get().output[0])["best"]["lam"]
 
 
 def experiment_spec(experiment):
     """An experiment's config entry; search runs are built from `lambda_search`."""
-    if experiment not in COARSE + FINE + FINAL:
+    if experiment not in SEARCH_RUNS:
         return config["experiments"][experiment]
     final = experiment in FINAL
     spec = {
@@ -143,6 +159,8 @@ def search_inputs(wildcards):
         return checkpoints.lambda_grid.get().output
     if wildcards.experiment in FINE:
         return checkpoints.lambda_coarse.get().output
+    if wildcards.experiment in CONFIRM:
+        return checkpoints.lambda_fine.get().output
     if wildcards.experiment in FINAL:
         return checkpoints.lambda_best.get().output
     return []
@@ -183,16 +201,32 @@ def readings():
 
 
 def search_table_spec(wildcards, input):
-    """The search's table: validation accuracy per lambda tried, best first."""
-    ranked = _json(input.ranking)["ranked"]
+    """The search's table: every lambda tried with one seed, and the top candidates
+    re-run with several (the pick's spread), best first."""
+    ranked = _json(input.confirmed)["ranked"] + _json(input.searched)["ranked"]
     spec = {
-        "caption": "Coarse-to-fine random search for lambda: validation accuracy per lambda.",
+        "caption": (
+            "Coarse-to-fine random search for lambda: validation accuracy per lambda tried (one seed), "
+            "and of the top candidates re-run with more seeds (confirm), from which the best is picked."
+        ),
         "metric": "val_acc",
-        "row_label": "$\\lambda$",
+        "row_label": "$\\lambda$ (pass)",
         "columns": ["with BN" if SEARCH["batch_norm"] else "without BN"],
         "rows": {r["label"]: [r["experiment"]] for r in ranked},
     }
     return json.dumps(spec)
+
+
+def verdict_rule():
+    """The verdict rule's parameters, as JSON for the table verbs."""
+    return json.dumps(config["verdict"], sort_keys=True)
+
+
+def with_pools(experiments):
+    """The experiments and every experiment pooled with one of them (their variance is shared)."""
+    pools = config["verdict"]["pools"].values()
+    more = [e for members in pools if set(members) & set(experiments) for e in members]
+    return list(dict.fromkeys(list(experiments) + more))
 
 
 def diagnose_data(wildcards):
@@ -219,6 +253,14 @@ def all_outputs():
     return out
 
 
+def cores():
+    """The cores this invocation runs on (none when it runs no jobs, as for --report)."""
+    try:
+        return workflow.cores
+    except WorkflowError:
+        return None
+
+
 def record_meta():
     """What the reproduction record states about how it was made."""
     rec = config["record"]
@@ -229,9 +271,22 @@ def record_meta():
         "data_md5": config["data"]["md5"],
         "data_note": rec["data_note"],
         "seeds": SEEDS,
+        "cores": cores(),
     }
 
 
 def record_tables():
     """The table CSVs the record shows as grids."""
     return [f"{RESULTS}/tables/{t}.csv" for t in TABLES + EXTRA_TABLES]
+
+
+def report_runs():
+    """The training runs behind the report's own numbers (no alternative reading)."""
+    return [e for e in paper_experiments() if not json.loads(readings()).get(e)]
+
+
+def study_benchmarks():
+    """Every benchmark of the study's data, checks and training jobs (its times)."""
+    out = [f"{RESULTS}/benchmarks/prepare{v}.tsv" for v in val_sizes()]
+    out += [f"{RESULTS}/benchmarks/gradcheck/{c}.tsv" for c in CHECKS]
+    return out + train_benchmarks(EXPERIMENTS + SEARCH_RUNS)

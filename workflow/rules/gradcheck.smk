@@ -16,5 +16,6 @@ rule gradcheck:
     params:
         settings=gradcheck_settings,
     shell:
-        "kmlp gradcheck --data {input:q} --name {wildcards.check} --settings {params.settings:q}"
+        "kmlp gradcheck --data {input:q} --name {wildcards.check} --threads {threads}"
+        " --settings {params.settings:q}"
         " --out {output:q} > {log:q} 2>&1"

@@ -43,10 +43,33 @@ checkpoint lambda_coarse:
         " --seed {params.seed} --out {output:q} > {log:q} 2>&1"
 
 
-checkpoint lambda_best:
+checkpoint lambda_fine:
     input:
         coarse=runs_of(COARSE),
         fine=runs_of(FINE),
+    output:
+        f"{RESULTS}/lambda_search/fine.json",
+    log:
+        f"{RESULTS}/logs/lambda_search/fine.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/lambda_search/fine.tsv"
+    conda:
+        "../envs/kmlp.yaml"
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        top=SEARCH["confirm"]["top"],
+    shell:
+        "kmlp lambda-pick --pass coarse {input.coarse:q} --pass fine {input.fine:q}"
+        " --top {params.top} --out {output:q} > {log:q} 2>&1"
+
+
+# One seed per candidate makes the pick a lottery: the best is picked among the top
+# candidates re-run with several seeds, by their mean.
+checkpoint lambda_best:
+    input:
+        runs_of(CONFIRM),
     output:
         f"{RESULTS}/lambda_search/best.json",
     log:
@@ -59,5 +82,4 @@ checkpoint lambda_best:
         mem_mb=500,
         runtime=5,
     shell:
-        "kmlp lambda-pick --pass coarse {input.coarse:q} --pass fine {input.fine:q}"
-        " --out {output:q} > {log:q} 2>&1"
+        "kmlp lambda-pick --pass confirm {input:q} --out {output:q} > {log:q} 2>&1"

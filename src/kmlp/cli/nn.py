@@ -26,7 +26,7 @@ def _settings(args, cls):
 
 # -- gradcheck -----------------------------------------------------------------------
 def add_gradcheck(sub) -> None:
-    s = options.verb(sub, gradcheck, "compare analytic gradients with centred differences")
+    s = options.verb(sub, gradcheck, "compare analytic gradients with centred differences", options.THREADS)
     s.add_argument("--data", type=Path, help="prepared HDF5 data set (default: Gaussian random inputs)")
     s.add_argument("--name", default="gradcheck", help="a label stored in the output")
     s.add_argument("--out", type=Path, help="write the statistics as JSON here")
@@ -38,6 +38,7 @@ def gradcheck(args) -> int:
     images and compare every parameter's analytic gradient with a float64 centred
     difference. Exit 2 if the maximum relative error exceeds --max-rel-error."""
     from .. import __version__
+    from ..environment import numeric_environment
     from ..files import atomic_text
     from ..nn.gradcheck import random_batch, run_check
 
@@ -65,6 +66,7 @@ def gradcheck(args) -> int:
         "tolerance": settings.max_rel_error,
         "data_md5": data_md5,
         "kmlp_version": __version__,
+        "environment": numeric_environment(),
         "parameters": params,
     }
     print(
@@ -139,6 +141,7 @@ def train(args) -> int:
     import numpy as np
 
     from ..data.dataset import load
+    from ..environment import numeric_environment
     from ..nn.training import build_model
     from ..nn.training import train as fit
     from ..runs import RunRecord, write_run
@@ -185,6 +188,8 @@ def train(args) -> int:
         stopped_at=result.stopped_at,
         data_md5=ds.source_md5,
         data_file=str(args.data),
+        eval_sizes={split: len(getattr(ds, f"y_{split}")) for split in ("train", "val", "test")},
+        environment=numeric_environment(),
         paper=args.paper,
         source=args.source,
     )
@@ -278,12 +283,14 @@ def add_lambda_pick(sub) -> None:
     s.add_argument("--half-width", type=float, default=0.5, help="half width of the next pass, in decades of lambda")
     s.add_argument("--seed", type=int, default=1, help="seed of the draw")
     s.add_argument("--log10-floor", type=float, default=-5.0, help="centre used when the best lambda is 0")
+    s.add_argument("--top", type=int, default=0, help="also list the best K entries (to re-run with more seeds)")
 
 
 def lambda_pick(args) -> int:
     """Rank run files by mean final validation accuracy; write the ranking (each entry with
-    its pass and a distinct row label), the best lambda and (with --fine-n) random lambdas
-    log-uniform within --half-width decades around the best, as JSON."""
+    its pass and a distinct row label), the best lambda, (with --top) the best K entries and
+    (with --fine-n) random lambdas log-uniform within --half-width decades around the best,
+    as JSON."""
     from ..files import atomic_text
     from ..nn.search import random_lambdas, rank
     from ..runs import read_run
@@ -297,6 +304,8 @@ def lambda_pick(args) -> int:
         ranked = rank([r for _, r in runs], passes={r.experiment: name for name, r in runs})
         best = ranked[0]
         doc = {"ranked": ranked, "best": best}
+        if args.top:
+            doc["top"] = ranked[: args.top]
         if args.fine_n:
             centre = math.log10(best["lam"]) if best["lam"] > 0 else args.log10_floor
             doc["fine"] = random_lambdas(args.fine_n, centre - args.half_width, centre + args.half_width, args.seed)

@@ -53,7 +53,9 @@ TABLE_OUT = parent(
     (["--out-tex"], dict(required=True, type=Path, help="booktabs LaTeX table to write")),
     (["--out-csv"], dict(required=True, type=Path, help="the same as CSV")),
 )
-VERDICT = parent((["--within-std"], dict(type=float, default=2.0, help="verdict threshold in standard deviations")))
+VERDICT = parent(
+    (["--verdict"], dict(type=json_object, default={}, help="the verdict rule as JSON (the config's verdict section)"))
+)
 
 
 def add_settings(parser: argparse.ArgumentParser, cls) -> None:

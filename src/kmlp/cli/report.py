@@ -9,16 +9,27 @@ from ..errors import KmlpError
 from . import options
 
 
-def _write_table(out_tex, out_csv, tex: str, header, rows, comments) -> None:
+def _write_table(args, tex: str, frame, comments) -> None:
     from ..files import atomic_text
     from ..report.tabular import csv_text
 
-    atomic_text(out_tex, tex)
-    atomic_text(out_csv, csv_text(header, rows, comments))
+    atomic_text(args.out_tex, tex)
+    atomic_text(args.out_csv, csv_text(frame, comments))
 
 
-def _verdict_line(args) -> dict:
-    return {"within_std": f"{args.within_std:g}"}
+def _rule(args):
+    from ..report.stats import VerdictRule
+
+    return VerdictRule.from_dict(args.verdict)
+
+
+def _comments(prov: dict, rule) -> list:
+    import json
+    from dataclasses import asdict
+
+    from ..report.tabular import prov_lines
+
+    return prov_lines(prov, {"verdict": json.dumps(asdict(rule), sort_keys=True)} if rule else None)
 
 
 # -- figure --------------------------------------------------------------------------
@@ -52,22 +63,19 @@ def add_table(sub) -> None:
 
 def table(args) -> None:
     from ..report.grouping import load_groups, provenance
-    from ..report.latex import render_table_tex
-    from ..report.stats import TABLE_HEADER, table_rows
-    from ..report.tabular import prov_lines
+    from ..report.latex import grid_tex
+    from ..report.stats import grid_frame
 
     spec = args.spec
     if not isinstance(spec, dict):
         raise KmlpError("--spec must be a JSON object (the config's tables entry)")
+    rule = _rule(args)
     groups = load_groups(args.runs)
-    rows = table_rows(groups, spec, args.within_std)
-    used = {r["experiment"] for r in rows}
-    prov = provenance({k: v for k, v in groups.items() if k in used}, args.config)
-    comments = prov_lines(prov, _verdict_line(args))
+    cells = grid_frame([r for members in groups.values() for r in members], spec, rule)
+    used = set(cells.experiment)
+    comments = _comments(provenance({k: v for k, v in groups.items() if k in used}, args.config), rule)
     label = spec.get("label") or "tab:" + Path(args.out_tex).stem
-    _write_table(
-        args.out_tex, args.out_csv, render_table_tex(spec, rows, label, comments), TABLE_HEADER, rows, comments
-    )
+    _write_table(args, grid_tex(spec, cells, label, comments, rule.describe()), cells, comments)
 
 
 # -- gradtable -----------------------------------------------------------------------
@@ -77,23 +85,27 @@ def add_gradtable(sub) -> None:
 
 
 def gradtable(args) -> None:
+    import pandas as pd
+
     from .. import __version__
-    from ..report.checks import GRAD_HEADER, gradcheck_rows, read_gradcheck
+    from ..environment import describe
+    from ..report.checks import GRAD_HEADER, GRAD_STATS, gradcheck_rows, read_gradcheck
     from ..report.grouping import unique
-    from ..report.latex import render_gradtable_tex
+    from ..report.latex import gradcheck_tex
     from ..report.tabular import prov_lines
 
     docs = [read_gradcheck(p) for p in args.checks]
-    rows = gradcheck_rows(docs)
+    rows = pd.DataFrame(gradcheck_rows(docs), columns=GRAD_HEADER)
     comments = prov_lines(
         {
             "kmlp_version": __version__,
             "config": str(args.config),
             "data_md5": " ".join(unique(str(d.get("data_md5") or "random inputs") for d in docs)),
+            "environment": " | ".join(unique(describe(d.get("environment", {})) or "unknown" for d in docs)),
             "checks": " ".join(d["name"] for d in docs),
         }
     )
-    _write_table(args.out_tex, args.out_csv, render_gradtable_tex(rows, comments), GRAD_HEADER, rows, comments)
+    _write_table(args, gradcheck_tex(rows, comments, GRAD_STATS), rows, comments)
 
 
 # -- summary -------------------------------------------------------------------------
@@ -110,24 +122,27 @@ def add_summary(sub) -> None:
 
 def summary(args) -> None:
     from ..report.grouping import load_groups, provenance
-    from ..report.latex import render_summary_tex
-    from ..report.stats import SUMMARY_HEADER, summary_rows
-    from ..report.tabular import prov_lines
+    from ..report.latex import summary_tex
+    from ..report.stats import summary_frame
 
     groups = load_groups(args.runs)
     if not isinstance(args.readings, dict):
         raise KmlpError("--readings must be a JSON object: experiment -> text")
-    rows = summary_rows(groups, args.within_std, args.readings)
-    comments = prov_lines(provenance(groups, args.config), _verdict_line(args))
-    _write_table(
-        args.out_tex, args.out_csv, render_summary_tex(rows, comments, args.within_std), SUMMARY_HEADER, rows, comments
-    )
+    rule = _rule(args)
+    rows = summary_frame([r for members in groups.values() for r in members], rule, args.readings)
+    comments = _comments(provenance(groups, args.config), rule)
+    _write_table(args, summary_tex(rows, comments, rule.describe()), rows, comments)
 
 
 # -- diagnose ------------------------------------------------------------------------
 def add_diagnose(sub) -> None:
     s = options.verb(
-        sub, diagnose, "re-evaluate trained runs: batch-norm evaluation modes, sampling spread", *options.TABLE
+        sub,
+        diagnose,
+        "re-evaluate trained runs: batch-norm evaluation modes, sampling spread",
+        options.TABLE_OUT,
+        options.CONFIG,
+        options.THREADS,
     )
     s.add_argument("runs", nargs="+", type=Path, help="run files")
     s.add_argument(
@@ -138,14 +153,11 @@ def add_diagnose(sub) -> None:
 def diagnose(args) -> int:
     """Re-evaluate the stored weights of run files (no training): validation and test
     accuracy with batch norm evaluated by the moving averages and by each split's own batch
-    statistics, the binomial std of an accuracy on that many images, and the verdict with it
-    added."""
+    statistics, and the binomial std of an accuracy on that many images."""
     from ..data.dataset import load
-    from ..report.diagnose import SPEC, diagnose_rows
+    from ..report.diagnose import SPEC, diagnose_frame
     from ..report.grouping import group_runs, provenance
-    from ..report.latex import render_table_tex
-    from ..report.stats import TABLE_HEADER
-    from ..report.tabular import prov_lines
+    from ..report.latex import grid_tex
     from ..runs import load_model, read_run
 
     runs = {path: read_run(path) for path in args.runs}
@@ -162,21 +174,15 @@ def diagnose(args) -> int:
     path_of = {(r.experiment, r.seed): p for p, r in runs.items()}
     groups = group_runs(list(runs.values()))
     datasets = {d: load(d) for d in dict.fromkeys(data_of.values())}
-    rows = diagnose_rows(
-        groups,
-        lambda r: load_model(path_of[r.experiment, r.seed]),
-        lambda r: datasets[data_of[r.experiment, r.seed]],
-        args.within_std,
+    cells = diagnose_frame(
+        groups, lambda r: load_model(path_of[r.experiment, r.seed]), lambda r: datasets[data_of[r.experiment, r.seed]]
     )
-    if not rows:
+    if cells.empty:
         raise KmlpError("no runs to diagnose")
-    comments = prov_lines(provenance(groups, args.config), _verdict_line(args))
-    label = "tab:" + Path(args.out_tex).stem
-    _write_table(
-        args.out_tex, args.out_csv, render_table_tex(SPEC, rows, label, comments), TABLE_HEADER, rows, comments
-    )
-    for r in rows:
-        print(f"{r['row']:28s} {r['column']:28s} {r['mean']:.4f} ± {r['std']:.4f} (n={r['n']})")
+    comments = _comments(provenance(groups, args.config), None)
+    _write_table(args, grid_tex(SPEC, cells, "tab:" + Path(args.out_tex).stem, comments), cells, comments)
+    for _, c in cells.iterrows():
+        print(f"{c['row']:28s} {c['column']:28s} {c['mean']:.4f} ± {c['std']:.4f} (n={c['n']})")
     return 0
 
 
@@ -218,7 +224,10 @@ def add_record(sub) -> None:
     s.add_argument("--tables", nargs="*", type=Path, default=[], help="table CSVs (kmlp table) to show as grids")
     s.add_argument("--figures", nargs="*", type=Path, default=[], help="PNG figures to copy beside the record")
     s.add_argument(
-        "--benchmarks", nargs="*", type=Path, default=[], help="Snakemake benchmark files (for the wall time)"
+        "--benchmarks", nargs="*", type=Path, default=[], help="the study's Snakemake benchmark files (its times)"
+    )
+    s.add_argument(
+        "--report-benchmarks", nargs="*", type=Path, default=[], help="those of the report's own training runs"
     )
     s.add_argument("--meta", type=options.json_arg, default={}, help="command, config, data MD5 and archive, as JSON")
     s.add_argument(
@@ -244,6 +253,7 @@ def record(args) -> None:
             tables=args.tables,
             figures=args.figures,
             benchmarks=args.benchmarks,
+            report_benchmarks=args.report_benchmarks,
             meta=args.meta,
             notes=args.notes,
         ),

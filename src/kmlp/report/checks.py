@@ -7,26 +7,12 @@ from pathlib import Path
 
 from ..errors import KmlpError
 
-GRAD_HEADER = [
-    "check",
-    "parameter",
-    "shape",
-    "grad_mean",
-    "grad_std",
-    "diff_mean",
-    "diff_std",
-    "diff_max",
-    "rel_error",
-    "max_elem_rel_error",
-    "kinks",
-    "passed",
-    "tolerance",
-]
 GRAD_STATS = ["grad_mean", "grad_std", "diff_mean", "diff_std", "diff_max", "rel_error", "max_elem_rel_error"]
+GRAD_HEADER = ["check", "parameter", "shape", *GRAD_STATS, "kinks", "passed", "tolerance"]
 
 
 def gradcheck_rows(checks) -> list[dict]:
-    """One dict per (check, parameter) of parsed gradcheck JSON documents."""
+    """One dict per (check, parameter) of parsed gradcheck JSON documents (GRAD_HEADER keys)."""
     out = []
     for doc in checks:
         for name, p in doc["parameters"].items():

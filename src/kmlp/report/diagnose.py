@@ -15,11 +15,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 
 from .grouping import paper_value
-from .stats import cell_stats, verdict
 
-COLUMNS = ["moving averages", "batch statistics", "sampling std (binomial)", "seed + sampling std (moving averages)"]
+COLUMNS = ["moving averages", "batch statistics", "sampling std (binomial)"]
 
 
 def accuracy(scores, y) -> float:
@@ -36,65 +36,38 @@ def diagnose_run(model, ds) -> dict:
     return out
 
 
-def diagnose_rows(groups: dict, model_of, data_of, within_std: float) -> list[dict]:
-    """Table rows (the `kmlp table` CSV layout); ``model_of(run)`` gives a run's model and
-    ``data_of(run)`` the data set it was trained on."""
-    rows = []
+def diagnose_frame(groups: dict, model_of, data_of) -> pd.DataFrame:
+    """Table cells (the grid-table layout of ``kmlp table``); ``model_of(run)`` gives a run's
+    model and ``data_of(run)`` the data set it was trained on."""
+    cells = []
     for exp, members in groups.items():
         ds = data_of(members[0])
         done = [r for r in members if r.status != "diverged"]
         results = [diagnose_run(model_of(r), ds) for r in done]
         for metric, split in (("val_acc", "val"), ("test_acc", "test")):
-            paper = paper_value(members, metric)
+            common = {"row": f"{exp}: {split}", "experiment": exp, "diverged": len(members) - len(done),
+                      "paper": paper_value(members, metric) or math.nan, "verdict": ""}  # fmt: skip
             for column, key in zip(COLUMNS[:2], ("moving", "batch"), strict=True):
-                stats = cell_stats([res[f"{split}_{key}"] for res in results], paper, within_std)
-                rows.append(
-                    {
-                        "row": f"{exp}: {split}",
-                        "column": column,
-                        "experiment": exp,
-                        "metric": metric,
-                        **stats,
-                        "diverged": len(members) - len(done),
-                    }
-                )
+                v = np.array([res[f"{split}_{key}"] for res in results], float)
+                ok = v[np.isfinite(v)]
+                cells.append({**common, "column": column, "metric": metric, "n": len(ok),
+                              "nonfinite": int((~np.isfinite(v)).sum()) if key == "moving" else 0,
+                              "mean": ok.mean() if len(ok) else math.nan,
+                              "std": ok.std(ddof=1) if len(ok) > 1 else math.nan})  # fmt: skip
             # What another choice of the same number of images would move it by.
             n_images = len(ds.y_val if split == "val" else ds.y_test)
-            p = rows[-2]["mean"]
-            se = math.sqrt(p * (1 - p) / n_images) if math.isfinite(p) else math.nan
-            rows.append(
-                {
-                    "row": f"{exp}: {split}",
-                    "column": COLUMNS[2],
-                    "experiment": exp,
-                    "metric": f"binomial std on {n_images} images",
-                    "n": rows[-2]["n"],
-                    "mean": se,
-                    "std": 0.0,
-                    "paper": None,
-                    "verdict": "",
-                    "diverged": len(members) - len(done),
-                }
-            )
-            # The verdict again with that spread added, for validation numbers only: the
-            # test images are the report's, the validation images are not.
-            moving = dict(rows[-3])
-            if split == "val" and math.isfinite(moving["std"]):
-                moving["std"] = math.sqrt(moving["std"] ** 2 + se**2)
-                moving["verdict"] = verdict(moving["paper"], moving["mean"], moving["std"], moving["n"], within_std)
-            moving["column"] = COLUMNS[3]
-            rows.append(moving)
-    return rows
+            p = cells[-2]["mean"]
+            cells.append({**common, "column": COLUMNS[2], "metric": f"binomial std on {n_images} images",
+                          "n": cells[-2]["n"], "nonfinite": 0, "paper": math.nan, "std": math.nan,
+                          "mean": math.sqrt(p * (1 - p) / n_images) if math.isfinite(p) else math.nan})  # fmt: skip
+    return pd.DataFrame(cells)
 
 
-#: The table's layout (its rows come from :func:`diagnose_rows`).
+#: The table's layout (its rows come from :func:`diagnose_frame`).
 SPEC = {
-    "caption": "Re-evaluation of trained runs: accuracy with batch norm evaluated with "
-    "the moving averages (as trained) and with each split's own batch "
-    "statistics; the binomial standard error of an accuracy on that "
-    "many images, the spread another choice of images would add; and the "
-    "verdict with that spread added to the seed spread (validation only: "
-    "the test images are the report's, the validation images are not).",
+    "caption": "Re-evaluation of trained runs: accuracy with batch norm evaluated with the moving averages "
+    "(as trained) and with each split's own batch statistics, and the binomial standard error of an accuracy "
+    "on that many images: the spread another choice of evaluation images would add (our validation images "
+    "are not the report's; the test images are).",
     "row_label": "experiment: split",
-    "columns": COLUMNS,
 }

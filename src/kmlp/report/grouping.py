@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import __version__
+from ..environment import describe
 from ..errors import KmlpError
 from ..runs import read_run
 
@@ -29,13 +30,15 @@ def load_groups(paths) -> dict:
 
 
 def provenance(groups: dict, config: str = "") -> dict:
-    """What made an output: kmlp version, data MD5(s), config, experiments and seeds."""
+    """What made an output: kmlp version, data MD5(s), config, the numeric environment(s)
+    of the runs, experiments and seeds."""
     runs = [r for members in groups.values() for r in members]
     return {
         "kmlp_version": __version__,
         "config": str(config),
         "data_md5": " ".join(unique(r.data_md5 or "unknown" for r in runs)),
         "run_kmlp_versions": " ".join(unique(r.kmlp_version for r in runs)),
+        "environment": " | ".join(unique(describe(r.environment) or "unknown" for r in runs)),
         "experiments": "; ".join(
             f"{name} (seeds {','.join(str(r.seed) for r in members)})" for name, members in groups.items()
         ),

@@ -1,24 +1,16 @@
-"""LaTeX tables (booktabs; longtables for the long ones) with escaping that keeps math."""
+"""LaTeX tables: cells formatted here, laid out by pandas (``Styler.to_latex``, booktabs
+rules; longtables for the long ones). Escaping keeps ``$...$`` math as written."""
 
 from __future__ import annotations
 
 import math
 
-from .checks import GRAD_STATS
-from .tabular import fmt3
+import pandas as pd
 
-_TEX_SPECIALS = {
-    "\\": r"\textbackslash{}",
-    "&": r"\&",
-    "%": r"\%",
-    "$": r"\$",
-    "#": r"\#",
-    "_": r"\_",
-    "{": r"\{",
-    "}": r"\}",
-    "~": r"\textasciitilde{}",
-    "^": r"\textasciicircum{}",
-}
+from .tabular import fmt3, to_float
+
+_TEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}  # fmt: skip
 
 
 def tex_escape(text) -> str:
@@ -35,6 +27,7 @@ def tex_text(text) -> str:
 
 def fmt_sci(x) -> str:
     """3 significant digits as LaTeX math, e.g. ``$3.10\\times10^{-7}$``."""
+    x = to_float(x)
     if not math.isfinite(x):
         return "n/a"
     if x == 0:
@@ -43,135 +36,125 @@ def fmt_sci(x) -> str:
     return f"${mant}\\times10^{{{int(exp)}}}$"
 
 
-def tex_comments(lines) -> str:
+def comments_tex(lines) -> str:
     return "".join(f"% {line}\n" for line in lines)
 
 
-def ours_tex(stats: dict, n_full: int) -> str:
-    """``$0.523 \\pm 0.004$``, with the seed count when it falls short of the others'
-    and a dagger when runs diverged."""
-    dagger = r"^\dagger" if stats["diverged"] else ""
-    if stats["n"] == 0:
-        text = f"n/a${dagger}$" if dagger else "n/a"
+def ours_tex(cell, n_full: int) -> str:
+    """``$0.523 \\pm 0.004$``; a single run shows no spread; the seed count where it falls
+    short of the others'; a dagger where runs diverged or gave non-finite values."""
+    mark = r"^\dagger" if cell["diverged"] or cell["nonfinite"] else ""
+    if cell["n"] == 0:
+        text = f"n/a${mark}$" if mark else "n/a"
+    elif cell["n"] == 1 or not math.isfinite(cell["std"]):  # one run, or a single number
+        text = f"${cell['mean']:.3f}{mark}$"
     else:
-        text = f"${stats['mean']:.3f} \\pm {stats['std']:.3f}{dagger}$"
-    if stats["n"] != n_full:
-        text += f" ($n={stats['n']}$)"
-    return text
+        text = f"${cell['mean']:.3f} \\pm {cell['std']:.3f}{mark}$"
+    return text + (f" ($n={cell['n']}$)" if cell["n"] != n_full else "")
 
 
-def render_table_tex(spec: dict, rows: list[dict], label: str, comments) -> str:
-    columns = list(spec["columns"])
-    n_full = max((r["n"] for r in rows), default=0)
-    lines = [
-        tex_comments(comments).rstrip("\n"),
-        r"\begin{table}[htbp]",
-        r"\centering",
-        f"\\caption{{{tex_text(spec.get('caption', ''))}}}",
-        f"\\label{{{label}}}",
-        r"\begin{tabular}{l" + "rr" * len(columns) + "}",
-        r"\toprule",
-        " & ".join([""] + [f"\\multicolumn{{2}}{{c}}{{{tex_text(c)}}}" for c in columns]) + r" \\",
-        "".join(f"\\cmidrule(lr){{{2 + 2 * i}-{3 + 2 * i}}}" for i in range(len(columns))),
-        " & ".join([tex_text(spec.get("row_label", ""))] + ["ours", "paper"] * len(columns)) + r" \\",
-        r"\midrule",
-    ]
-    by_row: dict = {}
-    for r in rows:
-        by_row.setdefault(r["row"], []).append(r)
-    for row, cells in by_row.items():
-        parts = [tex_text(row)]
-        for c in cells:
-            parts += [ours_tex(c, n_full), fmt3(c["paper"]) if c["paper"] is not None else "--"]
-        lines.append(" & ".join(parts) + r" \\")
-    lines += [
-        r"\bottomrule",
-        r"\end{tabular}",
-        "",
-        f"\\smallskip{{\\footnotesize Ours: mean $\\pm$ sample std over $n={n_full}$ "
-        r"seeds unless marked; $^\dagger$: runs diverged and are left out.}",
-        r"\end{table}",
-        "",
-    ]
-    return "\n".join(lines)
+def verdict_tex(cell) -> str:
+    """``consistent ($z=-0.4$)``; empty where the report gives no number."""
+    if not cell["verdict"]:
+        return ""
+    z = to_float(cell["z"])
+    return cell["verdict"] + (f" ($z={z:.1f}$)" if math.isfinite(z) else "")
 
 
-def longtable_head(comments, preamble: list[str], colspec: str, caption: str, label: str, head: str) -> list[str]:
-    """The opening of a longtable that repeats its header on every page."""
-    return [
-        tex_comments(comments).rstrip("\n"),
-        *preamble,
-        f"\\begin{{longtable}}{{{colspec}}}",
-        f"\\caption{{{caption}}}\\label{{{label}}}\\\\",
-        r"\toprule",
-        head,
-        r"\midrule",
-        r"\endfirsthead",
-        r"\toprule",
-        head,
-        r"\midrule",
-        r"\endhead",
-        r"\bottomrule",
-        r"\endfoot",
-    ]
+def interval_tex(cell) -> str:
+    lo, hi = to_float(cell["lo"]), to_float(cell["hi"])
+    return f"[{lo:.3f}, {hi:.3f}]" if math.isfinite(lo) else "n/a"
 
 
-def render_summary_tex(rows: list[dict], comments, within_std: float) -> str:
-    head = r"experiment & metric & paper & ours & $n$ & diverged & reproduced & reading \\"
-    caption = (
-        r"Every number of the report beside ours (mean $\pm$ sample std over "
-        f"seeds); reproduced when the report's value lies within {within_std:g} "
-        r"std of our mean."
+def _latex(frame: pd.DataFrame, comments, caption: str, label: str, longtable: bool, colspec: str,
+           footnote: str = "", size: str = "") -> str:  # fmt: skip
+    body = frame.style.hide(axis="index").to_latex(
+        hrules=True,
+        multicol_align="c",
+        column_format=colspec,
+        caption=caption,
+        label=label,
+        environment="longtable" if longtable else None,
+        position=None if longtable else "htbp",
+        position_float=None if longtable else "centering",
     )
-    lines = longtable_head(comments, [r"{\small"], "llrrrrlp{4cm}", caption, "tab:summary", head)
-    for r in rows:
-        ours = "n/a" if r["n"] == 0 else f"${r['mean']:.3f} \\pm {r['std']:.3f}$"
-        lines.append(
-            " & ".join(
-                [
-                    tex_escape(r["experiment"]),
-                    tex_escape(r["metric"]),
-                    fmt3(r["paper"]),
-                    ours,
-                    str(r["n"]),
-                    str(r["diverged"]),
-                    tex_escape(r["verdict"]),
-                    tex_text(r["reading"]),
-                ]
-            )
-            + r" \\"
-        )
-    lines += [r"\end{longtable}", "}", ""]
-    return "\n".join(lines)
+    if footnote:
+        note = f"\\smallskip{{\\footnotesize {footnote}}}\n"
+        body = body.replace("\\end{table}", note + "\\end{table}") if not longtable else body + note
+    if size:
+        body = f"{{{size}\n{body}}}\n"
+    return comments_tex(comments) + body
 
 
-def render_gradtable_tex(rows: list[dict], comments) -> str:
-    head = (
-        r"check & param. & shape & grad mean & grad std & diff mean & diff std & "
-        r"diff max & rel. err. & max entry rel. err. & passed \\"
+def grid_tex(spec: dict, cells: pd.DataFrame, label: str, comments, rule_note: str = "") -> str:
+    """A grid table: a row per label, per column our number, the report's and the verdict."""
+    n_full = int(cells.n.max()) if len(cells) else 0
+    show_verdict = bool((cells.verdict != "").any())
+    head = tex_text(spec.get("row_label", ""))
+    columns = list(dict.fromkeys(cells.column))
+    table = {}
+    for row, group in cells.groupby("row", sort=False):
+        by_col = {c["column"]: c for _, c in group.iterrows()}
+        line = {(head, ""): tex_text(row)}
+        for col in columns:
+            c = by_col.get(col)
+            line[(tex_text(col), "ours")] = ours_tex(c, n_full) if c is not None else "--"
+            line[(tex_text(col), "paper")] = fmt3(c["paper"]) if c is not None and math.isfinite(c["paper"]) else "--"
+            if show_verdict:
+                line[(tex_text(col), "verdict")] = verdict_tex(c) if c is not None else ""
+        table[row] = line
+    frame = pd.DataFrame(list(table.values()))
+    frame.columns = pd.MultiIndex.from_tuples(frame.columns)
+    note = (
+        f"Ours: mean $\\pm$ sample std over $n={n_full}$ seeds unless marked; $^\\dagger$: runs diverged or gave "
+        "non-finite values and are left out." + (f" Verdict: {rule_note}." if show_verdict else "")
+    )
+    colspec = "l" + ("rr" + ("l" if show_verdict else "")) * len(columns)
+    return _latex(frame, comments, tex_text(spec.get("caption", "")), label, False, colspec, note,
+                  "\\small" if show_verdict else "")  # fmt: skip
+
+
+def summary_tex(rows: pd.DataFrame, comments, rule_note: str) -> str:
+    """Every number of the report beside ours, in a longtable."""
+    frame = pd.DataFrame(
+        {
+            "experiment": [tex_escape(e) for e in rows.experiment],
+            "metric": [tex_escape(m) for m in rows.metric],
+            "paper": [fmt3(p) for p in rows.paper],
+            "ours": [ours_tex(r, r["n"]) for _, r in rows.iterrows()],
+            "$n$": [str(n) for n in rows.n],
+            "one run, 95\\%": [interval_tex(r) for _, r in rows.iterrows()],
+            "$z$": [f"{z:.1f}" if math.isfinite(z) else "n/a" for z in rows.z],
+            "verdict": list(rows.verdict),
+            "stable": [f"{s:.0%}".replace("%", "\\%") if math.isfinite(s) else "n/a" for s in rows.stability],
+            "reading": [tex_text(r) for r in rows.reading],
+        }
     )
     caption = (
-        r"Analytic against numerical (centred difference) gradients, per "
-        r"parameter: statistics of the analytic gradient and of the difference "
-        r"analytic $-$ numerical; the relative error $\|g_a-g_n\|/(\|g_a\|+\|g_n\|)$ "
-        r"per parameter, and the largest entrywise one, which near-zero entries dominate."
+        "Every number of the report beside ours (mean $\\pm$ sample std over $n$ seeds), the interval one run "
+        f"of ours falls in, the standardised distance $z$ and the verdict: {tex_escape(rule_note)}. "
+        "Stable: the share of bootstrap resamples of our seeds that give the same verdict."
     )
-    lines = longtable_head(
-        comments, [r"{\footnotesize", r"\setlength{\tabcolsep}{3pt}"], "lllrrrrrrrl", caption, "tab:gradcheck", head
+    return _latex(frame, comments, caption, "tab:summary", True, "llrrrrrllp{3.5cm}", size="\\scriptsize")
+
+
+def gradcheck_tex(rows: pd.DataFrame, comments, stats) -> str:
+    """The gradient-check statistics: a block of rows per check."""
+    first = ~rows.check.duplicated()
+    frame = pd.DataFrame(
+        {
+            "check": [tex_escape(c) if f else "" for c, f in zip(rows.check, first, strict=True)],
+            "param.": [tex_escape(p) for p in rows.parameter],
+            "shape": [tex_escape(s) for s in rows["shape"]],
+            **{k.replace("_", " "): [fmt_sci(v) for v in rows[k]] for k in stats},
+            "passed": [p if f else "" for p, f in zip(rows.passed, first, strict=True)],
+        }
+    )  # fmt: skip
+    caption = (
+        r"Analytic against numerical (centred difference) gradients, per parameter: statistics of the analytic "
+        r"gradient and of the difference analytic $-$ numerical; the relative error "
+        r"$\|g_a-g_n\|/(\|g_a\|+\|g_n\|)$ per parameter, and the largest entrywise one, which near-zero "
+        r"entries dominate."
     )
-    previous = None
-    for r in rows:
-        first = r["check"] != previous
-        if first and previous is not None:
-            lines.append(r"\midrule")
-        previous = r["check"]
-        lines.append(
-            " & ".join(
-                [tex_escape(r["check"]) if first else "", tex_escape(r["parameter"]), tex_escape(r["shape"])]
-                + [fmt_sci(r[k]) for k in GRAD_STATS]
-                + [r["passed"] if first else ""]
-            )
-            + r" \\"
-        )
-    lines += [r"\end{longtable}", "}", ""]
-    return "\n".join(lines)
+    return _latex(frame, comments, caption, "tab:gradcheck", True, "lll" + "r" * len(stats) + "l",
+                  size="\\footnotesize")  # fmt: skip

@@ -87,84 +87,148 @@ def gradcheck_section(path) -> list[str]:
     return lines + [""]
 
 
+def _ours(r) -> str:
+    """``0.523 ± 0.004`` over seeds; one run shows no spread."""
+    mean, std = to_float(r["mean"]), to_float(r["std"])
+    if not math.isfinite(mean):
+        return "n/a"
+    return f"{mean:.3f} ± {std:.3f}" if math.isfinite(std) else f"{mean:.3f}"
+
+
+def _verdict(r) -> str:
+    z = to_float(r.get("z"))
+    return r["verdict"] + (f" (z = {z:.1f})" if r["verdict"] and math.isfinite(z) else "")
+
+
+def rule_text(meta: dict) -> str:
+    """The verdict rule a CSV's comment lines record, in one sentence."""
+    import json
+
+    from .stats import VerdictRule
+
+    rule = json.loads(meta["verdict"]) if meta.get("verdict") else {}
+    boot = {"resamples": rule.pop("resamples", 1000), "seed": rule.pop("seed", 0)}
+    return VerdictRule.from_dict({**rule, "bootstrap": boot}).describe()
+
+
 def summary_section(path) -> list[str]:
     meta, rows = read_csv(path)
-    within = meta.get("within_std", "2")
     main = [r for r in rows if not r.get("reading")]
     alt = [r for r in rows if r.get("reading")]
 
     def count(sub):
-        c = {v: sum(r["verdict"] == v for r in sub) for v in ("yes", "no", "n/a")}
-        return f"{c['yes']} of {len(sub)} reproduced, {c['no']} not" + (
-            f", {c['n/a']} without a finite result" if c["n/a"] else ""
+        c = {v: sum(r["verdict"] == v for r in sub) for v in ("consistent", "borderline", "inconsistent", "n/a")}
+        return (
+            f"{c['consistent']} consistent, {c['borderline']} borderline, {c['inconsistent']} inconsistent"
+            + (f", {c['n/a']} without a finite result" if c["n/a"] else "")
+            + f" (of {len(sub)})"
         )
 
     lines = [
         "## The report's numbers beside ours",
         "",
-        f"Ours: mean ± sample standard deviation over n seeds (diverged runs left out "
-        f"and counted). A number counts as reproduced when it lies within {within} "
-        f"standard deviations of our mean (source: `{rel_path(path)}`). Rows with a "
+        "Ours: mean ± sample standard deviation over n seeds (diverged runs left out and counted). "
+        f"The rule: {rule_text(meta)}. *One run, 95 %*: the interval one run of ours falls in; *z*: the "
+        "report's value minus our mean, over the spread of one run; *stable*: the share of bootstrap "
+        f"resamples of our seeds that give the same verdict (source: `{rel_path(path)}`). Rows with a "
         "*reading* test another reading of what the report did.",
         "",
         f"**The report's setting: {count(main)}.**" + (f" Other readings tested: {count(alt)}." if alt else ""),
         "",
-        "| experiment | metric | paper | ours | n | diverged | reproduced | reading |",
-        "|---|---|---:|---:|---:|---:|---|---|",
+        "| experiment | metric | paper | ours | n | one run, 95 % | z | verdict | stable | diverged | reading |",
+        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---|",
     ]
     for r in rows:
-        ours = f"{fmt3(r['mean'])} ± {fmt3(r['std'])}" if math.isfinite(to_float(r["mean"])) else "n/a"
+        lo, hi, z, st = (to_float(r[k]) for k in ("lo", "hi", "z", "stability"))
         lines.append(
-            f"| {_md(r['experiment'])} | {_md(r['metric'])} | {fmt3(r['paper'])} | "
-            f"{ours} | {r['n']} | {r['diverged']} | {r['verdict']} | "
-            f"{_md(r.get('reading', ''))} |"
+            f"| {_md(r['experiment'])} | {_md(r['metric'])} | {fmt3(r['paper'])} | {_ours(r)} | {r['n']} | "
+            + (f"[{lo:.3f}, {hi:.3f}]" if math.isfinite(lo) else "n/a")
+            + f" | {f'{z:.1f}' if math.isfinite(z) else 'n/a'} | {r['verdict']} | "
+            + (f"{st:.0%}" if math.isfinite(st) else "n/a")
+            + f" | {r['diverged']} | {_md(r.get('reading', ''))} |"
         )
     return lines + [""]
 
 
+def environment_section(*paths) -> list[str]:
+    """The numeric environment(s) the tables' runs and checks came from."""
+    found = []
+    for path in paths:
+        meta, _ = read_csv(path)
+        found += [e.strip() for e in meta.get("environment", "").split(" | ") if e.strip()]
+    found = list(dict.fromkeys(found))
+    lines = ["## Numeric environment", "",
+             "Floats depend on the BLAS kernel (OpenBLAS chooses it by CPU, or by `OPENBLAS_CORETYPE`): the same "
+             "machine and seed give the same bytes; another machine gives other floats, and only the statistics "
+             "above can agree. The runs and checks here came from:", ""]  # fmt: skip
+    return lines + [f"- {_md(e)}" for e in found or ["(not recorded)"]] + [""]
+
+
 def table_section(path) -> list[str]:
-    """A `kmlp table` CSV as a Markdown grid: a row per value, ours and paper per column."""
+    """A `kmlp table` CSV as a Markdown grid: a row per value, ours, paper and verdict per column."""
     _, rows = read_csv(path)
     labels = list(dict.fromkeys(r["row"] for r in rows))
     columns = list(dict.fromkeys(r["column"] for r in rows))
     cells = {(r["row"], r["column"]): r for r in rows}
     metric = rows[0]["metric"] if rows else ""
-    head = "| | " + " | ".join(f"{_md(c)}: ours | paper | reproduced" for c in columns) + " |"
+    judged = any(r.get("verdict") for r in rows)
+    parts_head = "ours | paper" + (" | verdict" if judged else "")
+    head = "| | " + " | ".join(f"{_md(c)}: {parts_head}" for c in columns) + " |"
     lines = [
         f"### {_md(Path(path).stem)} ({_md(metric)})",
         "",
         f"Source: `{rel_path(path)}`.",
         "",
         head,
-        "|---|" + "---:|---:|---|" * len(columns),
+        "|---|" + ("---:|---:|---|" if judged else "---:|---:|") * len(columns),
     ]
     for label in labels:
         parts = []
         for c in columns:
             r = cells.get((label, c))
             if r is None:
-                parts.append(" | | ")
+                parts.append(" | | " if judged else " | ")
                 continue
-            ours = f"{fmt3(r['mean'])} ± {fmt3(r['std'])}" if math.isfinite(to_float(r["mean"])) else "n/a"
             paper = fmt3(r["paper"]) if math.isfinite(to_float(r["paper"])) else ""
-            parts.append(f"{ours} | {paper} | {r['verdict']}")
+            n = f" (n={r['n']})" if r["n"] == "1" else ""
+            parts.append(f"{_ours(r)}{n} | {paper}" + (f" | {_verdict(r)}" if judged else ""))
         lines.append(f"| {_md(label)} | " + " | ".join(parts) + " |")
     return lines + [""]
 
 
-def compute_section(paths) -> list[str]:
+def _benchmarks(paths) -> list[tuple[float, float]]:
+    """(start, end) of each benchmarked job: end is the file's time, start end minus its duration."""
+    spans = []
+    for path in map(Path, paths):
+        seconds = benchmark_seconds([path])
+        end = path.stat().st_mtime
+        spans.append((end - seconds, end))
+    return spans
+
+
+def compute_section(paths, report_paths=(), cores=None) -> list[str]:
+    """Elapsed time of the whole study and the job times, from Snakemake's benchmark files."""
     if not paths:
         return []
+    spans = _benchmarks(paths)
+    elapsed = max(e for _, e in spans) - min(s for s, _ in spans)
     total = benchmark_seconds(paths)
-    return [
+    lines = [
         "## Compute time",
         "",
-        f"{total:.0f} s ({_hms(total)}): the sum of the wall-clock times of "
-        f"{len(paths)} workflow job{'s' if len(paths) != 1 else ''} from their Snakemake "
-        "benchmark files, not the "
-        f"elapsed time (jobs may have run in parallel).",
-        "",
+        f"Measured by the workflow from its benchmark files (a job ends when its file is written and starts "
+        f"its duration before): the study took **{_hms(elapsed)}** wall-clock time from its first job's start "
+        f"to its last job's end" + (f" on {cores} cores" if cores else "") + f"; its {len(paths)} jobs took "
+        f"{total:.0f} s ({_hms(total)}) of job time in all.",
     ]
+    if report_paths:
+        mine = benchmark_seconds(report_paths)
+        lines[-1] += (
+            f" The report's own {len(report_paths)} training runs took {mine:.0f} s ({_hms(mine)}) of job time"
+            + (f", {_hms(mine / cores)} on {cores} cores" if cores else "")
+            + "."
+        )
+    return lines + [""]
 
 
 def figures_section(pngs, out: Path) -> list[str]:
@@ -188,9 +252,12 @@ def figures_section(pngs, out: Path) -> list[str]:
     return lines
 
 
-def record_markdown(out, summary, gradcheck, tables=(), figures=(), benchmarks=(), meta=None, notes=None) -> str:
+def record_markdown(out, summary, gradcheck, tables=(), figures=(), benchmarks=(), report_benchmarks=(),
+                    meta=None, notes=None) -> str:  # fmt: skip
     """The record's text; the figures are copied into ``figures/`` beside ``out``."""
     out = Path(out)
+    meta = dict(meta or {})
+    cores = meta.pop("cores", None)
     lines = [
         "# Reproduction record",
         "",
@@ -199,14 +266,15 @@ def record_markdown(out, summary, gradcheck, tables=(), figures=(), benchmarks=(
         "the workflow's outputs: do not edit by hand.",
         "",
     ]
-    lines += meta_section(meta or {})
+    lines += meta_section(meta)
+    lines += environment_section(summary, gradcheck)
     lines += gradcheck_section(gradcheck)
     lines += summary_section(summary)
     if tables:
         lines += ["## The report's tables", ""]
         for path in tables:
             lines += table_section(path)
-    lines += compute_section(benchmarks)
+    lines += compute_section(benchmarks, report_benchmarks, cores)
     lines += figures_section(figures, out)
     if notes:
         if not Path(notes).exists():

@@ -1,101 +1,325 @@
-"""The arithmetic of the tables: our mean and spread per experiment beside the report's
-number, and the verdict."""
+"""Our numbers beside the report's: run files as one tidy frame, statistics per experiment,
+and the verdict rule.
+
+The report gives one run per number, so the question is whether ONE run of ours could
+plausibly give it (a prediction interval, not a band around our mean). Per number:
+
+- x̄, n: our mean over the seeds whose run completed with a finite value;
+- s²: the seed variance, pooled over the experiment's pool (``pools`` in the rule:
+  experiments whose seed spread is alike), ``s² = Σ (n_i − 1) s_i² / Σ (n_i − 1)``
+  with ``df = Σ (n_i − 1)`` degrees of freedom (an experiment in no pool: its own);
+- s_e² = p (1 − p) / N: the sampling spread of an accuracy on N images, for metrics
+  whose evaluation images are not the report's (``sampling``: our validation images);
+- s_r² = u² / 12: the report's rounding to ``paper_decimals`` decimals (u = 10^−d);
+- σ = sqrt(s² (1 + 1/n) + s_e² + s_r²): the spread of one new run around our mean;
+- z = (paper − x̄) / σ, and the interval x̄ ± t σ that one run falls in with
+  probability ``consistent`` (t: Student's t quantile with df degrees of freedom);
+- verdict: *consistent* when the paper's value lies inside that interval,
+  *inconsistent* when it lies outside the wider ``inconsistent`` one, *borderline*
+  between: a band wide enough that the noise of another machine's floats does not move
+  a number from one outer level to the other;
+- stability: the share of bootstrap resamples of our seeds that give the same verdict.
+"""
 
 from __future__ import annotations
 
+import functools
 import math
+import zlib
+from dataclasses import dataclass, field
+from statistics import NormalDist
 
 import numpy as np
+import pandas as pd
 
 from ..errors import KmlpError
 from ..runs import FINAL_METRICS
-from .grouping import paper_value, unique
 
-TABLE_HEADER = ["row", "column", "experiment", "metric", "n", "mean", "std", "paper", "verdict"]
-SUMMARY_HEADER = ["experiment", "metric", "paper", "mean", "std", "n", "diverged", "verdict", "reading"]
 # The report's own numbers come first, in this order; any other metric follows.
 METRIC_ORDER = ["val_acc", "test_acc"] + [m for m in FINAL_METRICS if m not in ("val_acc", "test_acc")]
+LEVELS = ("consistent", "borderline", "inconsistent")
+#: Columns of a judged number, in the CSV outputs.
+STAT_COLUMNS = ["n", "diverged", "nonfinite", "mean", "std", "paper", "pool", "df", "s_seed", "s_eval", "s_paper",
+                "sigma", "lo", "hi", "z", "verdict", "stability"]  # fmt: skip
 
 
-def verdict(paper, mean, std, n, within_std: float) -> str:
-    """ "yes" if the paper's value lies within ``within_std`` sample stds of our mean.
+@dataclass(frozen=True)
+class VerdictRule:
+    """The verdict rule's parameters: the config's ``verdict`` section."""
 
-    A tiny absolute slack lets a zero std with equal values count as reproduced despite
-    rounding in the mean.
-    """
-    if paper is None:
-        return ""
-    if n == 0 or not math.isfinite(mean):
-        return "n/a"
-    return "yes" if abs(paper - mean) <= within_std * std + 1e-12 else "no"
+    consistent: float = 0.95
+    inconsistent: float = 0.999
+    sampling: tuple = ("val_acc",)
+    paper_decimals: int = 3
+    pools: dict = field(default_factory=dict)
+    resamples: int = 1000
+    seed: int = 0
+
+    def __post_init__(self):
+        if not 0 < self.consistent < self.inconsistent < 1:
+            raise ValueError(f"need 0 < consistent < inconsistent < 1, got {self.consistent}, {self.inconsistent}")
+        seen: dict = {}
+        for pool, members in self.pools.items():
+            for e in members:
+                if e in seen:
+                    raise ValueError(f"experiment {e} is in two pools, {seen[e]} and {pool}")
+                seen[e] = pool
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> VerdictRule:
+        d = dict(d or {})
+        boot = d.pop("bootstrap", {})
+        try:
+            return cls(
+                sampling=tuple(d.pop("sampling", cls.sampling)),
+                pools={k: list(v) for k, v in d.pop("pools", {}).items()},
+                resamples=int(boot.get("resamples", cls.resamples)),
+                seed=int(boot.get("seed", cls.seed)),
+                **d,
+            )
+        except TypeError as exc:
+            raise KmlpError(f"bad verdict rule: {exc}") from None
+        except ValueError as exc:
+            raise KmlpError(f"bad verdict rule: {exc}") from None
+
+    def pool_of(self, experiment: str) -> str:
+        return next((p for p, members in self.pools.items() if experiment in members), "")
+
+    def describe(self) -> str:
+        """The rule in one sentence, for captions and the record."""
+        return (
+            f"consistent when the report's value lies inside the interval that one run of ours falls in "
+            f"with {self.consistent:.0%} probability, inconsistent outside the {self.inconsistent:.1%} one, "
+            "borderline between; the spread of one run is the seed variance (pooled within alike "
+            "experiments) plus, for "
+            + (", ".join(self.sampling) or "no metric")
+            + ", the binomial sampling spread of an accuracy on our evaluation images, which are not the "
+            f"report's, plus the report's rounding to {self.paper_decimals} decimals"
+        )
 
 
-def cell_stats(values, paper=None, within_std: float = 2.0) -> dict:
-    """Mean and sample std (ddof=1; 0 for a single value) of the finite ``values``."""
-    v = np.asarray([x for x in values if x is not None], np.float64)
-    v = v[np.isfinite(v)]
-    n = int(v.size)
-    mean = float(v.mean()) if n else math.nan
-    std = float(v.std(ddof=1)) if n > 1 else (0.0 if n == 1 else math.nan)
-    paper = None if paper is None else float(paper)
-    return {"n": n, "mean": mean, "std": std, "paper": paper, "verdict": verdict(paper, mean, std, n, within_std)}
+# -- Student's t ---------------------------------------------------------------------
+def _betainc(a: float, b: float, x: float) -> float:
+    """The regularised incomplete beta function I_x(a, b) (continued fraction, Lentz)."""
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    if x > (a + 1) / (a + b + 2):
+        return 1.0 - _betainc(b, a, 1.0 - x)
+    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)) / a
+    tiny = 1e-300
+    f, c, d = 1.0, 1.0, 0.0
+    for i in range(400):
+        m = i // 2
+        if i == 0:
+            num = 1.0
+        elif i % 2 == 0:
+            num = m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m))
+        else:
+            num = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))
+        d = 1.0 + num * d
+        d = 1.0 / (d if abs(d) > tiny else tiny)
+        c = 1.0 + num / c if abs(c) > tiny else 1.0 + num / tiny
+        f *= c * d
+        if abs(1.0 - c * d) < 1e-15:
+            break
+    return front * (f - 1.0)
 
 
-def experiment_stats(members, metric, within_std):
-    """Stats over the completed runs; diverged runs are counted, not averaged."""
-    done = [r.final[metric] for r in members if r.status != "diverged"]
-    stats = cell_stats(done, paper_value(members, metric), within_std)
-    stats["diverged"] = sum(r.status == "diverged" for r in members)
+def t_cdf(t: float, df: float) -> float:
+    """P(T <= t) for Student's t with ``df`` degrees of freedom (normal for df = inf)."""
+    if math.isinf(df):
+        return NormalDist().cdf(t)
+    tail = 0.5 * _betainc(df / 2, 0.5, df / (df + t * t))
+    return 1.0 - tail if t > 0 else tail
+
+
+@functools.cache
+def t_quantile(p: float, df: float) -> float:
+    """The ``p`` quantile of Student's t with ``df`` degrees of freedom (p > 0.5)."""
+    if math.isinf(df):
+        return NormalDist().inv_cdf(p)
+    lo, hi = 0.0, 1.0
+    while t_cdf(hi, df) < p:
+        hi *= 2
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if t_cdf(mid, df) < p else (lo, mid)
+    return (lo + hi) / 2
+
+
+# -- the tidy frame --------------------------------------------------------------------
+def tidy(runs) -> pd.DataFrame:
+    """One row per (run, metric): experiment, seed, status, metric, value, paper, eval_size."""
+    rows = [
+        {
+            "experiment": r.experiment,
+            "seed": r.seed,
+            "status": r.status,
+            "metric": m,
+            "value": float(r.final[m]),
+            "paper": float(r.paper[m]) if m in r.paper else math.nan,
+            "eval_size": r.eval_sizes.get(m.split("_")[0], 0),
+        }
+        for r in runs
+        for m in FINAL_METRICS
+    ]
+    return pd.DataFrame(rows, columns=["experiment", "seed", "status", "metric", "value", "paper", "eval_size"])
+
+
+def describe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (experiment, metric), experiments in order of appearance: n (completed runs with a
+    finite value), mean, std (ddof 1), diverged (runs), nonfinite (completed runs whose value
+    is not finite), the report's value and the evaluation-set size."""
+    f = frame.assign(
+        done=frame.status != "diverged",
+        ok=(frame.status != "diverged") & np.isfinite(frame.value),
+        diverged=frame.status == "diverged",
+    )
+    f["nonfinite"] = f.done & ~f.ok
+    f["kept"] = f.value.where(f.ok)
+    g = f.groupby(["experiment", "metric"], sort=False)
+    out = g.agg(
+        n=("ok", "sum"),
+        diverged=("diverged", "sum"),
+        nonfinite=("nonfinite", "sum"),
+        mean=("kept", "mean"),
+        std=("kept", "std"),
+        eval_size=("eval_size", "max"),
+    )
+    papers = g.paper.agg(lambda p: sorted(set(p.dropna())))
+    bad = papers[papers.map(len) > 1]
+    if len(bad):
+        (exp, metric), values = next(iter(bad.items()))
+        raise KmlpError(
+            f"the runs of experiment {exp} disagree on the report's {metric} ({values}): "
+            "were they made from different configs?"
+        )
+    out["paper"] = papers.map(lambda p: p[0] if p else math.nan)
+    out.loc[out.n == 1, "std"] = math.nan  # one run: no spread (not 0)
+    return out.astype({"n": int, "diverged": int, "nonfinite": int})
+
+
+# -- the verdict ---------------------------------------------------------------------
+def _pooled(stats: pd.DataFrame, rule: VerdictRule) -> pd.DataFrame:
+    """Per (experiment, metric): its pool, the pooled seed std and its degrees of freedom."""
+    pool = pd.Series([rule.pool_of(e) for e, _ in stats.index], index=stats.index)
+    key = pool.where(pool != "", [f"\0{e}" for e, _ in stats.index])  # no pool: its own
+    dof = (stats.n - 1).clip(lower=0)
+    ss = (stats["std"].fillna(0.0) ** 2) * dof
+    metric = stats.index.get_level_values("metric")
+    sums = pd.DataFrame({"key": key.values, "metric": metric, "dof": dof.values, "ss": ss.values})
+    agg = sums.groupby(["key", "metric"]).sum()
+    df = agg.dof.reindex(list(zip(key.values, metric, strict=True))).to_numpy()
+    var = (agg.ss / agg.dof.where(agg.dof > 0)).reindex(list(zip(key.values, metric, strict=True))).to_numpy()
+    return pd.DataFrame({"pool": pool.values, "df": df, "s_seed": np.sqrt(var)}, index=stats.index)
+
+
+def _verdicts(z, df, rule: VerdictRule) -> np.ndarray:
+    """The level of each |z| given its degrees of freedom ('n/a' where either is undefined)."""
+    z, df = np.atleast_1d(np.asarray(z, float)), np.atleast_1d(np.asarray(df, float))
+    ok = ~np.isnan(z) & (df > 0)
+    t_in = np.array([t_quantile((1 + rule.consistent) / 2, float(d)) if d > 0 else np.nan for d in df])
+    t_out = np.array([t_quantile((1 + rule.inconsistent) / 2, float(d)) if d > 0 else np.nan for d in df])
+    level = np.where(np.abs(z) <= t_in, LEVELS[0], np.where(np.abs(z) > t_out, LEVELS[2], LEVELS[1]))
+    return np.where(ok, level, "n/a")
+
+
+def _sigma(s_seed, n, mean, eval_size, sampled: bool, rule: VerdictRule):
+    s_eval = np.sqrt(np.clip(mean * (1 - mean), 0, None) / eval_size) if sampled and eval_size else 0.0 * mean
+    s_paper = 10.0**-rule.paper_decimals / math.sqrt(12)
+    return np.sqrt(s_seed**2 * (1 + 1 / n) + s_eval**2 + s_paper**2), s_eval, s_paper
+
+
+def judge(frame: pd.DataFrame, rule: VerdictRule, numbers=None) -> pd.DataFrame:
+    """Statistics and the verdict for every (experiment, metric) of ``frame`` (or of the
+    index ``numbers``); pools are taken over all experiments of ``frame``."""
+    stats = describe(frame)
+    stats = stats.join(_pooled(stats, rule))
+    if numbers is not None:
+        stats = stats.loc[list(numbers)]
+    metric = stats.index.get_level_values("metric")
+    sampled = np.isin(metric, list(rule.sampling))
+    sigma, s_eval, s_paper = [], [], 0.0
+    for (_, row), smp in zip(stats.iterrows(), sampled, strict=True):
+        sg, se, s_paper = _sigma(row.s_seed, row.n, row["mean"], row.eval_size, smp, rule)
+        sigma.append(float(sg))
+        s_eval.append(float(se))
+    stats["s_eval"], stats["s_paper"], stats["sigma"] = s_eval, s_paper, sigma
+    t = np.array([t_quantile((1 + rule.consistent) / 2, d) if d > 0 else math.nan for d in stats.df])
+    stats["lo"] = stats["mean"] - t * stats.sigma
+    stats["hi"] = stats["mean"] + t * stats.sigma
+    stats["z"] = (stats.paper - stats["mean"]) / stats.sigma
+    has_paper = stats.paper.notna()
+    stats["verdict"] = np.where(has_paper, _verdicts(stats.z.fillna(math.nan), stats.df.fillna(0), rule), "")
+    stats["stability"] = [
+        _stability(frame, stats, rule, key) if has_paper[key] and stats.verdict[key] != "n/a" else math.nan
+        for key in stats.index
+    ]
     return stats
 
 
-def table_rows(groups: dict, spec: dict, within_std: float = 2.0) -> list[dict]:
-    """One dict per cell of a grid table (``config["tables"][...]``), row by row."""
+def _stability(frame: pd.DataFrame, stats: pd.DataFrame, rule: VerdictRule, key) -> float:
+    """The share of bootstrap resamples of this experiment's seeds giving the same verdict."""
+    exp, metric = key
+    row = stats.loc[key]
+    sel = frame[(frame.experiment == exp) & (frame.metric == metric) & (frame.status != "diverged")]
+    values = sel.value[np.isfinite(sel.value)].to_numpy()
+    n = len(values)
+    if n < 2:
+        return math.nan
+    rng = np.random.default_rng([rule.seed, zlib.crc32(f"{exp}\0{metric}".encode())])
+    draws = values[rng.integers(0, n, size=(rule.resamples, n))]
+    means = draws.mean(axis=1)
+    own_ss = ((draws - means[:, None]) ** 2).sum(axis=1)  # this experiment's (n - 1) s²
+    others_ss = (row.s_seed**2) * row.df - (row["std"] ** 2) * (n - 1)
+    s_seed = np.sqrt(np.clip(others_ss + own_ss, 0, None) / row.df)
+    sigma, _, _ = _sigma(s_seed, n, means, row.eval_size, metric in rule.sampling, rule)
+    z = (row.paper - means) / sigma
+    return float(np.mean(_verdicts(z, np.full(len(z), row.df), rule) == row.verdict))
+
+
+# -- the two kinds of table ----------------------------------------------------------
+def summary_frame(runs, rule: VerdictRule, readings: dict | None = None) -> pd.DataFrame:
+    """Every number of the report (any run's ``paper`` entry) beside ours, judged."""
+    frame = tidy(runs)
+    unknown = sorted({m for r in runs for m in r.paper} - set(FINAL_METRICS))
+    if unknown:
+        raise KmlpError(f"paper values for unknown metric(s) {unknown}")
+    exps = list(dict.fromkeys(frame.experiment))
+    has = frame.dropna(subset=["paper"]).groupby("experiment").metric.agg(set)
+    numbers = [(e, m) for e in exps for m in METRIC_ORDER if m in has.get(e, set())]
+    out = judge(frame, rule, numbers).reset_index()
+    out.insert(2, "reading", [(readings or {}).get(e, "") for e in out.experiment])
+    return out
+
+
+def grid_frame(runs, spec: dict, rule: VerdictRule) -> pd.DataFrame:
+    """One row per cell of a grid table (the config's ``tables`` entry), row by row."""
     for key in ("metric", "columns", "rows"):
         if key not in spec:
             raise KmlpError(f"the table spec lacks the key {key!r} (it has {sorted(spec)})")
-    metric, columns = spec["metric"], list(spec["columns"])
+    if not isinstance(spec["rows"], dict):
+        raise KmlpError("the table spec's rows must map a row label to one experiment per column")
+    columns = list(spec["columns"])
     # A column may show another metric of the same runs (e.g. test beside validation).
-    metrics = list(spec.get("column_metrics") or [metric] * len(columns))
+    metrics = list(spec.get("column_metrics") or [spec["metric"]] * len(columns))
     if len(metrics) != len(columns):
         raise KmlpError(f"the table has {len(columns)} columns but {len(metrics)} column_metrics")
-    for m in {metric, *metrics}:
+    for m in {spec["metric"], *metrics}:
         if m not in FINAL_METRICS:
             raise KmlpError(f"the table metric {m!r} is not one of {list(FINAL_METRICS)}")
-    wanted = [e for exps in spec["rows"].values() for e in exps]
-    missing = unique(e for e in wanted if e not in groups)
-    if missing:
-        raise KmlpError(f"no run file was given for experiment(s) {', '.join(missing)}")
-    out = []
+    frame = tidy(runs)
+    present = set(frame.experiment)
+    cells = []
     for row, exps in spec["rows"].items():
         if len(exps) != len(columns):
             raise KmlpError(f"table row {row!r} has {len(exps)} experiments for {len(columns)} columns")
-        for column, col_metric, exp in zip(columns, metrics, exps, strict=True):
-            stats = experiment_stats(groups[exp], col_metric, within_std)
-            out.append({"row": str(row), "column": column, "experiment": exp, "metric": col_metric, **stats})
-    return out
-
-
-def summary_rows(groups: dict, within_std: float = 2.0, readings: dict | None = None) -> list[dict]:
-    """Every number of the report (any run's ``paper`` entry) beside ours.
-
-    ``readings`` names, per experiment, the alternative reading of the report it tests
-    (empty for the report's setting as the config states it).
-    """
-    readings = readings or {}
-    out = []
-    for exp, members in groups.items():
-        metrics = {m for r in members for m in r.paper}
-        unknown = sorted(metrics - set(FINAL_METRICS))
-        if unknown:
-            raise KmlpError(f"experiment {exp} has paper values for unknown metric(s) {unknown}")
-        for metric in (m for m in METRIC_ORDER if m in metrics):
-            out.append(
-                {
-                    "experiment": exp,
-                    "metric": metric,
-                    **experiment_stats(members, metric, within_std),
-                    "reading": readings.get(exp, ""),
-                }
-            )
-    return out
+        cells += [(str(row), c, e, m) for c, m, e in zip(columns, metrics, exps, strict=True) if e]
+    missing = list(dict.fromkeys(e for _, _, e, _ in cells if e not in present))
+    if missing:
+        raise KmlpError(f"no run file was given for experiment(s) {', '.join(missing)}")
+    judged = judge(frame, rule, list(dict.fromkeys((e, m) for _, _, e, m in cells)))
+    out = pd.DataFrame(cells, columns=["row", "column", "experiment", "metric"])
+    return out.join(judged, on=["experiment", "metric"])

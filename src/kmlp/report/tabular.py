@@ -4,9 +4,10 @@ number formats the LaTeX and Markdown outputs share."""
 from __future__ import annotations
 
 import csv
-import io
 import math
 from pathlib import Path
+
+import pandas as pd
 
 from ..errors import KmlpError
 
@@ -25,29 +26,14 @@ def fmt3(x) -> str:
     return f"{x:.3f}" if math.isfinite(x) else "n/a"
 
 
-def csv_value(x) -> str:
-    """Full precision for floats (repr round-trips), '' for missing."""
-    if x is None:
-        return ""
-    if isinstance(x, float):
-        return repr(x) if math.isfinite(x) else "nan"
-    return str(x)
-
-
 def prov_lines(prov: dict, extra: dict | None = None) -> list[str]:
     items = {**prov, **(extra or {})}
     return [f"{k}: {v if v != '' else '(not given)'}" for k, v in items.items()]
 
 
-def csv_text(header, rows, comments) -> str:
-    buf = io.StringIO()
-    for line in comments:
-        buf.write(f"# {line}\n")
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(header)
-    for row in rows:
-        w.writerow([csv_value(row[k]) for k in header])
-    return buf.getvalue()
+def csv_text(frame: pd.DataFrame, comments) -> str:
+    """Comment lines, then the frame: floats at full precision, missing values empty."""
+    return "".join(f"# {line}\n" for line in comments) + frame.to_csv(index=False, lineterminator="\n", na_rep="")
 
 
 def read_csv(path) -> tuple[dict, list[dict]]:
