@@ -5,33 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from cifar_fake import write_archive
 from kmlp.cli import main
 from kmlp.runs import FINAL_METRICS, read_run
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    md5 = write_archive(root / "a.tar.gz", n_train_per_batch=60, n_test=100, seed=0)
-    assert (
-        main(
-            [
-                "prepare",
-                "--archive",
-                str(root / "a.tar.gz"),
-                "--md5",
-                md5,
-                "--val-size",
-                "30",
-                "--out",
-                str(root / "d.h5"),
-                "--quiet",
-            ]
-        )
-        == 0
-    )
-    return root / "d.h5"
 
 
 def train(data, out, *extra):

@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import h5py
@@ -66,6 +67,59 @@ def as_str(value) -> str:
 
 def as_array(ds) -> np.ndarray:
     return np.asarray(ds[()])
+
+
+def check_writable(path, option: str = "") -> None:
+    """Raise KmlpError now, before any work, unless ``path`` can be written: it is not a
+    folder, and its folder exists (or is made) and takes a new file."""
+    path = Path(path)
+    name = f"{option} {path}".strip()
+    if path.is_dir():
+        raise KmlpError(f"{name} is a folder, not a file")
+    existing = next(p for p in path.parents if p.exists())
+    if not existing.is_dir():
+        raise KmlpError(f"{name} cannot be written: {existing} is a file, not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=f".{path.name}.probe-", dir=path.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise KmlpError(f"{name} cannot be written: {exc.strerror or exc}") from None
+
+
+def attr(obj, name: str, what: str):
+    """Attribute ``name`` of an HDF5 object, or a KmlpError naming ``what`` and the key."""
+    if name not in obj.attrs:
+        where = "" if obj.name == "/" else f" {obj.name.lstrip('/')}"
+        raise KmlpError(f"{what}{where} has no attribute {name!r} (incomplete, or not written by kmlp)")
+    return obj.attrs[name]
+
+
+def json_attr(obj, name: str, what: str):
+    """A JSON attribute, parsed; a KmlpError naming ``what`` and the key if it is not JSON."""
+    try:
+        return json.loads(as_str(attr(obj, name, what)))
+    except json.JSONDecodeError as exc:
+        raise KmlpError(f"{what}: attribute {name!r} is not valid JSON ({exc})") from None
+
+
+def _member(parent, name: str, what: str, kind):
+    found = parent.get(name)
+    if not isinstance(found, kind):
+        path = f"{parent.name.rstrip('/')}/{name}".lstrip("/")
+        raise KmlpError(f"{what} has no {'group' if kind is h5py.Group else 'dataset'} {path}")
+    return found
+
+
+def group(parent, name: str, what: str):
+    """Group ``name`` of an HDF5 group, or a KmlpError naming ``what`` and the group."""
+    return _member(parent, name, what, h5py.Group)
+
+
+def dataset(parent, name: str, what: str):
+    """Dataset ``name`` of an HDF5 group, or a KmlpError naming ``what`` and the dataset."""
+    return _member(parent, name, what, h5py.Dataset)
 
 
 def atomic_text(path, text: str) -> None:

@@ -14,14 +14,13 @@ No timestamps or wall times are stored: the same inputs give the same bytes.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import __version__
 from .errors import KmlpError
-from .files import as_array, as_str, atomic_h5, attr_json, open_h5, put
+from .files import as_array, as_str, atomic_h5, attr, attr_json, dataset, group, json_attr, open_h5, put
 from .nn.training import HISTORY_COLUMNS
 
 FORMAT = "kmlp-run/1"
@@ -75,27 +74,34 @@ def write_run(path, run: RunRecord) -> None:
 
 
 def read_run(path, weights: bool = False) -> RunRecord:
-    """Read a run file; ``weights=True`` also loads the trained arrays."""
+    """Read a run file; ``weights=True`` also loads the trained arrays. Anything missing or
+    malformed is a KmlpError naming the file and the attribute or dataset."""
+    what = f"run file {path}"
     with open_h5(path, "run file") as f:
         if as_str(f.attrs.get("format", "")) != FORMAT:
             raise KmlpError(f"{path} is not a kmlp run file (format {f.attrs.get('format')!r})")
-        stopped = int(f.attrs["stopped_at"])
-        return RunRecord(
-            experiment=as_str(f.attrs["experiment"]),
-            seed=int(f.attrs["seed"]),
-            status=as_str(f.attrs["status"]),
-            settings=json.loads(as_str(f.attrs["settings"])),
-            model=json.loads(as_str(f.attrs["model"])),
-            history={c: as_array(f["history"][c]) for c in HISTORY_COLUMNS},
-            final={k: float(f["final"].attrs[k]) for k in FINAL_METRICS},
-            weights={k: as_array(v) for k, v in f["weights"].items()} if weights else {},
-            stopped_at=None if stopped < 0 else stopped,
-            data_md5=as_str(f.attrs["data_md5"]),
-            data_file=as_str(f.attrs["data_file"]),
-            paper=json.loads(as_str(f.attrs["paper"])),
-            source=json.loads(as_str(f.attrs["source"])),
-            kmlp_version=as_str(f.attrs["kmlp_version"]),
-        )
+        try:
+            stopped = int(attr(f, "stopped_at", what))
+            history, final = group(f, "history", what), group(f, "final", what)
+            stored = group(f, "weights", what) if weights else {}
+            return RunRecord(
+                experiment=as_str(attr(f, "experiment", what)),
+                seed=int(attr(f, "seed", what)),
+                status=as_str(attr(f, "status", what)),
+                settings=json_attr(f, "settings", what),
+                model=json_attr(f, "model", what),
+                history={c: as_array(dataset(history, c, what)) for c in HISTORY_COLUMNS},
+                final={k: float(attr(final, k, what)) for k in FINAL_METRICS},
+                weights={k: as_array(dataset(stored, k, what)) for k in stored},
+                stopped_at=None if stopped < 0 else stopped,
+                data_md5=as_str(attr(f, "data_md5", what)),
+                data_file=as_str(attr(f, "data_file", what)),
+                paper=json_attr(f, "paper", what),
+                source=json_attr(f, "source", what),
+                kmlp_version=as_str(attr(f, "kmlp_version", what)),
+            )
+        except (OSError, ValueError, TypeError) as exc:
+            raise KmlpError(f"{what} is damaged: {exc}") from None
 
 
 def load_model(path):
@@ -104,15 +110,18 @@ def load_model(path):
 
     run = read_run(path, weights=True)
     m = run.model
-    model = MLP(
-        m["sizes"],
-        batch_norm=m["batch_norm"],
-        init=m["init"],
-        sigma=m["sigma"],
-        seed=0,
-        dtype=m["dtype"],
-        alpha=m["alpha"],
-        eps=m["eps"],
-    )
-    model.load_state(run.weights)
+    try:
+        model = MLP(
+            m["sizes"],
+            batch_norm=m["batch_norm"],
+            init=m["init"],
+            sigma=m["sigma"],
+            seed=0,
+            dtype=m["dtype"],
+            alpha=m["alpha"],
+            eps=m["eps"],
+        )
+        model.load_state(run.weights)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise KmlpError(f"run file {path}: the model and its weights do not fit together ({exc!r})") from None
     return model

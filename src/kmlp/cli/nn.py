@@ -29,7 +29,7 @@ def add_gradcheck(sub) -> None:
     s = options.verb(sub, gradcheck, "compare analytic gradients with centred differences")
     s.add_argument("--data", type=Path, help="prepared HDF5 data set (default: Gaussian random inputs)")
     s.add_argument("--name", default="gradcheck", help="a label stored in the output")
-    s.add_argument("--out", type=Path, help="write the statistics as JSON here")
+    options.output(s, "--out", help="write the statistics as JSON here")
     options.add_settings(s, GradcheckSettings)
 
 
@@ -95,9 +95,9 @@ def add_train(sub) -> None:
         sub, train, "train one configuration with one seed and write a run file", options.THREADS, options.QUIET
     )
     s.add_argument("--data", required=True, type=Path, help="prepared HDF5 data set (kmlp prepare)")
-    s.add_argument("--out", required=True, type=Path, help="run file to write (.h5)")
+    options.output(s, "--out", required=True, help="run file to write (.h5)")
     s.add_argument("--experiment", default="run", help="experiment name stored in the run file")
-    s.add_argument("--seed", type=int, default=1, help="seed of initialisation and shuffling")
+    s.add_argument("--seed", type=options.at_least(0), default=1, help="seed of initialisation and shuffling")
     s.add_argument(
         "--paper",
         type=options.json_object,
@@ -202,10 +202,10 @@ def train(args) -> int:
 # -- bench ---------------------------------------------------------------------------
 def add_bench(sub) -> None:
     s = options.verb(sub, bench, "time a training update against the matrix-product floor")
-    s.add_argument("--repeats", type=int, default=7, help="timing rounds; the median is reported")
-    s.add_argument("--updates", type=int, default=200, help="updates per round")
-    s.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
-    s.add_argument("--out", type=Path, help="also write the figures as JSON")
+    s.add_argument("--repeats", type=options.at_least(1), default=7, help="timing rounds; the median is reported")
+    s.add_argument("--updates", type=options.at_least(1), default=200, help="updates per round")
+    s.add_argument("--threads", type=options.at_least(1), default=1, help="BLAS threads (default 1)")
+    options.output(s, "--out", help="also write the figures as JSON")
 
 
 def bench(args) -> int:
@@ -239,11 +239,11 @@ def bench(args) -> int:
 # -- lambda-grid and lambda-pick -----------------------------------------------------
 def add_lambda_grid(sub) -> None:
     s = options.verb(sub, lambda_grid, "draw the first, coarse grid of a lambda search")
-    s.add_argument("--n", type=int, required=True, help="how many lambdas")
+    s.add_argument("--n", type=options.at_least(1), required=True, help="how many lambdas")
     s.add_argument("--log10-min", type=float, required=True, help="lower end, in log10(lambda)")
     s.add_argument("--log10-max", type=float, required=True, help="upper end, in log10(lambda)")
-    s.add_argument("--seed", type=int, default=1, help="seed of the draw")
-    s.add_argument("--out", required=True, type=Path, help='JSON to write: {"lambdas": [...]}')
+    s.add_argument("--seed", type=options.at_least(0), default=1, help="seed of the draw")
+    options.output(s, "--out", required=True, help='JSON to write: {"lambdas": [...]}')
 
 
 def lambda_grid(args) -> int:
@@ -273,10 +273,17 @@ def add_lambda_pick(sub) -> None:
         metavar=("NAME", "RUN"),
         help="a named pass of the search and its run files (repeatable)",
     )
-    s.add_argument("--out", required=True, type=Path, help="JSON to write")
-    s.add_argument("--fine-n", type=int, default=0, help="how many lambdas to draw for the next pass (default 0: none)")
-    s.add_argument("--half-width", type=float, default=0.5, help="half width of the next pass, in decades of lambda")
-    s.add_argument("--seed", type=int, default=1, help="seed of the draw")
+    options.output(s, "--out", required=True, help="JSON to write")
+    s.add_argument(
+        "--fine-n",
+        type=options.at_least(0),
+        default=0,
+        help="how many lambdas to draw for the next pass (default 0: none)",
+    )
+    s.add_argument(
+        "--half-width", type=options.positive, default=0.5, help="half width of the next pass, in decades of lambda"
+    )
+    s.add_argument("--seed", type=options.at_least(0), default=1, help="seed of the draw")
     s.add_argument("--log10-floor", type=float, default=-5.0, help="centre used when the best lambda is 0")
 
 

@@ -26,8 +26,8 @@ def add_figure(sub) -> None:
     s = options.verb(sub, figure, "plot accuracy, loss and cost vs update step from run files", options.CONFIG)
     s.add_argument("runs", nargs="+", type=Path, help="run files (any experiments, any seeds)")
     s.add_argument("--title", default="", help="figure title")
-    s.add_argument("--out", required=True, type=Path, help="output .pdf")
-    s.add_argument("--png", type=Path, help="also write this PNG")
+    options.output(s, "--out", required=True, help="output .pdf")
+    options.output(s, "--png", help="also write this PNG")
 
 
 def figure(args) -> None:
@@ -42,6 +42,36 @@ def figure(args) -> None:
 
 
 # -- table ---------------------------------------------------------------------------
+def _names(value) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def check_table_spec(spec) -> None:
+    """Raise KmlpError naming the key unless ``spec`` has the shape of a table layout (the
+    config's ``tables`` entry); checked before any run file is read."""
+    from ..runs import FINAL_METRICS
+
+    if not isinstance(spec, dict):
+        raise KmlpError("--spec must be a JSON object (the config's tables entry)")
+    columns, rows, metrics = spec.get("columns"), spec.get("rows"), spec.get("column_metrics")
+    if not (_names(columns) and columns):
+        raise KmlpError(f"--spec: 'columns' must be a non-empty list of names, not {columns!r:.60}")
+    n = len(columns)
+    if not (isinstance(rows, dict) and rows):
+        raise KmlpError(f"--spec: 'rows' must map row labels to lists of experiments, not {rows!r:.60}")
+    for label, cells in rows.items():
+        if not _names(cells):
+            raise KmlpError(f"--spec: rows {label!r} must be a list of experiment names, not {cells!r:.60}")
+        if len(cells) != n:
+            columns_text = f"{n} column" + ("s" if n != 1 else "")
+            raise KmlpError(f"--spec: rows {label!r} has {len(cells)} experiments for {columns_text}")
+    if metrics is not None and not (_names(metrics) and len(metrics) == n):
+        raise KmlpError(f"--spec: 'column_metrics' must name one metric per column ({n}), not {metrics!r:.60}")
+    for m in [spec.get("metric"), *(metrics or [])]:
+        if m not in FINAL_METRICS:
+            raise KmlpError(f"--spec: metric {m!r} is not one of {', '.join(FINAL_METRICS)}")
+
+
 def add_table(sub) -> None:
     s = options.verb(sub, table, "a LaTeX + CSV table of one metric over a grid of experiments", *options.TABLE)
     s.add_argument("runs", nargs="+", type=Path, help="run files")
@@ -57,8 +87,7 @@ def table(args) -> None:
     from ..report.tabular import prov_lines
 
     spec = args.spec
-    if not isinstance(spec, dict):
-        raise KmlpError("--spec must be a JSON object (the config's tables entry)")
+    check_table_spec(spec)
     groups = load_groups(args.runs)
     rows = table_rows(groups, spec, args.within_std)
     used = {r["experiment"] for r in rows}
@@ -114,9 +143,9 @@ def summary(args) -> None:
     from ..report.stats import SUMMARY_HEADER, summary_rows
     from ..report.tabular import prov_lines
 
-    groups = load_groups(args.runs)
     if not isinstance(args.readings, dict):
         raise KmlpError("--readings must be a JSON object: experiment -> text")
+    groups = load_groups(args.runs)
     rows = summary_rows(groups, args.within_std, args.readings)
     comments = prov_lines(provenance(groups, args.config), _verdict_line(args))
     _write_table(
@@ -185,7 +214,7 @@ def add_report(sub) -> None:
     s = options.verb(sub, report, "a LaTeX report that includes every table and figure", options.CONFIG)
     s.add_argument("--tables", nargs="*", type=Path, default=[], help=".tex tables to include")
     s.add_argument("--figures", nargs="*", type=Path, default=[], help=".pdf figures to include")
-    s.add_argument("--out", required=True, type=Path, help="report .tex to write")
+    options.output(s, "--out", required=True, help="report .tex to write")
 
 
 def report(args) -> None:
@@ -201,7 +230,7 @@ def report(args) -> None:
 def add_pdf(sub) -> None:
     s = options.verb(sub, pdf, "compile a LaTeX report to PDF (needs latexmk or pdflatex)")
     s.add_argument("tex", type=Path, help="the report .tex")
-    s.add_argument("--out", required=True, type=Path, help="PDF to write")
+    options.output(s, "--out", required=True, help="PDF to write")
 
 
 def pdf(args) -> None:
@@ -226,7 +255,7 @@ def add_record(sub) -> None:
         type=lambda text: Path(text) if text else None,
         help="hand-written Markdown (causes of non-reproduced numbers) to include; empty: none",
     )
-    s.add_argument("--out", required=True, type=Path, help="Markdown file to write; figures go beside it")
+    options.output(s, "--out", required=True, help="Markdown file to write; figures go beside it")
 
 
 def record(args) -> None:
