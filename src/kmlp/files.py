@@ -1,16 +1,23 @@
 """Writing files safely and reading HDF5 with clear errors; shared by every I/O module.
 
-Files are written to a temporary name beside the target and renamed into place, so a
-killed job never leaves a half file; HDF5 datasets carry no timestamps, so the same
-content gives the same bytes.
+Every output is written to a temporary name beside the target, synced to disk and only
+then renamed into place, so a job killed at any moment leaves the old file or the new
+one, never half of one. A temporary file is removed when its writer fails or is
+interrupted (Ctrl-C; SIGTERM, which the CLI turns into an exception), and one that a
+killed writer (SIGKILL, a crash) left behind is removed by the next write of the same
+target. HDF5 datasets carry no timestamps, so the same content gives the same bytes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
+import re
+import shutil
+import socket
 import tempfile
 from pathlib import Path
 
@@ -20,18 +27,59 @@ import numpy as np
 from .errors import KmlpError
 
 
+def _temporary(path: Path) -> Path:
+    """The temporary name of this process's write of ``path``: who writes it, and where."""
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{socket.gethostname()}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale_temporaries(path) -> None:
+    """Remove the temporary files of ``path`` whose writers, on this machine, are dead.
+
+    Another machine's (a shared file system) are left: their writers cannot be asked.
+    """
+    path = Path(path)
+    host = socket.gethostname()
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.tmp-*"):
+        found = re.fullmatch(r"(\d+)-(.*)", tmp.name[len(path.name) + 6 :])
+        if found and found.group(2) == host and not _alive(int(found.group(1))):
+            tmp.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(path):
-    """A temporary path beside ``path`` to write; renamed onto ``path`` on success only."""
+    """A temporary path beside ``path`` to write; on success it is synced and renamed onto
+    ``path`` (and the folder synced), on any failure or interruption removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    remove_stale_temporaries(path)
+    tmp = _temporary(path)
     try:
         yield tmp
+        _fsync(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    with contextlib.suppress(OSError):  # some file systems cannot sync a folder
+        _fsync(path.parent)
 
 
 @contextlib.contextmanager
@@ -39,6 +87,12 @@ def atomic_h5(path):
     """Open ``path`` for writing as HDF5, atomically (see :func:`atomic_path`)."""
     with atomic_path(path) as tmp, h5py.File(tmp, "w", track_order=False) as f:
         yield f
+
+
+def atomic_copy(src, dest) -> None:
+    """Copy the file ``src`` to ``dest``, atomically (see :func:`atomic_path`)."""
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(src, tmp)
 
 
 def put(group, name, data, **kw):
@@ -126,6 +180,12 @@ def atomic_text(path, text: str) -> None:
     """Write a text file atomically (see :func:`atomic_path`)."""
     with atomic_path(path) as tmp:
         tmp.write_text(text, newline="\n")
+
+
+def atomic_bytes(path, data: bytes) -> None:
+    """Write a binary file atomically (see :func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
 
 
 def md5_of(paths) -> str:
