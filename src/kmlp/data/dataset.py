@@ -81,10 +81,13 @@ def prepare(archive, md5: str, out, val_size: int = 5000, progress: bool = True)
         raise KmlpError(f"{what} {archive} has MD5 {actual} but {md5} was expected (wrong or corrupt file?)")
 
     _say(progress, f"reading {what} {archive}")
-    raw = cifar.read_folder(archive) if is_dir else cifar.read_archive(archive)
-    parsed = cifar.parse(raw, f"{what} {archive}")
-    X_all = np.concatenate([x for x, _ in parsed["train"]])
-    y_all = np.concatenate([y for _, y in parsed["train"]])
+    try:
+        raw = cifar.read_folder(archive) if is_dir else cifar.read_archive(archive)
+        parsed = cifar.parse(raw, f"{what} {archive}")
+        X_all = np.concatenate([x for x, _ in parsed["train"]])
+        y_all = np.concatenate([y for _, y in parsed["train"]])
+    except MemoryError:
+        raise KmlpError(f"{what} {archive}: not enough memory to read it") from None
     del parsed["train"]
     X_test, y_test = parsed["test"]
     if val_size >= len(X_all):
