@@ -112,3 +112,38 @@ def test_bench_reports_ratios(tmp_path, capsys):
     res = json.loads((tmp_path / "b.json").read_text())
     assert res["ratio_bn"] > 0 and res["gemm_floor_s"] > 0
     assert "x floor" in capsys.readouterr().out
+
+
+def test_run_records_the_data_sets_content_checksum_and_archive_md5(data, tmp_path):
+    """'the runs still record the archive's MD5' (and nothing of the data set's content)"""
+    import h5py
+
+    from kmlp.data.dataset import load
+
+    assert train(data, tmp_path / "r.h5") == 0
+    run = read_run(tmp_path / "r.h5")
+    ds = load(data)
+    assert run.data_md5 == ds.source_md5 and len(run.data_md5) == 32
+    with h5py.File(data) as f:
+        assert run.data_sha256 == ds.content_sha256 == f.attrs["content_sha256"]
+    assert len(run.data_sha256) == 64
+
+
+@pytest.mark.parametrize("target, verb", [("weights/W1", "diagnose"), ("history/val_acc", "figure")])
+def test_garbage_in_a_run_file_is_one_line_naming_it(data, tmp_path, capsys, target, verb):
+    """'4 KB of garbage written into a run file's weights was read without complaint'"""
+    import h5py
+
+    run = tmp_path / "r.h5"
+    assert train(data, run, "--batch-norm") == 0
+    with h5py.File(run) as f:
+        offset, size = f[target].id.get_offset(), f[target].id.get_storage_size()
+    with open(run, "r+b") as f:
+        f.seek(offset)
+        f.write(np.random.default_rng(0).bytes(min(4096, size)))
+    out = ["--out-tex", tmp_path / "d.tex", "--out-csv", tmp_path / "d.csv", "--data", data]
+    argv = [verb, run, *(out if verb == "diagnose" else ["--out", tmp_path / "f.pdf"])]
+    assert main([str(a) for a in argv]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert str(run) in err and target in err and "checksum" in err

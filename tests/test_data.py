@@ -331,7 +331,7 @@ def test_load_rejects_corrupt_truncated_and_foreign_files(tmp_path, prepared):
     incomplete.write_bytes(data)
     with h5py.File(incomplete, "a") as f:
         del f["val/labels"]
-    with pytest.raises(KmlpError, match="lacks an expected dataset"):
+    with pytest.raises(KmlpError, match="has no dataset val/labels"):
         load(incomplete)
 
 
@@ -445,3 +445,31 @@ def test_huge_folder_file_is_refused_before_reading_under_a_memory_limit(tmp_pat
         f.truncate(2 << 30)  # sparse: takes no disk space
     proc = prepare_with_memory_limit(tmp_path / "extracted", tmp_path / "out.h5")
     assert_bomb_refused(proc, tmp_path / "out.h5", "test_batch", "2147483648 bytes")
+
+
+# -- integrity of contents: the data set carries checksums of its arrays --------------
+def test_edited_pixels_are_detected_on_load(tmp_path, capsys, prepared):
+    """'Edited pixels in cifar10.h5 are accepted'"""
+    edited = tmp_path / "edited.h5"
+    edited.write_bytes(prepared.read_bytes())
+    with h5py.File(edited, "a") as f:
+        f["train/images"][0, 0] ^= 1
+    with pytest.raises(KmlpError, match="train/images"):
+        load(edited)
+    with pytest.raises(KmlpError, match="train/images"):
+        load(edited, limit=5)  # a gradient check reads 5 images but verifies all
+    argv = ["train", "--data", edited, "--out", tmp_path / "r.h5", "--n-batch", "30", "--quiet"]
+    assert cli.main([str(a) for a in argv]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert str(edited) in err and "train/images" in err and "checksum" in err
+    assert not (tmp_path / "r.h5").exists()
+
+
+def test_a_data_set_without_checksums_is_refused(tmp_path, prepared):
+    old = tmp_path / "old.h5"
+    old.write_bytes(prepared.read_bytes())
+    with h5py.File(old, "a") as f:
+        del f["val/labels"].attrs["sha256"]
+    with pytest.raises(KmlpError, match="val/labels has no checksum"):
+        load(old)

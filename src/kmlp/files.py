@@ -95,9 +95,51 @@ def atomic_copy(src, dest) -> None:
         shutil.copyfile(src, tmp)
 
 
+#: the attribute holding the checksum of a dataset's contents (see :func:`put`)
+CHECKSUM = "sha256"
+
+
+def checksum(values) -> str:
+    """SHA-256 of an array's dtype, shape and contents (strings: their text)."""
+    a = np.asarray(values)
+    h = hashlib.sha256(f"{a.dtype.str} {a.shape}\n".encode())
+    if a.dtype.kind in "OSU":
+        h.update("\0".join(as_str(v) for v in a.ravel()).encode())
+    else:
+        h.update(np.ascontiguousarray(a).data)
+    return h.hexdigest()
+
+
 def put(group, name, data, **kw):
-    """Create a dataset without modification times (bit-reproducible files)."""
-    return group.create_dataset(name, data=data, track_times=False, **kw)
+    """Create a dataset without modification times (bit-reproducible files), carrying the
+    checksum of its contents, which :func:`read` verifies."""
+    ds = group.create_dataset(name, data=data, track_times=False, **kw)
+    ds.attrs[CHECKSUM] = checksum(data)
+    return ds
+
+
+def read(ds, what: str) -> np.ndarray:
+    """The contents of dataset ``ds``, verified against the checksum :func:`put` gave it:
+    damage or an edit is a KmlpError naming ``what`` (the file) and the dataset."""
+    name = ds.name.lstrip("/")
+    if CHECKSUM not in ds.attrs:
+        raise KmlpError(f"{what}: {name} has no checksum (written before kmlp verified its files: make it again)")
+    data = np.asarray(ds[()])
+    if checksum(data) != as_str(ds.attrs[CHECKSUM]):
+        raise KmlpError(f"{what}: {name} does not match its checksum (the file is damaged or was edited)")
+    return data
+
+
+def content_checksum(f) -> str:
+    """One checksum of everything a file's datasets hold: of their names and checksums."""
+    lines = []
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            lines.append(f"{name} {as_str(obj.attrs.get(CHECKSUM, ''))}\n")
+
+    f.visititems(visit)
+    return hashlib.sha256("".join(sorted(lines)).encode()).hexdigest()
 
 
 def open_h5(path, what: str):
@@ -117,10 +159,6 @@ def attr_json(obj) -> str:
 
 def as_str(value) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def as_array(ds) -> np.ndarray:
-    return np.asarray(ds[()])
 
 
 def check_writable(path, option: str = "") -> None:

@@ -3,12 +3,15 @@
 Layout (all the aggregation steps read this and nothing else)::
 
     /                attrs: format, kmlp_version, experiment, seed, status, stopped_at,
-                            settings (JSON), model (JSON), data_md5, data_file,
+                            settings (JSON), model (JSON), data_md5 (the archive's),
+                            data_sha256 (the data set's arrays'), data_file,
                             paper (JSON), source (JSON)
     /history/<col>   1-D arrays, one entry per evaluation: HISTORY_COLUMNS
-    /final           attrs: FINAL_METRICS (test_* are NaN when the run diverged)
+    /final           attrs: FINAL_METRICS (all NaN when the run diverged), sha256
     /weights/<name>  W1, b1, gamma1, beta1, ..., bn_mean1, bn_var1, ...
 
+Every array carries the checksum of its contents (attribute sha256, and /final's of its
+metrics), verified when it is read: a damaged file is an error naming it, never numbers.
 No timestamps or wall times are stored: the same inputs give the same bytes.
 """
 
@@ -20,10 +23,10 @@ import numpy as np
 
 from . import __version__
 from .errors import KmlpError
-from .files import as_array, as_str, atomic_h5, attr, attr_json, dataset, group, json_attr, open_h5, put
+from .files import CHECKSUM, as_str, atomic_h5, attr, attr_json, checksum, dataset, group, json_attr, open_h5, put, read
 from .nn.training import HISTORY_COLUMNS
 
-FORMAT = "kmlp-run/1"
+FORMAT = "kmlp-run/2"  # /1: before checksums
 FINAL_METRICS = tuple(f"{split}_{m}" for split in ("train", "val", "test") for m in ("loss", "cost", "acc"))
 
 
@@ -38,7 +41,8 @@ class RunRecord:
     final: dict  # FINAL_METRICS -> float
     weights: dict = field(default_factory=dict)
     stopped_at: int | None = None  # update step where a divergence was detected
-    data_md5: str = ""
+    data_md5: str = ""  # the MD5 of the archive the data set was prepared from
+    data_sha256: str = ""  # the checksum of the data set's arrays (its content_sha256)
     data_file: str = ""
     paper: dict = field(default_factory=dict)  # the report's numbers: metric -> value
     source: dict = field(default_factory=dict)  # free-form provenance (config file, ...)
@@ -59,6 +63,7 @@ def write_run(path, run: RunRecord) -> None:
         f.attrs["settings"] = attr_json(run.settings)
         f.attrs["model"] = attr_json(run.model)
         f.attrs["data_md5"] = run.data_md5
+        f.attrs["data_sha256"] = run.data_sha256
         f.attrs["data_file"] = run.data_file
         f.attrs["paper"] = attr_json(run.paper)
         f.attrs["source"] = attr_json(run.source)
@@ -68,9 +73,14 @@ def write_run(path, run: RunRecord) -> None:
         fin = f.create_group("final")
         for name in FINAL_METRICS:
             fin.attrs[name] = float(run.final.get(name, np.nan))
+        fin.attrs[CHECKSUM] = checksum(_final_values(fin, str(path)))
         w = f.create_group("weights")
         for name, arr in run.weights.items():
             put(w, name, np.asarray(arr))
+
+
+def _final_values(final, what: str) -> np.ndarray:
+    return np.array([attr(final, name, what) for name in FINAL_METRICS], np.float64)
 
 
 def read_run(path, weights: bool = False) -> RunRecord:
@@ -78,11 +88,16 @@ def read_run(path, weights: bool = False) -> RunRecord:
     malformed is a KmlpError naming the file and the attribute or dataset."""
     what = f"run file {path}"
     with open_h5(path, "run file") as f:
-        if as_str(f.attrs.get("format", "")) != FORMAT:
+        found = as_str(f.attrs.get("format", ""))
+        if found.startswith("kmlp-run/") and found != FORMAT:
+            raise KmlpError(f"{what} has format {found}, not {FORMAT} (made by another kmlp version): train it again")
+        if found != FORMAT:
             raise KmlpError(f"{path} is not a kmlp run file (format {f.attrs.get('format')!r})")
         try:
             stopped = int(attr(f, "stopped_at", what))
             history, final = group(f, "history", what), group(f, "final", what)
+            if checksum(_final_values(final, what)) != as_str(attr(final, CHECKSUM, what)):
+                raise KmlpError(f"{what}: final does not match its checksum (the file is damaged or was edited)")
             stored = group(f, "weights", what) if weights else {}
             return RunRecord(
                 experiment=as_str(attr(f, "experiment", what)),
@@ -90,11 +105,12 @@ def read_run(path, weights: bool = False) -> RunRecord:
                 status=as_str(attr(f, "status", what)),
                 settings=json_attr(f, "settings", what),
                 model=json_attr(f, "model", what),
-                history={c: as_array(dataset(history, c, what)) for c in HISTORY_COLUMNS},
+                history={c: read(dataset(history, c, what), what) for c in HISTORY_COLUMNS},
                 final={k: float(attr(final, k, what)) for k in FINAL_METRICS},
-                weights={k: as_array(dataset(stored, k, what)) for k in stored},
+                weights={k: read(dataset(stored, k, what), what) for k in stored},
                 stopped_at=None if stopped < 0 else stopped,
                 data_md5=as_str(attr(f, "data_md5", what)),
+                data_sha256=as_str(attr(f, "data_sha256", what)),
                 data_file=as_str(attr(f, "data_file", what)),
                 paper=json_attr(f, "paper", what),
                 source=json_attr(f, "source", what),

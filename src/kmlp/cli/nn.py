@@ -184,6 +184,7 @@ def train(args) -> int:
         weights=dict(model.state()),
         stopped_at=result.stopped_at,
         data_md5=ds.source_md5,
+        data_sha256=ds.content_sha256,
         data_file=str(args.data),
         paper=args.paper,
         source=args.source,
