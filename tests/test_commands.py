@@ -63,6 +63,16 @@ def test_divergence_is_recorded_with_exit_0(data, tmp_path, capsys):
     assert "diverged" in capsys.readouterr().out
 
 
+def test_a_diverged_run_records_and_prints_no_accuracy(data, tmp_path, capsys):
+    """'Their test "accuracy" is argmax over NaN logits (0.08), and kmlp train prints it.'"""
+    assert train(data, tmp_path / "d.h5", "--eta-min", "1e4", "--eta-max", "1e6", "--lam", "0") == 0
+    run = read_run(tmp_path / "d.h5")
+    assert run.status == "diverged"
+    assert all(np.isnan(v) for v in run.final.values()), run.final
+    out = capsys.readouterr().out
+    assert "acc" not in out and f"diverged at update {run.stopped_at}" in out
+
+
 @pytest.mark.parametrize(
     "args, message",
     [(["--init", "normal"], "init normal needs a sigma"), (["--n-batch", "100000"], "n_batch must be in")],

@@ -135,7 +135,7 @@ def train(args) -> int:
     """Mini-batch gradient descent with a triangular cyclical learning rate and L2
     regularisation. Writes an HDF5 run file with the history, final train/validation/test
     metrics and the weights. A divergence (non-finite cost) ends the run and is recorded,
-    not raised."""
+    not raised; a diverged run's final metrics are NaN (nothing is measured on it)."""
     import numpy as np
 
     from ..data.dataset import load
@@ -170,9 +170,12 @@ def train(args) -> int:
         progress=None if args.quiet else print_progress(),
     )
     final = dict(result.final)
-    with np.errstate(all="ignore"):
-        test = model.evaluate(ds.X_test, ds.y_test, settings.lam)
-    final.update(test_loss=test[0], test_cost=test[1], test_acc=test[2])
+    if result.status == "diverged":  # nothing is measured on a diverged net
+        final.update(test_loss=math.nan, test_cost=math.nan, test_acc=math.nan)
+    else:
+        with np.errstate(all="ignore"):
+            test = model.evaluate(ds.X_test, ds.y_test, settings.lam)
+        final.update(test_loss=test[0], test_cost=test[1], test_acc=test[2])
     run = RunRecord(
         experiment=args.experiment,
         seed=args.seed,
@@ -190,13 +193,17 @@ def train(args) -> int:
         source=args.source,
     )
     write_run(args.out, run)
-    msg = (
-        f"{args.experiment} seed {args.seed}: {result.status}; val acc {final['val_acc']:.4f}, "
-        f"test acc {final['test_acc']:.4f} ({time.monotonic() - t0:.1f}s)"
-    )
+    took = f"({time.monotonic() - t0:.1f}s)"
     if result.status == "diverged":
-        msg += f" -- diverged at update {result.stopped_at} (non-finite cost); recorded, not raised"
-    print(msg)
+        print(
+            f"{args.experiment} seed {args.seed}: diverged at update {result.stopped_at} (non-finite cost), "
+            f"so no final metrics; recorded, not raised {took}"
+        )
+    else:
+        print(
+            f"{args.experiment} seed {args.seed}: {result.status}; val acc {final['val_acc']:.4f}, "
+            f"test acc {final['test_acc']:.4f} {took}"
+        )
     return 0
 
 
