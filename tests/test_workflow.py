@@ -234,3 +234,120 @@ def test_diagnose_runs_on_each_experiments_own_data_set(project, tmp_path):
     rows = _csv_rows(work / "results/tables/diagnostics.csv")
     val20 = [r for r in rows if r["experiment"] == "small-val20" and r["metric"].startswith("binomial")]
     assert val20 and "20 images" in val20[0]["metric"]
+
+
+# -- config errors at planning time (issue 11): `snakemake -n` names the key ----------
+def _set(path, value):
+    """An edit of the config that sets the value at ``path`` (a list of keys)."""
+
+    def edit(cfg):
+        node = cfg
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+
+    return edit
+
+
+def _copy(src, dst):
+    """An edit that copies the config's entry at ``src`` to ``dst`` (lists of keys)."""
+
+    def edit(cfg):
+        node = cfg
+        for key in src:
+            node = node[key]
+        _set(dst, json.loads(json.dumps(node)))(cfg)
+
+    return edit
+
+
+CONFIG_ERRORS = {
+    "eta_min > eta_max": (_set(["experiments", "small-bn", "eta_min"], 0.5), ["experiments.small-bn", "eta_min"]),
+    "init normal without sigma, experiment": (
+        _set(["experiments", "small-nobn", "init"], "normal"),
+        ["experiments.small-nobn", "sigma"],
+    ),
+    "init normal without sigma, gradient check": (
+        _set(["gradcheck", "checks", "tiny-bn", "init"], "normal"),
+        ["tiny-bn", "sigma"],
+    ),
+    "init normal with sigma null, gradient check": (
+        _set(["gradcheck", "checks", "tiny-nobn", "sigma"], None),
+        ["tiny-nobn", "sigma"],
+    ),
+    "n_batch larger than the training set": (
+        _set(["experiments", "small-bn", "n_batch"], 50000),
+        ["experiments.small-bn", "n_batch", "49970"],
+    ),
+    "val_size out of range": (_set(["data", "val_size"], 50000), ["val_size", "49999"]),
+    "val_size out of range, experiment": (
+        _set(["experiments", "small-bn", "val_size"], 60000),
+        ["small-bn", "val_size", "49999"],
+    ),
+    "a table row longer than its columns": (
+        _set(["tables", "table1_lambda", "rows", "0"], ["lambda-bn-0", "lambda-bn-0.1"]),
+        ["tables.table1_lambda.rows['0']", "2 experiments for 1 column"],
+    ),
+    **{
+        f"a table named {name}": (_copy(["tables", "table1_lambda"], ["tables", name]), [f"tables.{name}", "reserved"])
+        for name in ("summary", "gradcheck", "diagnostics", "lambda_search")
+    },
+    "an experiment named lsearch-final": (
+        _copy(["experiments", "small-bn"], ["experiments", "lsearch-final"]),
+        ["experiments.lsearch-final", "reserved"],
+    ),
+    "an experiment named lsearch-coarse-00": (
+        _copy(["experiments", "small-bn"], ["experiments", "lsearch-coarse-00"]),
+        ["experiments.lsearch-coarse-00", "reserved"],
+    ),
+    "hidden [] with batch_norm": (
+        _set(["experiments", "small-bn", "hidden"], []),
+        ["experiments.small-bn", "batch_norm", "hidden"],
+    ),
+    "hidden [] with batch_norm, gradient check": (
+        _set(["gradcheck", "checks", "tiny-bn", "hidden"], []),
+        ["tiny-bn", "hidden"],
+    ),
+    "unknown experiment in a figure": (
+        _set(["figures", "figure1", "experiments"], ["small-bn", "nope"]),
+        ["figures.figure1.experiments", "'nope'"],
+    ),
+    "unknown experiment in a table": (
+        _set(["tables", "table1_lambda", "rows", "0"], ["nope"]),
+        ["tables.table1_lambda.rows['0']", "'nope'"],
+    ),
+    "unknown experiment in diagnostics": (
+        _set(["diagnostics", "experiments"], ["small-bn", "nope"]),
+        ["diagnostics.experiments", "'nope'"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CONFIG_ERRORS)
+def test_config_errors_are_caught_when_planning(tmp_path, case):
+    """Each passed `snakemake -n` on main (or, for unknown experiments, failed on a
+    missing file without naming the key)."""
+    edit, words = CONFIG_ERRORS[case]
+    root = make_project(tmp_path / "p")
+    cfg_path = root / "config" / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    edit(cfg)
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = snakemake(root, "-n", check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert "Traceback" not in out
+    for word in words:
+        assert word in out, out
+
+
+def test_valid_cross_field_settings_pass(tmp_path):
+    """init normal takes its sigma from the training defaults; hidden [] without BN."""
+    root = make_project(tmp_path / "p")
+    cfg_path = root / "config" / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["training"]["sigma"] = 0.1
+    cfg["experiments"]["small-nobn"].update(init="normal", hidden=[])
+    cfg["experiments"]["small-bn"]["n_batch"] = 49970
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    snakemake(root, "-n")
