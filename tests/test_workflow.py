@@ -351,3 +351,19 @@ def test_valid_cross_field_settings_pass(tmp_path):
     cfg["experiments"]["small-bn"]["n_batch"] = 49970
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     snakemake(root, "-n")
+
+
+def test_training_memory_follows_dtype_and_data_size(project, tmp_path):
+    """'mem_mb=1500 for train is fixed, but dtype: float64 needs about 1.6 GB'"""
+
+    def edit(cfg):
+        cfg["experiments"]["small-bn"]["dtype"] = "float64"
+
+    work = _copy_with(project, tmp_path, edit)
+    targets = ["results/runs/small-nobn/seed1.h5", "results/runs/small-bn/seed1.h5"]
+    proc = snakemake(work, "--cores", "1", "--forcerun", *targets)
+    mem = dict(re.findall(r"experiment=(\S+), seed=1\n.*?mem_mb=(\d+)", proc.stdout + proc.stderr, re.S))
+    assert set(mem) == {"small-nobn", "small-bn"}, proc.stdout
+    size_mb = (work / "results/data/cifar10.h5").stat().st_size / 1e6
+    base32, base64 = int(mem["small-nobn"]) - 400, int(mem["small-bn"]) - 400
+    assert 4 * size_mb < base32 < base64 and abs(base64 - 2 * base32) <= 2
