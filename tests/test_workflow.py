@@ -2,8 +2,14 @@
 
 import csv
 import json
+import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -367,3 +373,75 @@ def test_training_memory_follows_dtype_and_data_size(project, tmp_path):
     size_mb = (work / "results/data/cifar10.h5").stat().st_size / 1e6
     base32, base64 = int(mem["small-nobn"]) - 400, int(mem["small-bn"]) - 400
     assert 4 * size_mb < base32 < base64 and abs(base64 - 2 * base32) <= 2
+
+
+# A stand-in for kmlp on PATH whose first two training jobs are cut short: the first
+# is SIGKILLed at the rename of its complete output (its temporary file stays), the
+# second writes its output; both then hang, as jobs of a node about to be lost do.
+CUT_SHORT = """#!/bin/sh
+if [ "$1" = train ]; then
+    if mkdir "{state}/first" 2>/dev/null; then
+        "{python}" -c 'import os, signal, sys
+os.replace = lambda src, dst: os.kill(os.getpid(), signal.SIGKILL)
+from kmlp.cli import main
+sys.exit(main(sys.argv[1:]))' "$@"
+        touch "{state}/killed-at-rename"
+    else
+        "{kmlp}" "$@"
+        touch "{state}/written"
+    fi
+    exec sleep 600
+fi
+exec "{kmlp}" "$@"
+"""
+
+
+def test_a_killed_run_is_unlocked_then_resumed_with_rerun_incomplete(tiny_project, tmp_path):
+    """SIGKILL to Snakemake and its jobs (a lost node, an OOM kill) during the writes:
+    the next run names --unlock; after it, the job whose output was complete but not
+    confirmed is rerun by the workflow profile's rerun-incomplete (without it Snakemake
+    refuses), the killed writer's temporary file is removed, and the outputs are those
+    of an uninterrupted run. (The lock and rerun-incomplete path worked on main; the
+    temporary file stayed.)"""
+    root = make_project(tmp_path / "p")
+    state, bin_dir = tmp_path / "state", tmp_path / "bin"
+    state.mkdir()
+    bin_dir.mkdir()
+    kmlp = shutil.which("kmlp", path=str(Path(sys.executable).parent))
+    (bin_dir / "kmlp").write_text(CUT_SHORT.format(state=state, python=sys.executable, kmlp=kmlp))
+    (bin_dir / "kmlp").chmod(0o755)
+    target = "results/tables/table1_lambda.csv"
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile")]
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.Popen(
+        [*cmd, "--cores", "2", target],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not ((state / "killed-at-rename").exists() and (state / "written").exists()):
+            assert proc.poll() is None and time.monotonic() < deadline, "the two training jobs did not start"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    runs = root / "results" / "runs"
+    left = sorted(p.relative_to(runs).as_posix() for p in runs.rglob("*") if p.is_file())
+    assert len(left) == 2 and any(".tmp-" in name for name in left), left
+
+    locked = snakemake(root, "--cores", "2", target, check=False)
+    assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
+    snakemake(root, "--unlock")
+    refused = snakemake(root, "--cores", "2", "-n", "--workflow-profile", "none", target, check=False)
+    assert refused.returncode != 0 and "--rerun-incomplete" in refused.stdout + refused.stderr
+    snakemake(root, "--cores", "2", target)
+
+    assert not [p for p in (root / "results").rglob("*") if ".tmp-" in p.name]
+    made = sorted(p.relative_to(root).as_posix() for p in runs.rglob("*.h5"))
+    assert len(made) == 4
+    for rel in [*made, target, target.replace(".csv", ".tex")]:
+        assert (root / rel).read_bytes() == (tiny_project / rel).read_bytes(), rel
