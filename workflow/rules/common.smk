@@ -218,7 +218,9 @@ def train_mem_mb(wildcards, input):
     Measured on CIFAR-10 (/usr/bin/time -v, subset 10,000): peak RSS of `kmlp train`
     929 MB in float32 and 1,799 MB in float64; this gives 1,390 and 2,380 MB.
     """
-    s = settings(wildcards.experiment)
+    # `training` with the experiment's own keys (a search run's lambda, which takes a
+    # checkpoint to know, does not matter here)
+    s = {**config["training"], **config["experiments"].get(wildcards.experiment, {})}
     itemsize = 8 if s.get("dtype") == "float64" else 4
     pixels = input.size + 3072 * s.get("eval_train_subset", 0)
     return math.ceil(400 + 1.15 * itemsize * pixels / 1e6)
