@@ -11,6 +11,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -82,25 +83,25 @@ def test_every_command_of_the_running_parts_table_works_on_the_tiny_config(tmp_p
     assert sorted(done) == sorted(commands)
 
 
-def installed_with(name: str, extras: set[str]) -> set[str]:
-    """The distributions that `pip install name[extras]` installs (as they are installed
-    here), by their canonical names."""
+def installed_with(extra: str) -> set[str]:
+    """The distributions that `pip install -e ".[extra]"` installs: this checkout's
+    requirements (pyproject.toml) and theirs, as installed here; canonical names."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    todo = [(text, set()) for text in [*project["dependencies"], *project["optional-dependencies"][extra]]]
     seen: set[str] = set()
-    todo = [(name, extras)]
     while todo:
-        dist, dist_extras = todo.pop()
-        key = canonicalize_name(dist)
-        if key in seen and not dist_extras:
+        text, extras = todo.pop()
+        req = Requirement(text)
+        if req.marker is not None and not any(req.marker.evaluate({"extra": e}) for e in extras | {""}):
+            continue
+        key = canonicalize_name(req.name)
+        if key in seen and not req.extras:
             continue
         seen.add(key)
         try:
-            requires = md.requires(dist) or []
+            todo += [(t, set(req.extras)) for t in md.requires(req.name) or []]
         except md.PackageNotFoundError:
-            continue
-        for text in requires:
-            req = Requirement(text)
-            if req.marker is None or any(req.marker.evaluate({"extra": e}) for e in dist_extras | {""}):
-                todo.append((req.name, set(req.extras)))
+            pass
     return seen
 
 
@@ -120,4 +121,4 @@ def test_the_workflow_install_has_what_snakemake_report_imports():
     modules = imported - set(sys.stdlib_module_names)
     needed = {canonicalize_name(dist) for module in modules for dist in providers.get(module, [])}
     assert "pygments" in needed
-    assert needed - installed_with("kmlp", {"workflow"}) == set()
+    assert needed - installed_with("workflow") == set()

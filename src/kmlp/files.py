@@ -5,7 +5,8 @@ then renamed into place, so a job killed at any moment leaves the old file or th
 one, never half of one. A temporary file is removed when its writer fails or is
 interrupted (Ctrl-C; SIGTERM, which the CLI turns into an exception), and one that a
 killed writer (SIGKILL, a crash) left behind is removed by the next write of the same
-target. HDF5 datasets carry no timestamps, so the same content gives the same bytes.
+target. HDF5 datasets carry no timestamps, so the same content gives the same bytes, and
+the checksum of their contents, verified whenever they are read.
 """
 
 from __future__ import annotations
