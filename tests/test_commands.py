@@ -157,3 +157,20 @@ def test_garbage_in_a_run_file_is_one_line_naming_it(data, tmp_path, capsys, tar
     err = capsys.readouterr().err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert str(run) in err and target in err and "checksum" in err
+
+
+def test_diagnose_refuses_a_data_set_other_than_the_one_trained_on(data, tmp_path, capsys):
+    """A run records its data set's content checksum; a data set prepared again in its
+    place (another hold-out) is not the one the weights were trained on."""
+    import shutil
+
+    local = tmp_path / "d.h5"
+    shutil.copyfile(data, local)
+    assert train(local, tmp_path / "r.h5", "--batch-norm") == 0
+    archive = data.parent / "a.tar.gz"
+    assert main(["prepare", "--archive", str(archive), "--md5", "skip", "--val-size", "20", "--out", str(local)]) == 0
+    capsys.readouterr()
+    out = ["--out-tex", str(tmp_path / "d.tex"), "--out-csv", str(tmp_path / "d.csv")]
+    assert main(["diagnose", str(tmp_path / "r.h5"), "--data", str(local), *out]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and str(local) in err and "checksum" in err, err

@@ -42,11 +42,11 @@ class RunRecord:
     weights: dict = field(default_factory=dict)
     stopped_at: int | None = None  # update step where a divergence was detected
     data_md5: str = ""  # the MD5 of the archive the data set was prepared from
-    data_sha256: str = ""  # the checksum of the data set's arrays (its content_sha256)
     data_file: str = ""
     paper: dict = field(default_factory=dict)  # the report's numbers: metric -> value
     source: dict = field(default_factory=dict)  # free-form provenance (config file, ...)
     kmlp_version: str = __version__
+    data_sha256: str = ""  # the checksum of the data set's arrays (its content_sha256)
 
 
 def write_run(path, run: RunRecord) -> None:

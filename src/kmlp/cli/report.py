@@ -191,6 +191,14 @@ def diagnose(args) -> int:
     path_of = {(r.experiment, r.seed): p for p, r in runs.items()}
     groups = group_runs(list(runs.values()))
     datasets = {d: load(d) for d in dict.fromkeys(data_of.values())}
+    for r in runs.values():
+        content = datasets[data_of[r.experiment, r.seed]].content_sha256
+        if r.data_sha256 != content:
+            raise KmlpError(
+                f"{r.experiment} seed {r.seed} was trained on a data set with checksum {r.data_sha256 or '(none)'}, "
+                f"but {data_of[r.experiment, r.seed]} has {content}: it is not the data set the weights were "
+                "trained on (prepared again?)"
+            )
     rows = diagnose_rows(
         groups,
         lambda r: load_model(path_of[r.experiment, r.seed]),

@@ -157,8 +157,8 @@ class Dataset:
     std: np.ndarray
     class_names: list[str]
     source_md5: str  # of the archive it was prepared from
-    content_sha256: str = ""  # of its arrays (see kmlp.files.content_checksum)
     attrs: dict = field(default_factory=dict)
+    content_sha256: str = ""  # of its arrays (see kmlp.files.content_checksum)
 
 
 def _attrs(f) -> dict:
