@@ -5,33 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from cifar_fake import write_archive
 from kmlp.cli import main
 from kmlp.runs import FINAL_METRICS, read_run
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    md5 = write_archive(root / "a.tar.gz", n_train_per_batch=60, n_test=100, seed=0)
-    assert (
-        main(
-            [
-                "prepare",
-                "--archive",
-                str(root / "a.tar.gz"),
-                "--md5",
-                md5,
-                "--val-size",
-                "30",
-                "--out",
-                str(root / "d.h5"),
-                "--quiet",
-            ]
-        )
-        == 0
-    )
-    return root / "d.h5"
 
 
 def train(data, out, *extra):
@@ -88,6 +63,16 @@ def test_divergence_is_recorded_with_exit_0(data, tmp_path, capsys):
     assert "diverged" in capsys.readouterr().out
 
 
+def test_a_diverged_run_records_and_prints_no_accuracy(data, tmp_path, capsys):
+    """'Their test "accuracy" is argmax over NaN logits (0.08), and kmlp train prints it.'"""
+    assert train(data, tmp_path / "d.h5", "--eta-min", "1e4", "--eta-max", "1e6", "--lam", "0") == 0
+    run = read_run(tmp_path / "d.h5")
+    assert run.status == "diverged"
+    assert all(np.isnan(v) for v in run.final.values()), run.final
+    out = capsys.readouterr().out
+    assert "acc" not in out and f"diverged at update {run.stopped_at}" in out
+
+
 @pytest.mark.parametrize(
     "args, message",
     [(["--init", "normal"], "init normal needs a sigma"), (["--n-batch", "100000"], "n_batch must be in")],
@@ -137,3 +122,55 @@ def test_bench_reports_ratios(tmp_path, capsys):
     res = json.loads((tmp_path / "b.json").read_text())
     assert res["ratio_bn"] > 0 and res["gemm_floor_s"] > 0
     assert "x floor" in capsys.readouterr().out
+
+
+def test_run_records_the_data_sets_content_checksum_and_archive_md5(data, tmp_path):
+    """'the runs still record the archive's MD5' (and nothing of the data set's content)"""
+    import h5py
+
+    from kmlp.data.dataset import load
+
+    assert train(data, tmp_path / "r.h5") == 0
+    run = read_run(tmp_path / "r.h5")
+    ds = load(data)
+    assert run.data_md5 == ds.source_md5 and len(run.data_md5) == 32
+    with h5py.File(data) as f:
+        assert run.data_sha256 == ds.content_sha256 == f.attrs["content_sha256"]
+    assert len(run.data_sha256) == 64
+
+
+@pytest.mark.parametrize("target, verb", [("weights/W1", "diagnose"), ("history/val_acc", "figure")])
+def test_garbage_in_a_run_file_is_one_line_naming_it(data, tmp_path, capsys, target, verb):
+    """'4 KB of garbage written into a run file's weights was read without complaint'"""
+    import h5py
+
+    run = tmp_path / "r.h5"
+    assert train(data, run, "--batch-norm") == 0
+    with h5py.File(run) as f:
+        offset, size = f[target].id.get_offset(), f[target].id.get_storage_size()
+    with open(run, "r+b") as f:
+        f.seek(offset)
+        f.write(np.random.default_rng(0).bytes(min(4096, size)))
+    out = ["--out-tex", tmp_path / "d.tex", "--out-csv", tmp_path / "d.csv", "--data", data]
+    argv = [verb, run, *(out if verb == "diagnose" else ["--out", tmp_path / "f.pdf"])]
+    assert main([str(a) for a in argv]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert str(run) in err and target in err and "checksum" in err
+
+
+def test_diagnose_refuses_a_data_set_other_than_the_one_trained_on(data, tmp_path, capsys):
+    """A run records its data set's content checksum; a data set prepared again in its
+    place (another hold-out) is not the one the weights were trained on."""
+    import shutil
+
+    local = tmp_path / "d.h5"
+    shutil.copyfile(data, local)
+    assert train(local, tmp_path / "r.h5", "--batch-norm") == 0
+    archive = data.parent / "a.tar.gz"
+    assert main(["prepare", "--archive", str(archive), "--md5", "skip", "--val-size", "20", "--out", str(local)]) == 0
+    capsys.readouterr()
+    out = ["--out-tex", str(tmp_path / "d.tex"), "--out-csv", str(tmp_path / "d.csv")]
+    assert main(["diagnose", str(tmp_path / "r.h5"), "--data", str(local), *out]) == 1
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and str(local) in err and "checksum" in err, err

@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import builtins
 import hashlib
+import io
 import json
 import os
 import pickle
+import resource
+import struct
+import subprocess
+import sys
 import tarfile
 
 import h5py
@@ -326,5 +331,145 @@ def test_load_rejects_corrupt_truncated_and_foreign_files(tmp_path, prepared):
     incomplete.write_bytes(data)
     with h5py.File(incomplete, "a") as f:
         del f["val/labels"]
-    with pytest.raises(KmlpError, match="lacks an expected dataset"):
+    with pytest.raises(KmlpError, match="has no dataset val/labels"):
         load(incomplete)
+
+
+# -- untrusted input with `md5: skip`: bounds that hold without a checksum ----------
+class _Strided:
+    """Pickles as ``numpy.ndarray(shape, uint8, b"\\0", 0, zero strides)``: an array of
+    any size over a single byte."""
+
+    def __init__(self, *shape):
+        self.shape = shape
+
+    def __reduce__(self):
+        return (np.ndarray, (self.shape, np.dtype(np.uint8), b"\0", 0, (0,) * len(self.shape)))
+
+
+def huge_member_archive(path, batches, member="data_batch_1", size=2 << 30, chunk=16 << 20) -> None:
+    """A .tar.gz of a few MB whose ``member`` is ``size`` zero bytes: the deflate stream of
+    one chunk of zeros (flushed, so it stands alone) is repeated ``size // chunk`` times."""
+    import zlib
+
+    head = io.BytesIO()
+    with tarfile.open(fileobj=head, mode="w", format=tarfile.GNU_FORMAT) as tf:
+        tf.addfile(cifar_fake._info(cifar_fake.FOLDER, type_=tarfile.DIRTYPE, mode=0o755))
+    head = head.getvalue()[:512]  # the folder entry, without the end-of-archive blocks
+    head += cifar_fake._info(f"{cifar_fake.FOLDER}/{member}", size).tobuf(tarfile.GNU_FORMAT)
+    rest = io.BytesIO()
+    with tarfile.open(fileobj=rest, mode="w", format=tarfile.GNU_FORMAT) as tf:
+        for name, obj in batches.items():
+            if name != member:
+                data = cifar_fake.member_bytes(obj)
+                tf.addfile(cifar_fake._info(f"{cifar_fake.FOLDER}/{name}", len(data)), io.BytesIO(data))
+    rest = rest.getvalue()
+
+    def deflate(data, mode):
+        c = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+        return c.compress(data) + c.flush(mode)
+
+    zeros = bytes(chunk)
+    crc = zlib.crc32(head)
+    for _ in range(size // chunk):
+        crc = zlib.crc32(zeros, crc)
+    crc = zlib.crc32(rest, crc)
+    block = deflate(zeros, zlib.Z_FULL_FLUSH)
+    with open(path, "wb") as f:
+        f.write(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff")
+        f.write(deflate(head, zlib.Z_FULL_FLUSH))
+        for _ in range(size // chunk):
+            f.write(block)
+        f.write(deflate(rest, zlib.Z_FINISH))
+        f.write(struct.pack("<II", crc, (len(head) + size + len(rest)) & 0xFFFFFFFF))
+
+
+def prepare_with_memory_limit(source, out, limit=1 << 30):
+    """`kmlp prepare --md5 skip` in a process whose address space is capped at ``limit``."""
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    argv = ["prepare", "--archive", source, "--md5", "skip", "--val-size", VAL, "--out", out, "--quiet"]
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "kmlp", *map(str, argv)],
+        preexec_fn=cap,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def assert_bomb_refused(proc, out, *words):
+    assert proc.returncode == 1, proc.stderr
+    err = proc.stderr
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert err.startswith("kmlp prepare: error:")
+    for word in words:
+        assert word in err, err
+    assert not out.exists()
+
+
+def test_zero_stride_pickle_is_refused_under_a_memory_limit(tmp_path, batches):
+    """'a 301-byte pickle builds a zero-stride array that check_batch expands to 2.86 GiB'"""
+    bomb = pickle.dumps({b"data": _Strided(1_000_000, 3072), b"labels": _Strided(1_000_000)}, protocol=2)
+    assert len(bomb) < 400
+    batches["data_batch_2"] = bomb
+    path = tmp_path / "a.tar.gz"
+    cifar_fake.write_archive(path, batches=batches)
+    proc = prepare_with_memory_limit(path, tmp_path / "out.h5")
+    assert_bomb_refused(proc, tmp_path / "out.h5", "data_batch_2", "numpy.ndarray")
+
+
+def test_zero_stride_array_is_refused_by_the_unpickler():
+    with pytest.raises(KmlpError, match="numpy.ndarray"):
+        cifar.loads(pickle.dumps(_Strided(10, 3072), protocol=2), "test pickle")
+    np.testing.assert_array_equal(cifar.loads(pickle.dumps(np.arange(6).reshape(2, 3))), np.arange(6).reshape(2, 3))
+
+
+def test_huge_tar_member_is_refused_before_reading_under_a_memory_limit(tmp_path, batches):
+    """'a 3 MB .tar.gz holding a 2 GB member is read whole'"""
+    path = tmp_path / "a.tar.gz"
+    huge_member_archive(path, batches)
+    assert path.stat().st_size < 5_000_000
+    proc = prepare_with_memory_limit(path, tmp_path / "out.h5")
+    assert_bomb_refused(proc, tmp_path / "out.h5", "data_batch_1", "2147483648 bytes")
+
+
+def test_huge_folder_file_is_refused_before_reading_under_a_memory_limit(tmp_path, batches):
+    cifar_fake.write_folder(tmp_path / "extracted", batches=batches)
+    huge = tmp_path / "extracted" / cifar_fake.FOLDER / "test_batch"
+    with open(huge, "r+b") as f:
+        f.truncate(2 << 30)  # sparse: takes no disk space
+    proc = prepare_with_memory_limit(tmp_path / "extracted", tmp_path / "out.h5")
+    assert_bomb_refused(proc, tmp_path / "out.h5", "test_batch", "2147483648 bytes")
+
+
+# -- integrity of contents: the data set carries checksums of its arrays --------------
+def test_edited_pixels_are_detected_on_load(tmp_path, capsys, prepared):
+    """'Edited pixels in cifar10.h5 are accepted'"""
+    edited = tmp_path / "edited.h5"
+    edited.write_bytes(prepared.read_bytes())
+    with h5py.File(edited, "a") as f:
+        f["train/images"][0, 0] ^= 1
+    with pytest.raises(KmlpError, match="train/images"):
+        load(edited)
+    with pytest.raises(KmlpError, match="train/images"):
+        load(edited, limit=5)  # a gradient check reads 5 images but verifies all
+    argv = ["train", "--data", edited, "--out", tmp_path / "r.h5", "--n-batch", "30", "--quiet"]
+    assert cli.main([str(a) for a in argv]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert str(edited) in err and "train/images" in err and "checksum" in err
+    assert not (tmp_path / "r.h5").exists()
+
+
+def test_a_data_set_without_checksums_is_refused(tmp_path, prepared):
+    old = tmp_path / "old.h5"
+    old.write_bytes(prepared.read_bytes())
+    with h5py.File(old, "a") as f:
+        del f["val/labels"].attrs["sha256"]
+    with pytest.raises(KmlpError, match="val/labels has no checksum"):
+        load(old)

@@ -77,6 +77,26 @@ def test_divergence_is_recorded_not_raised():
     assert not np.isfinite(res.history["train_cost"][-1])
 
 
+def test_a_diverged_run_reports_no_metrics():
+    """'Their test "accuracy" is argmax over NaN logits': nothing is measured on a diverged
+    model, and no accuracy is computed from non-finite scores."""
+    model, res = small_run(False, eta_max=1e6, eta_min=1e5, lam=0.0)
+    assert res.status == "diverged"
+    assert all(np.isnan(v) for v in res.final.values()), res.final
+    for split in ("train", "val"):
+        assert np.isnan(res.history[f"{split}_acc"][-1])
+    X, y = blobs(50)
+    assert np.isnan(model.evaluate(X, y)[2])
+
+
+def test_accuracy_of_non_finite_scores_is_nan():
+    X, y = blobs(50)
+    model = MLP([20, 4], seed=0)
+    assert np.isfinite(model.evaluate(X, y)[2])
+    model.parameters()["W1"][0, 0] = np.inf  # one class's score is inf or nan for every image
+    assert np.isnan(model.evaluate(X, y)[2])
+
+
 def test_every_epoch_by_default():
     Xtr, ytr = blobs(1000, seed=1)
     model = MLP([20, 10, 4], seed=0, dtype=np.float32)

@@ -2,8 +2,14 @@
 
 import csv
 import json
+import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -236,3 +242,231 @@ def test_diagnose_runs_on_each_experiments_own_data_set(project, tmp_path):
     rows = _csv_rows(work / "results/tables/diagnostics.csv")
     val20 = [r for r in rows if r["experiment"] == "small-val20" and r["metric"].startswith("binomial")]
     assert val20 and "20 images" in val20[0]["metric"]
+
+
+# -- config errors at planning time (issue 11): `snakemake -n` names the key ----------
+def _set(path, value):
+    """An edit of the config that sets the value at ``path`` (a list of keys)."""
+
+    def edit(cfg):
+        node = cfg
+        for key in path[:-1]:
+            node = node[key]
+        node[path[-1]] = value
+
+    return edit
+
+
+def _copy(src, dst):
+    """An edit that copies the config's entry at ``src`` to ``dst`` (lists of keys)."""
+
+    def edit(cfg):
+        node = cfg
+        for key in src:
+            node = node[key]
+        _set(dst, json.loads(json.dumps(node)))(cfg)
+
+    return edit
+
+
+# Mistakes the schema catches: it stops at the first, so one `snakemake -n` each.
+SCHEMA_ERRORS = {
+    "init normal without sigma, gradient check": (
+        _set(["gradcheck", "checks", "tiny-bn", "init"], "normal"),
+        ["tiny-bn", "sigma"],
+    ),
+    "init normal with sigma null, gradient check": (
+        _set(["gradcheck", "checks", "tiny-nobn", "sigma"], None),
+        ["tiny-nobn", "sigma"],
+    ),
+    "hidden [] with batch_norm, gradient check": (
+        _set(["gradcheck", "checks", "tiny-bn", "hidden"], []),
+        ["tiny-bn", "hidden"],
+    ),
+    "val_size out of range": (_set(["data", "val_size"], 50000), ["val_size", "49999"]),
+    "val_size out of range, experiment": (
+        _set(["experiments", "small-bn", "val_size"], 60000),
+        ["small-bn", "val_size", "49999"],
+    ),
+}
+# Mistakes across keys (check_config): it reports them all, a line each, so they share
+# one config and one `snakemake -n`; each case's words must be on one line.
+CROSS_KEY_ERRORS = {
+    **{
+        f"a table named {name}": (_copy(["tables", "table1_lambda"], ["tables", name]), [f"tables.{name}", "reserved"])
+        for name in ("summary", "gradcheck", "diagnostics", "lambda_search")
+    },
+    "an experiment named lsearch-final": (
+        _copy(["experiments", "small-bn"], ["experiments", "lsearch-final"]),
+        ["experiments.lsearch-final", "reserved"],
+    ),
+    "an experiment named lsearch-coarse-00": (
+        _copy(["experiments", "small-bn"], ["experiments", "lsearch-coarse-00"]),
+        ["experiments.lsearch-coarse-00", "reserved"],
+    ),
+    "eta_min > eta_max": (_set(["experiments", "small-bn", "eta_min"], 0.5), ["experiments.small-bn", "eta_min"]),
+    "init normal without sigma, experiment": (
+        _set(["experiments", "small-nobn", "init"], "normal"),
+        ["experiments.small-nobn", "sigma"],
+    ),
+    "n_batch larger than the training set": (
+        _set(["experiments", "small-bn", "n_batch"], 50000),
+        ["experiments.small-bn", "n_batch", "49970"],
+    ),
+    "hidden [] with batch_norm": (
+        _set(["experiments", "small-bn", "hidden"], []),
+        ["experiments.small-bn", "batch_norm", "hidden"],
+    ),
+    "a table row longer than its columns": (
+        _set(["tables", "table1_lambda", "rows", "0"], ["lambda-bn-0", "lambda-bn-0.1"]),
+        ["tables.table1_lambda.rows['0']", "2 experiments for 1 column"],
+    ),
+    "unknown experiment in a table": (
+        _set(["tables", "table1_lambda", "rows", "0.1"], ["nope"]),
+        ["tables.table1_lambda.rows['0.1']", "'nope'"],
+    ),
+    "unknown experiment in a figure": (
+        _set(["figures", "figure1", "experiments"], ["small-bn", "nope"]),
+        ["figures.figure1.experiments", "'nope'"],
+    ),
+    "unknown experiment in diagnostics": (
+        _set(["diagnostics", "experiments"], ["small-bn", "nope"]),
+        ["diagnostics.experiments", "'nope'"],
+    ),
+}
+
+
+def _plan(root, *edits):
+    """`snakemake -n` in ``root`` after ``edits`` of its config."""
+    cfg_path = root / "config" / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    for edit in edits:
+        edit(cfg)
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    proc = snakemake(root, "-n", check=False)
+    return proc.returncode, proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("case", SCHEMA_ERRORS)
+def test_config_errors_the_schema_catches_when_planning(tmp_path, case):
+    """Each passed `snakemake -n` on main."""
+    edit, words = SCHEMA_ERRORS[case]
+    rc, out = _plan(make_project(tmp_path / "p"), edit)
+    assert rc != 0 and "Traceback" not in out, out
+    for word in words:
+        assert word in out, out
+
+
+@pytest.fixture(scope="module")
+def cross_key_plan(tmp_path_factory):
+    return _plan(make_project(tmp_path_factory.mktemp("cross") / "p"), *(e for e, _ in CROSS_KEY_ERRORS.values()))
+
+
+@pytest.mark.parametrize("case", CROSS_KEY_ERRORS)
+def test_config_errors_across_keys_are_caught_when_planning(cross_key_plan, case):
+    """Each passed `snakemake -n` on main (unknown experiments failed on a missing file
+    without naming the key)."""
+    rc, out = cross_key_plan
+    words = CROSS_KEY_ERRORS[case][1]
+    assert rc != 0 and "Traceback" not in out, out
+    assert any(all(word in line for word in words) for line in out.splitlines()), out
+
+
+def test_valid_cross_field_settings_pass(tmp_path):
+    """init normal takes its sigma from the training defaults; hidden [] without BN."""
+    root = make_project(tmp_path / "p")
+    cfg_path = root / "config" / "config.yaml"
+    cfg = yaml.safe_load(cfg_path.read_text())
+    cfg["training"]["sigma"] = 0.1
+    cfg["experiments"]["small-nobn"].update(init="normal", hidden=[])
+    cfg["experiments"]["small-bn"]["n_batch"] = 49970
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    snakemake(root, "-n")
+
+
+def test_training_memory_follows_dtype_and_data_size(project, tmp_path):
+    """'mem_mb=1500 for train is fixed, but dtype: float64 needs about 1.6 GB'"""
+
+    def edit(cfg):
+        cfg["experiments"]["small-bn"]["dtype"] = "float64"
+
+    work = _copy_with(project, tmp_path, edit)
+    targets = ["results/runs/small-nobn/seed1.h5", "results/runs/small-bn/seed1.h5"]
+    proc = snakemake(work, "--cores", "1", "--forcerun", *targets)
+    mem = dict(re.findall(r"experiment=(\S+), seed=1\n.*?mem_mb=(\d+)", proc.stdout + proc.stderr, re.S))
+    assert set(mem) == {"small-nobn", "small-bn"}, proc.stdout
+    size_mb = (work / "results/data/cifar10.h5").stat().st_size / 1e6
+    base32, base64 = int(mem["small-nobn"]) - 400, int(mem["small-bn"]) - 400
+    assert 4 * size_mb < base32 < base64 and abs(base64 - 2 * base32) <= 2
+
+
+# A stand-in for kmlp on PATH whose first two training jobs are cut short: the first
+# is SIGKILLed at the rename of its complete output (its temporary file stays), the
+# second writes its output; both then hang, as jobs of a node about to be lost do.
+CUT_SHORT = """#!/bin/sh
+if [ "$1" = train ]; then
+    if mkdir "{state}/first" 2>/dev/null; then
+        "{python}" -c 'import os, signal, sys
+os.replace = lambda src, dst: os.kill(os.getpid(), signal.SIGKILL)
+from kmlp.cli import main
+sys.exit(main(sys.argv[1:]))' "$@"
+        touch "{state}/killed-at-rename"
+    else
+        "{kmlp}" "$@"
+        touch "{state}/written"
+    fi
+    exec sleep 600
+fi
+exec "{kmlp}" "$@"
+"""
+
+
+def test_a_killed_run_is_unlocked_then_resumed_with_rerun_incomplete(tiny_project, tmp_path):
+    """SIGKILL to Snakemake and its jobs (a lost node, an OOM kill) during the writes:
+    the next run names --unlock; after it, the job whose output was complete but not
+    confirmed is rerun by the workflow profile's rerun-incomplete (without it Snakemake
+    refuses), the killed writer's temporary file is removed, and the outputs are those
+    of an uninterrupted run. (The lock and rerun-incomplete path worked on main; the
+    temporary file stayed.)"""
+    root = make_project(tmp_path / "p")
+    state, bin_dir = tmp_path / "state", tmp_path / "bin"
+    state.mkdir()
+    bin_dir.mkdir()
+    kmlp = shutil.which("kmlp", path=str(Path(sys.executable).parent))
+    (bin_dir / "kmlp").write_text(CUT_SHORT.format(state=state, python=sys.executable, kmlp=kmlp))
+    (bin_dir / "kmlp").chmod(0o755)
+    target = "results/tables/table1_lambda.csv"
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile")]
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.Popen(
+        [*cmd, "--cores", "2", target],
+        cwd=root,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while not ((state / "killed-at-rename").exists() and (state / "written").exists()):
+            assert proc.poll() is None and time.monotonic() < deadline, "the two training jobs did not start"
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    runs = root / "results" / "runs"
+    left = sorted(p.relative_to(runs).as_posix() for p in runs.rglob("*") if p.is_file())
+    assert len(left) == 2 and any(".tmp-" in name for name in left), left
+
+    locked = snakemake(root, "--cores", "2", target, check=False)
+    assert locked.returncode != 0 and "--unlock" in locked.stdout + locked.stderr
+    snakemake(root, "--unlock")
+    refused = snakemake(root, "--cores", "2", "-n", "--workflow-profile", "none", target, check=False)
+    assert refused.returncode != 0 and "--rerun-incomplete" in refused.stdout + refused.stderr
+    snakemake(root, "--cores", "2", target)
+
+    assert not [p for p in (root / "results").rglob("*") if ".tmp-" in p.name]
+    made = sorted(p.relative_to(root).as_posix() for p in runs.rglob("*.h5"))
+    assert len(made) == 7  # the table's 5 runs and small-bn's 2, pooled with them by the verdict
+    for rel in [*made, target, target.replace(".csv", ".tex")]:
+        assert (root / rel).read_bytes() == (tiny_project / rel).read_bytes(), rel

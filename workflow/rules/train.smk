@@ -16,9 +16,10 @@ rule train:
         "../envs/kmlp.yaml"
     threads: 1
     resources:
-        # measured on the full data: peak RSS 887 MB, at most 18 s (9-layer, 9,000
-        # updates); runtime (minutes) with head-room for slower cluster nodes
-        mem_mb=1500,
+        # the data set in the run's dtype and more (train_mem_mb: measured); runtime
+        # in minutes, measured at most 18 s (9-layer, 9,000 updates), with head-room
+        # for slower cluster nodes
+        mem_mb=train_mem_mb,
         runtime=10,
     params:
         settings=lambda wc: json.dumps(settings(wc.experiment), sort_keys=True),

@@ -13,7 +13,7 @@ def add_download(sub) -> None:
     s = options.verb(sub, download, "download CIFAR-10 and verify its MD5", options.QUIET)
     s.add_argument("--url", default=OFFICIAL_URL, help="where to download from (default: the official archive)")
     s.add_argument("--md5", default=OFFICIAL_MD5, help="MD5 the bytes must have (default: the official archive's)")
-    s.add_argument("--out", required=True, type=Path, help="where to put the verified archive")
+    options.output(s, "--out", required=True, help="where to put the verified archive")
 
 
 def download(args) -> None:
@@ -34,7 +34,7 @@ def add_prepare(sub) -> None:
         default=OFFICIAL_MD5,
         help="MD5 the archive must have (default: the official one); 'skip' skips the check",
     )
-    s.add_argument("--out", required=True, type=Path, help="the HDF5 file to write")
+    options.output(s, "--out", required=True, help="the HDF5 file to write")
     s.add_argument(
         "--val-size",
         type=int,

@@ -29,7 +29,7 @@ def add_gradcheck(sub) -> None:
     s = options.verb(sub, gradcheck, "compare analytic gradients with centred differences", options.THREADS)
     s.add_argument("--data", type=Path, help="prepared HDF5 data set (default: Gaussian random inputs)")
     s.add_argument("--name", default="gradcheck", help="a label stored in the output")
-    s.add_argument("--out", type=Path, help="write the statistics as JSON here")
+    options.output(s, "--out", help="write the statistics as JSON here")
     options.add_settings(s, GradcheckSettings)
 
 
@@ -97,9 +97,9 @@ def add_train(sub) -> None:
         sub, train, "train one configuration with one seed and write a run file", options.THREADS, options.QUIET
     )
     s.add_argument("--data", required=True, type=Path, help="prepared HDF5 data set (kmlp prepare)")
-    s.add_argument("--out", required=True, type=Path, help="run file to write (.h5)")
+    options.output(s, "--out", required=True, help="run file to write (.h5)")
     s.add_argument("--experiment", default="run", help="experiment name stored in the run file")
-    s.add_argument("--seed", type=int, default=1, help="seed of initialisation and shuffling")
+    s.add_argument("--seed", type=options.at_least(0), default=1, help="seed of initialisation and shuffling")
     s.add_argument(
         "--paper",
         type=options.json_object,
@@ -137,7 +137,7 @@ def train(args) -> int:
     """Mini-batch gradient descent with a triangular cyclical learning rate and L2
     regularisation. Writes an HDF5 run file with the history, final train/validation/test
     metrics and the weights. A divergence (non-finite cost) ends the run and is recorded,
-    not raised."""
+    not raised; a diverged run's final metrics are NaN (nothing is measured on it)."""
     import numpy as np
 
     from ..data.dataset import load
@@ -173,9 +173,12 @@ def train(args) -> int:
         progress=None if args.quiet else print_progress(),
     )
     final = dict(result.final)
-    with np.errstate(all="ignore"):
-        test = model.evaluate(ds.X_test, ds.y_test, settings.lam)
-    final.update(test_loss=test[0], test_cost=test[1], test_acc=test[2])
+    if result.status == "diverged":  # nothing is measured on a diverged net
+        final.update(test_loss=math.nan, test_cost=math.nan, test_acc=math.nan)
+    else:
+        with np.errstate(all="ignore"):
+            test = model.evaluate(ds.X_test, ds.y_test, settings.lam)
+        final.update(test_loss=test[0], test_cost=test[1], test_acc=test[2])
     run = RunRecord(
         experiment=args.experiment,
         seed=args.seed,
@@ -187,6 +190,7 @@ def train(args) -> int:
         weights=dict(model.state()),
         stopped_at=result.stopped_at,
         data_md5=ds.source_md5,
+        data_sha256=ds.content_sha256,
         data_file=str(args.data),
         eval_sizes={split: len(getattr(ds, f"y_{split}")) for split in ("train", "val", "test")},
         environment=numeric_environment(),
@@ -194,23 +198,27 @@ def train(args) -> int:
         source=args.source,
     )
     write_run(args.out, run)
-    msg = (
-        f"{args.experiment} seed {args.seed}: {result.status}; val acc {final['val_acc']:.4f}, "
-        f"test acc {final['test_acc']:.4f} ({time.monotonic() - t0:.1f}s)"
-    )
+    took = f"({time.monotonic() - t0:.1f}s)"
     if result.status == "diverged":
-        msg += f" -- diverged at update {result.stopped_at} (non-finite cost); recorded, not raised"
-    print(msg)
+        print(
+            f"{args.experiment} seed {args.seed}: diverged at update {result.stopped_at} (non-finite cost), "
+            f"so no final metrics; recorded, not raised {took}"
+        )
+    else:
+        print(
+            f"{args.experiment} seed {args.seed}: {result.status}; val acc {final['val_acc']:.4f}, "
+            f"test acc {final['test_acc']:.4f} {took}"
+        )
     return 0
 
 
 # -- bench ---------------------------------------------------------------------------
 def add_bench(sub) -> None:
     s = options.verb(sub, bench, "time a training update against the matrix-product floor")
-    s.add_argument("--repeats", type=int, default=7, help="timing rounds; the median is reported")
-    s.add_argument("--updates", type=int, default=200, help="updates per round")
-    s.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
-    s.add_argument("--out", type=Path, help="also write the figures as JSON")
+    s.add_argument("--repeats", type=options.at_least(1), default=7, help="timing rounds; the median is reported")
+    s.add_argument("--updates", type=options.at_least(1), default=200, help="updates per round")
+    s.add_argument("--threads", type=options.at_least(1), default=1, help="BLAS threads (default 1)")
+    options.output(s, "--out", help="also write the figures as JSON")
 
 
 def bench(args) -> int:
@@ -244,11 +252,11 @@ def bench(args) -> int:
 # -- lambda-grid and lambda-pick -----------------------------------------------------
 def add_lambda_grid(sub) -> None:
     s = options.verb(sub, lambda_grid, "draw the first, coarse grid of a lambda search")
-    s.add_argument("--n", type=int, required=True, help="how many lambdas")
+    s.add_argument("--n", type=options.at_least(1), required=True, help="how many lambdas")
     s.add_argument("--log10-min", type=float, required=True, help="lower end, in log10(lambda)")
     s.add_argument("--log10-max", type=float, required=True, help="upper end, in log10(lambda)")
-    s.add_argument("--seed", type=int, default=1, help="seed of the draw")
-    s.add_argument("--out", required=True, type=Path, help='JSON to write: {"lambdas": [...]}')
+    s.add_argument("--seed", type=options.at_least(0), default=1, help="seed of the draw")
+    options.output(s, "--out", required=True, help='JSON to write: {"lambdas": [...]}')
 
 
 def lambda_grid(args) -> int:
@@ -278,10 +286,17 @@ def add_lambda_pick(sub) -> None:
         metavar=("NAME", "RUN"),
         help="a named pass of the search and its run files (repeatable)",
     )
-    s.add_argument("--out", required=True, type=Path, help="JSON to write")
-    s.add_argument("--fine-n", type=int, default=0, help="how many lambdas to draw for the next pass (default 0: none)")
-    s.add_argument("--half-width", type=float, default=0.5, help="half width of the next pass, in decades of lambda")
-    s.add_argument("--seed", type=int, default=1, help="seed of the draw")
+    options.output(s, "--out", required=True, help="JSON to write")
+    s.add_argument(
+        "--fine-n",
+        type=options.at_least(0),
+        default=0,
+        help="how many lambdas to draw for the next pass (default 0: none)",
+    )
+    s.add_argument(
+        "--half-width", type=options.positive, default=0.5, help="half width of the next pass, in decades of lambda"
+    )
+    s.add_argument("--seed", type=options.at_least(0), default=1, help="seed of the draw")
     s.add_argument("--log10-floor", type=float, default=-5.0, help="centre used when the best lambda is 0")
     s.add_argument("--top", type=int, default=0, help="also list the best K entries (to re-run with more seeds)")
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
+import math
 import typing
 from dataclasses import MISSING, fields
 from pathlib import Path
@@ -25,6 +26,48 @@ def json_object(text: str) -> dict:
     return value
 
 
+def at_least(minimum: int):
+    """An argparse type: an integer no smaller than ``minimum``."""
+
+    def integer(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
+
+    return integer
+
+
+def positive(text: str) -> float:
+    """An argparse type: a finite number above 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    return value
+
+
+def output(parser: argparse.ArgumentParser, *flags: str, **kw) -> None:
+    """An option naming a file the verb writes: before the verb runs, :func:`check_outputs`
+    makes sure it can be written, so a bad path fails at once and not after the work."""
+    action = parser.add_argument(*flags, type=Path, **kw)
+    parser.set_defaults(outputs=(*(parser.get_default("outputs") or ()), (action.dest, flags[0])))
+
+
+def check_outputs(args) -> None:
+    """Raise KmlpError for the first output option of ``args`` that cannot be written."""
+    from ..files import check_writable
+
+    for dest, flag in getattr(args, "outputs", ()):
+        if getattr(args, dest) is not None:
+            check_writable(getattr(args, dest), flag)
+
+
 def verb(sub, func, help: str, *parents) -> argparse.ArgumentParser:
     """Register ``func`` as the verb named after it; its docstring is the verb's --help."""
     p = sub.add_parser(
@@ -33,6 +76,7 @@ def verb(sub, func, help: str, *parents) -> argparse.ArgumentParser:
         help=help,
         description=inspect.cleandoc(func.__doc__ or help),
     )
+    p.add_argument("--debug", action="store_true", help="on an error, show the traceback instead of one line")
     p.set_defaults(func=func)
     return p
 
@@ -48,11 +92,12 @@ def parent(*options) -> argparse.ArgumentParser:
 #: Options several verbs share; a verb lists the parents it takes.
 CONFIG = parent((["--config"], dict(default="", help="config file name to record in the output")))
 QUIET = parent((["--quiet"], dict(action="store_true", help="no progress output")))
-THREADS = parent((["--threads"], dict(type=int, default=0, help="BLAS threads (default: the library's own choice)")))
-TABLE_OUT = parent(
-    (["--out-tex"], dict(required=True, type=Path, help="booktabs LaTeX table to write")),
-    (["--out-csv"], dict(required=True, type=Path, help="the same as CSV")),
+THREADS = parent(
+    (["--threads"], dict(type=at_least(0), default=0, help="BLAS threads (default: the library's own choice)"))
 )
+TABLE_OUT = parent()
+output(TABLE_OUT, "--out-tex", required=True, help="booktabs LaTeX table to write")
+output(TABLE_OUT, "--out-csv", required=True, help="the same as CSV")
 VERDICT = parent(
     (["--verdict"], dict(type=json_object, default={}, help="the verdict rule as JSON (the config's verdict section)"))
 )

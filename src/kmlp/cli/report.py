@@ -37,8 +37,8 @@ def add_figure(sub) -> None:
     s = options.verb(sub, figure, "plot accuracy, loss and cost vs update step from run files", options.CONFIG)
     s.add_argument("runs", nargs="+", type=Path, help="run files (any experiments, any seeds)")
     s.add_argument("--title", default="", help="figure title")
-    s.add_argument("--out", required=True, type=Path, help="output .pdf")
-    s.add_argument("--png", type=Path, help="also write this PNG")
+    options.output(s, "--out", required=True, help="output .pdf")
+    options.output(s, "--png", help="also write this PNG")
 
 
 def figure(args) -> None:
@@ -53,6 +53,36 @@ def figure(args) -> None:
 
 
 # -- table ---------------------------------------------------------------------------
+def _names(value) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def check_table_spec(spec) -> None:
+    """Raise KmlpError naming the key unless ``spec`` has the shape of a table layout (the
+    config's ``tables`` entry); checked before any run file is read."""
+    from ..runs import FINAL_METRICS
+
+    if not isinstance(spec, dict):
+        raise KmlpError("--spec must be a JSON object (the config's tables entry)")
+    columns, rows, metrics = spec.get("columns"), spec.get("rows"), spec.get("column_metrics")
+    if not (_names(columns) and columns):
+        raise KmlpError(f"--spec: 'columns' must be a non-empty list of names, not {columns!r:.60}")
+    n = len(columns)
+    if not (isinstance(rows, dict) and rows):
+        raise KmlpError(f"--spec: 'rows' must map row labels to lists of experiments, not {rows!r:.60}")
+    for label, cells in rows.items():
+        if not _names(cells):
+            raise KmlpError(f"--spec: rows {label!r} must be a list of experiment names, not {cells!r:.60}")
+        if len(cells) != n:
+            columns_text = f"{n} column" + ("s" if n != 1 else "")
+            raise KmlpError(f"--spec: rows {label!r} has {len(cells)} experiments for {columns_text}")
+    if metrics is not None and not (_names(metrics) and len(metrics) == n):
+        raise KmlpError(f"--spec: 'column_metrics' must name one metric per column ({n}), not {metrics!r:.60}")
+    for m in [spec.get("metric"), *(metrics or [])]:
+        if m not in FINAL_METRICS:
+            raise KmlpError(f"--spec: metric {m!r} is not one of {', '.join(FINAL_METRICS)}")
+
+
 def add_table(sub) -> None:
     s = options.verb(sub, table, "a LaTeX + CSV table of one metric over a grid of experiments", *options.TABLE)
     s.add_argument("runs", nargs="+", type=Path, help="run files")
@@ -67,8 +97,7 @@ def table(args) -> None:
     from ..report.stats import grid_frame
 
     spec = args.spec
-    if not isinstance(spec, dict):
-        raise KmlpError("--spec must be a JSON object (the config's tables entry)")
+    check_table_spec(spec)
     rule = _rule(args)
     groups = load_groups(args.runs)
     cells = grid_frame([r for members in groups.values() for r in members], spec, rule)
@@ -125,9 +154,9 @@ def summary(args) -> None:
     from ..report.latex import summary_tex
     from ..report.stats import summary_frame
 
-    groups = load_groups(args.runs)
     if not isinstance(args.readings, dict):
         raise KmlpError("--readings must be a JSON object: experiment -> text")
+    groups = load_groups(args.runs)
     rule = _rule(args)
     rows = summary_frame([r for members in groups.values() for r in members], rule, args.readings)
     comments = _comments(provenance(groups, args.config), rule)
@@ -174,6 +203,14 @@ def diagnose(args) -> int:
     path_of = {(r.experiment, r.seed): p for p, r in runs.items()}
     groups = group_runs(list(runs.values()))
     datasets = {d: load(d) for d in dict.fromkeys(data_of.values())}
+    for r in runs.values():
+        content = datasets[data_of[r.experiment, r.seed]].content_sha256
+        if r.data_sha256 != content:
+            raise KmlpError(
+                f"{r.experiment} seed {r.seed} was trained on a data set with checksum {r.data_sha256 or '(none)'}, "
+                f"but {data_of[r.experiment, r.seed]} has {content}: it is not the data set the weights were "
+                "trained on (prepared again?)"
+            )
     cells = diagnose_frame(
         groups, lambda r: load_model(path_of[r.experiment, r.seed]), lambda r: datasets[data_of[r.experiment, r.seed]]
     )
@@ -191,7 +228,7 @@ def add_report(sub) -> None:
     s = options.verb(sub, report, "a LaTeX report that includes every table and figure", options.CONFIG)
     s.add_argument("--tables", nargs="*", type=Path, default=[], help=".tex tables to include")
     s.add_argument("--figures", nargs="*", type=Path, default=[], help=".pdf figures to include")
-    s.add_argument("--out", required=True, type=Path, help="report .tex to write")
+    options.output(s, "--out", required=True, help="report .tex to write")
 
 
 def report(args) -> None:
@@ -207,7 +244,7 @@ def report(args) -> None:
 def add_pdf(sub) -> None:
     s = options.verb(sub, pdf, "compile a LaTeX report to PDF (needs latexmk or pdflatex)")
     s.add_argument("tex", type=Path, help="the report .tex")
-    s.add_argument("--out", required=True, type=Path, help="PDF to write")
+    options.output(s, "--out", required=True, help="PDF to write")
 
 
 def pdf(args) -> None:
@@ -235,7 +272,7 @@ def add_record(sub) -> None:
         type=lambda text: Path(text) if text else None,
         help="hand-written Markdown (causes of non-reproduced numbers) to include; empty: none",
     )
-    s.add_argument("--out", required=True, type=Path, help="Markdown file to write; figures go beside it")
+    options.output(s, "--out", required=True, help="Markdown file to write; figures go beside it")
 
 
 def record(args) -> None:

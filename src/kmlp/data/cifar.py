@@ -1,10 +1,14 @@
-"""Read the CIFAR-10 "python version" safely: no code from a pickle, no file from a tar.
+"""Read the CIFAR-10 "python version" safely: no code from a pickle, no file from a tar,
+no more memory than the bytes given, even when no checksum vouches for them.
 
 The official batches are pickles, and unpickling runs whatever a pickle names; so the
 unpickler here resolves only the few NumPy globals an array needs and refuses the rest.
-A .tar.gz is read member by member into memory (never extracted), and an archive with
-a member that could land outside a folder (absolute path, ``..``, link, device) is
-refused as a whole.
+An array is built only as NumPy pickles one, from its own bytes (whose length must match
+its shape), never over a buffer with strides of the pickle's choosing. A .tar.gz is
+read member by member into memory (never extracted), a member (or a folder's file)
+larger than :data:`MEMBER_LIMIT` is refused before it is read, and an archive with a
+member that could land outside a folder (absolute path, ``..``, link, device) is refused
+as a whole.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ META = "batches.meta"
 MEMBERS = (META, *TRAIN_BATCHES, TEST_BATCH)
 N_DIM = 3072
 N_CLASSES = 10
+#: the largest member of the official archive (a batch) has 31,035,704 bytes
+MEMBER_LIMIT = 64 << 20
 
 try:  # NumPy >= 2
     from numpy._core.multiarray import _reconstruct
@@ -41,10 +47,32 @@ def _latin1_encode(text, encoding="latin1"):
     return text.encode("latin1")
 
 
+class _ArrayClass:
+    """What ``numpy.ndarray`` stands for in a pickle: only the class argument of numpy's
+    ``_reconstruct``. Called itself, it would make an array over a buffer with strides
+    the pickle chooses (a 300-byte pickle can stand for gigabytes); that is refused."""
+
+    def __init__(self, what: str):
+        self.what = what
+
+    def __call__(self, *args, **kwargs):
+        raise KmlpError(
+            f"{self.what} calls numpy.ndarray to make an array over a buffer with its own "
+            "strides, which a CIFAR-10 batch never does; refusing to load it"
+        )
+
+
+def _empty_array(cls, shape, dtype):
+    """numpy's ``_reconstruct`` as its pickles use it: an empty array, which the pickle's
+    next step fills from its bytes (``ndarray.__setstate__`` checks their length)."""
+    if not isinstance(cls, _ArrayClass):
+        raise KmlpError(f"a pickle asks numpy to reconstruct a {cls!r}; only arrays are allowed")
+    return _reconstruct(np.ndarray, (0,), dtype)
+
+
 _ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
-    ("numpy", "ndarray"): np.ndarray,
+    ("numpy.core.multiarray", "_reconstruct"): _empty_array,
+    ("numpy._core.multiarray", "_reconstruct"): _empty_array,
     ("numpy", "dtype"): np.dtype,
     ("_codecs", "encode"): _latin1_encode,
 }
@@ -56,6 +84,8 @@ class SafeUnpickler(pickle.Unpickler):
     what = "pickle"
 
     def find_class(self, module, name):
+        if (module, name) == ("numpy", "ndarray"):
+            return _ArrayClass(self.what)
         try:
             return _ALLOWED[(module, name)]
         except KeyError:
@@ -71,7 +101,7 @@ def loads(data: bytes, what: str = "pickle"):
     unpickler.what = what
     try:
         return unpickler.load()
-    except KmlpError:
+    except (KmlpError, MemoryError):
         raise
     except Exception as exc:  # a corrupt pickle can raise almost anything
         raise KmlpError(f"{what} is not a valid pickle ({type(exc).__name__}: {exc})") from None
@@ -130,6 +160,10 @@ def check_meta(obj, what: str) -> list[str]:
 
 
 # -- sources -------------------------------------------------------------------------
+def _too_large(size: int) -> str:
+    return f"has {size} bytes, more than any CIFAR-10 member ({MEMBER_LIMIT} at most); refusing to read it"
+
+
 def _unsafe_reason(m: tarfile.TarInfo) -> str | None:
     """Why a member could write outside its folder (or be anything but data), or None."""
     if m.name.startswith("/") or PurePosixPath(m.name).is_absolute():
@@ -157,6 +191,8 @@ def read_archive(path) -> dict[str, bytes]:
                 if m.name not in wanted:
                     continue  # readme.html, the folder entry itself
                 name = wanted[m.name]
+                if m.size > MEMBER_LIMIT:
+                    raise KmlpError(f"archive {path}: member {m.name} {_too_large(m.size)}")
                 if not m.isreg():
                     raise KmlpError(f"archive {path}: member {m.name} should be a regular file")
                 if name in found:
@@ -181,12 +217,15 @@ def folder_of(path) -> Path:
 
 
 def folder_files(path) -> list[Path]:
-    """The 7 member files of an extracted folder in :data:`MEMBERS` order; all must exist."""
+    """The 7 member files of an extracted folder in :data:`MEMBERS` order; all must exist
+    and none may be larger than :data:`MEMBER_LIMIT`."""
     folder = folder_of(path)
     files = [folder / name for name in MEMBERS]
     for f in files:
         if not f.is_file():
             raise KmlpError(f"folder {folder} has no file {f.name}")
+        if f.stat().st_size > MEMBER_LIMIT:
+            raise KmlpError(f"folder {folder}: file {f.name} {_too_large(f.stat().st_size)}")
     return files
 
 

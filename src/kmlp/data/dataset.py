@@ -1,7 +1,9 @@
 """CIFAR-10 as one HDF5 file: raw uint8 splits plus the training statistics.
 
 Raw pixels are stored (an exact, small round trip) and normalised at load time, so the
-file is the single source of truth and every consumer normalises the same way.
+file is the single source of truth and every consumer normalises the same way. Every
+array carries the checksum of its contents, verified on load, and the file the checksum
+of them all (``content_sha256``), which each run records beside the archive's MD5.
 """
 
 from __future__ import annotations
@@ -16,10 +18,10 @@ import numpy as np
 
 from .. import __version__
 from ..errors import KmlpError
-from ..files import as_str, atomic_h5, md5_of, open_h5, parse_md5, put
+from ..files import as_str, atomic_h5, attr, content_checksum, dataset, md5_of, open_h5, parse_md5, put, read
 from . import cifar
 
-FORMAT = "kmlp-cifar10/1"
+FORMAT = "kmlp-cifar10/2"  # /1: before checksums
 SPLITS = ("train", "val", "test")
 _CHUNK = 4096  # rows per step when accumulating statistics
 
@@ -81,10 +83,13 @@ def prepare(archive, md5: str, out, val_size: int = 5000, progress: bool = True)
         raise KmlpError(f"{what} {archive} has MD5 {actual} but {md5} was expected (wrong or corrupt file?)")
 
     _say(progress, f"reading {what} {archive}")
-    raw = cifar.read_folder(archive) if is_dir else cifar.read_archive(archive)
-    parsed = cifar.parse(raw, f"{what} {archive}")
-    X_all = np.concatenate([x for x, _ in parsed["train"]])
-    y_all = np.concatenate([y for _, y in parsed["train"]])
+    try:
+        raw = cifar.read_folder(archive) if is_dir else cifar.read_archive(archive)
+        parsed = cifar.parse(raw, f"{what} {archive}")
+        X_all = np.concatenate([x for x, _ in parsed["train"]])
+        y_all = np.concatenate([y for _, y in parsed["train"]])
+    except MemoryError:
+        raise KmlpError(f"{what} {archive}: not enough memory to read it") from None
     del parsed["train"]
     X_test, y_test = parsed["test"]
     if val_size >= len(X_all):
@@ -123,10 +128,12 @@ def prepare(archive, md5: str, out, val_size: int = 5000, progress: bool = True)
                 "n_test": len(X_test),
             }
         )
+        f.attrs["content_sha256"] = content = content_checksum(f)
     _say(progress, f"done in {time.perf_counter() - t0:.1f} s")
     return {
         "out": str(out),
         "source_md5": actual,
+        "content_sha256": content,
         "source_name": source_name,
         "n_train": n_train,
         "n_val": int(val_size),
@@ -149,8 +156,9 @@ class Dataset:
     mean: np.ndarray
     std: np.ndarray
     class_names: list[str]
-    source_md5: str
+    source_md5: str  # of the archive it was prepared from
     attrs: dict = field(default_factory=dict)
+    content_sha256: str = ""  # of its arrays (see kmlp.files.content_checksum)
 
 
 def _attrs(f) -> dict:
@@ -162,6 +170,8 @@ def _attrs(f) -> dict:
 
 def _check_format(f, path) -> None:
     fmt = as_str(f.attrs.get("format", ""))
+    if fmt.startswith("kmlp-cifar10/") and fmt != FORMAT:
+        raise KmlpError(f"data file {path} has format {fmt}, not {FORMAT} (another kmlp version): prepare it again")
     if fmt != FORMAT:
         raise KmlpError(
             f"{path} is not a prepared CIFAR-10 file (format attribute {fmt!r}, expected {FORMAT!r}; run kmlp prepare)"
@@ -171,45 +181,54 @@ def _check_format(f, path) -> None:
 def load(path, dtype=np.float32, limit: int | None = None) -> Dataset:
     """Read a prepared file; X is (x - mean) / std in ``dtype``, y is int64.
 
-    ``limit`` reads only the first ``limit`` images of each split (a gradient check
-    needs a handful, not 1.5 GB of float64).
+    ``limit`` keeps only the first ``limit`` images of each split (a gradient check
+    needs a handful, not 1.5 GB of float64); every array is still read whole, to verify
+    its checksum. A damaged or edited file is a KmlpError naming it and the array.
 
     A dimension with zero training std (impossible on CIFAR-10, possible on toy data) is
     only centred. Pixels are cast straight to ``dtype`` and normalised in place, so
     asking for float32 never builds a float64 copy of the images.
     """
     dtype = np.dtype(dtype)
+    what = f"data file {path}"
     with open_h5(path, "data file") as f:
         _check_format(f, path)
         try:
-            mean = f["stats/mean"][()]
-            std = f["stats/std"][()]
+            mean = read(dataset(f, "stats/mean", what), what)
+            std = read(dataset(f, "stats/std", what), what)
             m = mean.astype(dtype)
             s = np.where(std > 0, std, 1.0).astype(dtype)
             arrays = {}
+            rows = slice(None) if limit is None else slice(0, limit)
             for split in SPLITS:
-                images, labels = f[f"{split}/images"], f[f"{split}/labels"]
+                images, labels = dataset(f, f"{split}/images", what), dataset(f, f"{split}/labels", what)
                 if len(images.shape) != 2 or images.shape[1:] != mean.shape or labels.shape != images.shape[:1]:
                     raise KmlpError(
                         f"data file {path}: {split} images {images.shape} and "
                         f"labels {labels.shape} do not match the statistics {mean.shape}"
                     )
-                rows = slice(None) if limit is None else slice(0, limit)
-                X = images[rows].astype(dtype)
+                X = read(images, what)[rows].astype(dtype)
                 X -= m
                 X /= s
                 arrays[f"X_{split}"] = X
-                arrays[f"y_{split}"] = labels[rows].astype(np.int64)
-            names = [as_str(n) for n in f["class_names"][()]]
+                arrays[f"y_{split}"] = read(labels, what)[rows].astype(np.int64)
+            names = [as_str(n) for n in read(dataset(f, "class_names", what), what)]
+            content = as_str(attr(f, "content_sha256", what))
+            if content != content_checksum(f):
+                raise KmlpError(f"{what}: its arrays' checksums do not match content_sha256 (damaged or edited)")
             attrs = _attrs(f)
-        except (KeyError, AttributeError, TypeError) as exc:
-            raise KmlpError(
-                f"data file {path} lacks an expected dataset ({exc}); it is incomplete, run kmlp prepare again"
-            ) from None
+        except MemoryError:
+            raise KmlpError(f"{what}: not enough memory to load it as {dtype}") from None
         except OSError as exc:
             raise KmlpError(f"data file {path} cannot be read (truncated or corrupt?): {exc}") from None
     return Dataset(
-        **arrays, mean=mean, std=std, class_names=names, source_md5=str(attrs.get("source_md5", "")), attrs=attrs
+        **arrays,
+        mean=mean,
+        std=std,
+        class_names=names,
+        source_md5=str(attrs.get("source_md5", "")),
+        content_sha256=content,
+        attrs=attrs,
     )
 
 

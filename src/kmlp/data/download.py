@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import http.client
-import os
 import sys
 import time
 import urllib.error
@@ -17,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 from ..errors import KmlpError
-from ..files import md5_of, parse_md5
+from ..files import atomic_path, md5_of, parse_md5
 
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 OFFICIAL_MD5 = "c58f30108f718f92721af3b95e74349a"
@@ -83,8 +82,8 @@ def _fetch(url: str, tmp: Path, progress: bool, timeout: float) -> str:
 def download(url: str, out, md5: str, progress: bool = True, timeout: float = 60) -> Path:
     """Fetch ``url`` to ``out`` if ``out`` is not already there with MD5 ``md5``.
 
-    The bytes go to ``.<name>.part-<pid>`` beside ``out`` and are renamed into place
-    only when their MD5 matches; on any failure that file is removed.
+    The bytes go to a temporary file beside ``out`` (:func:`~kmlp.files.atomic_path`),
+    renamed into place only when their MD5 matches; on any failure it is removed.
     """
     out = Path(out)
     md5 = parse_md5(md5)
@@ -92,19 +91,13 @@ def download(url: str, out, md5: str, progress: bool = True, timeout: float = 60
         if progress:
             print(f"kmlp download: {out} is already there with MD5 {md5}", file=sys.stderr)
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.part-{os.getpid()}")
     if progress:
         print(f"kmlp download: {url} -> {out}", file=sys.stderr, flush=True)
-    try:
+    with atomic_path(out) as tmp:
         found = _fetch(url, tmp, progress, timeout)
         if found != md5:
             raise KmlpError(
                 f"the download of {url} has MD5 {found} but {md5} was expected "
                 "(corrupt transfer or a different file); nothing was kept"
             )
-        os.replace(tmp, out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     return out

@@ -204,10 +204,11 @@ class MLP:
         return out
 
     def evaluate(self, X, y, lam: float = 0.0):
-        """(loss, cost, accuracy) in evaluation mode."""
+        """(loss, cost, accuracy) in evaluation mode; the accuracy is NaN when a score is not
+        finite (a diverged net: argmax over NaN or inf predicts nothing)."""
         y = np.asarray(y, np.intp)
         z = self.logits(X)
-        acc = float(np.mean(np.argmax(z, axis=1) == y))
+        acc = float(np.mean(np.argmax(z, axis=1) == y)) if np.isfinite(z).all() else float("nan")
         with np.errstate(over="ignore", invalid="ignore"):
             loss = softmax_cross_entropy(z, y, grad=False)
         return loss, loss + self.penalty(lam), acc

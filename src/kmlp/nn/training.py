@@ -21,7 +21,7 @@ HISTORY_COLUMNS = ("step", "epoch", "eta", "train_loss", "train_cost", "train_ac
 @dataclass
 class TrainResult:
     history: dict  # column -> np.ndarray, one entry per evaluation
-    final: dict  # split_metric -> float (train/val; test added by the caller)
+    final: dict  # split_metric -> float (train/val; test added by the caller); NaN if diverged
     status: str  # "completed" | "diverged"
     stopped_at: int | None
 
@@ -131,7 +131,9 @@ def train(model, X_train, y_train, X_val, y_val, settings: TrainSettings, seed: 
             evaluate(step)
     history = {k: np.asarray(v, np.float64) for k, v in cols.items()}
     final = {k: float(history[k][-1]) for k in cols if k not in ("step", "epoch", "eta")}
-    if X_eval is not X_train:
+    if status == "diverged":  # nothing is measured on a diverged net
+        final = dict.fromkeys(final, float("nan"))
+    elif X_eval is not X_train:
         with np.errstate(all="ignore"):
             final.update(
                 zip(("train_loss", "train_cost", "train_acc"), model.evaluate(X_train, y_train, lam), strict=True)

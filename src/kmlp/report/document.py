@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import KmlpError
+from ..files import atomic_bytes, atomic_copy
 from .latex import tex_escape
 
 NO_LATEX = (
@@ -113,14 +114,12 @@ def compile_pdf(tex, out) -> None:
             )
             if proc.returncode != 0:
                 keep = out.with_suffix(".log")
-                keep.parent.mkdir(parents=True, exist_ok=True)
                 if log.exists():
-                    shutil.copyfile(log, keep)
+                    atomic_copy(log, keep)
                 else:
-                    keep.write_bytes(proc.stdout)
+                    atomic_bytes(keep, proc.stdout)
                 raise KmlpError(f"{cmd[0]} failed on {tex} (exit {proc.returncode}): see {keep}")
         pdf = Path(tmp) / f"{tex.stem}.pdf"
         if not pdf.exists():
             raise KmlpError(f"{cmd[0]} made no PDF from {tex}")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(pdf, out)
+        atomic_copy(pdf, out)

@@ -9,11 +9,11 @@ from __future__ import annotations
 import csv
 import math
 import os
-import shutil
 from pathlib import Path
 
 from .. import __version__
 from ..errors import KmlpError
+from ..files import atomic_copy
 from .document import rel_path
 from .tabular import fmt3, read_csv, to_float
 
@@ -247,7 +247,7 @@ def figures_section(pngs, out: Path) -> list[str]:
             raise KmlpError(f"figure {p} does not exist")
         dest = dest_dir / p.name
         if not (dest.exists() and os.path.samefile(p, dest)):
-            shutil.copyfile(p, dest)
+            atomic_copy(p, dest)
         lines += [f"![{_md(p.stem)}](figures/{p.name})", ""]
     return lines
 
