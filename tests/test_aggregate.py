@@ -415,7 +415,7 @@ def test_record(runs, checks, tmp_path, monkeypatch):
     # bootstrap resample of 3 seeds repeats one value (no spread) with chance 3/27
     assert "| exp_a | test_acc | 0.990 | 0.521 ± 0.010 | 3 | [0.471, 0.571] | 40.6 | inconsistent | 100% | 0 |" in md
     assert "| exp_a | val_acc | 0.500 | 0.520 ± 0.010 | 3 | [0.470, 0.570] | -1.7 | consistent | 91% | 0 |" in md
-    assert "The report's setting: 2 consistent, 0 borderline, 1 inconsistent (of 3)." in md
+    assert "The report's setting: of 3 numbers, 1 inconsistent and 2 not (2 consistent, 0 borderline)." in md
     assert "inside the interval that one run of ours falls in with 95% probability" in md
     assert "| report-bn | 3 | 1.23e-07 | 1e-06 | no |" in md
     assert "1 of 2 checks passed" in md

@@ -123,6 +123,9 @@ def test_random_lambdas_are_reproducible_and_in_range():
     assert lams != random_lambdas(50, -5, -1, seed=4)
     assert all(1e-5 <= x <= 1e-1 for x in lams)
     assert min(lams) < 1e-4 and max(lams) > 1e-2  # spread over the decades
+    # stratified: each of 8 half-decades of [1e-5, 1e-1] holds exactly one of 8 draws
+    slices = np.floor((np.log10(random_lambdas(8, -5, -1, seed=1)) + 5) / 0.5)
+    assert sorted(slices) == list(range(8))
     with pytest.raises(ValueError):
         random_lambdas(3, -1, -5, seed=0)
 

@@ -87,7 +87,7 @@ def test_pooling_shares_the_variance_and_its_degrees_of_freedom():
     other = [0.40, 0.42, 0.44, 0.46, 0.48]  # sample std 0.0316228
     runs = [run("e", s, v, 0.6) for s, v in enumerate(VALUES, 1)]
     runs += [run("f", s, v) for s, v in enumerate(other, 1)]
-    row = judged(runs, pools={"p": ["e", "f"]})
+    row = judged(runs, pools={"p": {"metric": "test_acc", "experiments": ["e", "f"]}})
     pooled = math.sqrt((4 * np.var(VALUES, ddof=1) + 4 * np.var(other, ddof=1)) / 8)
     assert row.df == 8 and row.pool == "p"
     assert row.s_seed == pytest.approx(pooled)
@@ -97,12 +97,15 @@ def test_pooling_shares_the_variance_and_its_degrees_of_freedom():
     assert row.verdict == (
         "consistent" if abs(z) <= T975[8] else "borderline" if abs(z) <= T9995[8] else "inconsistent"
     )
+    # a pool is per metric: the same experiments pooled for val_acc leave test_acc alone
+    alone = judged(runs, pools={"p": {"metric": "val_acc", "experiments": ["e", "f"]}})
+    assert alone.pool == "" and alone.df == 4 and alone.s_seed == pytest.approx(np.std(VALUES, ddof=1))
 
 
 def test_validation_numbers_carry_the_sampling_spread_of_their_images():
     runs = [run("e", s, v, 0.55, metric="val_acc", eval_size=5000) for s, v in enumerate(VALUES, 1)]
     row = judged(runs, metric="val_acc")
-    s_eval = math.sqrt(0.52 * 0.48 / 5000)
+    s_eval = math.sqrt(RULE["sampling_factor"] * 0.52 * 0.48 / 5000)
     assert row.s_eval == pytest.approx(s_eval)
     assert row.sigma == pytest.approx(math.sqrt(np.var(VALUES, ddof=1) * 1.2 + s_eval**2 + ROUNDING**2))
     test_row = judged([run("e", s, v, 0.55) for s, v in enumerate(VALUES, 1)])

@@ -109,8 +109,8 @@ def check_config(config):
                 )
             unknown(f"{key}.rows[{label!r}]", cells)
     unknown("diagnostics.experiments", config["diagnostics"]["experiments"])
-    for name, members in config["verdict"]["pools"].items():
-        unknown(f"verdict.pools.{name}", members)
+    for name, pool in config["verdict"]["pools"].items():
+        unknown(f"verdict.pools.{name}.experiments", pool["experiments"])
     if problems:
         raise WorkflowError("the config breaks these rules:\n" + "\n".join(problems))
 
@@ -314,7 +314,7 @@ def verdict_rule():
 
 def with_pools(experiments):
     """The experiments and every experiment pooled with one of them (their variance is shared)."""
-    pools = config["verdict"]["pools"].values()
+    pools = [p["experiments"] for p in config["verdict"]["pools"].values()]
     more = [e for members in pools if set(members) & set(experiments) for e in members]
     return list(dict.fromkeys(list(experiments) + more))
 

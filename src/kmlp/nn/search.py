@@ -8,10 +8,16 @@ import numpy as np
 
 
 def random_lambdas(n: int, log10_min: float, log10_max: float, seed: int) -> list[float]:
-    """``n`` values with log10(lambda) uniform in [log10_min, log10_max], reproducibly."""
+    """``n`` values of lambda, log10-uniform in [log10_min, log10_max], reproducibly.
+
+    Stratified: one draw in each of ``n`` equal slices of the interval, so that no stretch
+    of it is left untried by chance (a plain draw of 8 over four decades can leave the best
+    decade empty, and the search then picks among the wrong values).
+    """
     if n < 1 or not log10_min < log10_max:
         raise ValueError(f"need n >= 1 and log10_min < log10_max, got {n}, {log10_min}, {log10_max}")
-    exps = np.random.default_rng(seed).uniform(log10_min, log10_max, n)
+    width = (log10_max - log10_min) / n
+    exps = log10_min + width * (np.arange(n) + np.random.default_rng(seed).uniform(0, 1, n))
     return [float(f"{10.0**e:.6g}") for e in exps]
 
 

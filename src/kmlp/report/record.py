@@ -117,11 +117,12 @@ def summary_section(path) -> list[str]:
     alt = [r for r in rows if r.get("reading")]
 
     def count(sub):
+        """The part a rerun elsewhere cannot move first: inconsistent, or not."""
         c = {v: sum(r["verdict"] == v for r in sub) for v in ("consistent", "borderline", "inconsistent", "n/a")}
         return (
-            f"{c['consistent']} consistent, {c['borderline']} borderline, {c['inconsistent']} inconsistent"
+            f"of {len(sub)} numbers, {c['inconsistent']} inconsistent and {c['consistent'] + c['borderline']} not "
+            f"({c['consistent']} consistent, {c['borderline']} borderline)"
             + (f", {c['n/a']} without a finite result" if c["n/a"] else "")
-            + f" (of {len(sub)})"
         )
 
     lines = [

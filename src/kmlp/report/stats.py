@@ -5,11 +5,13 @@ The report gives one run per number, so the question is whether ONE run of ours 
 plausibly give it (a prediction interval, not a band around our mean). Per number:
 
 - x̄, n: our mean over the seeds whose run completed with a finite value;
-- s²: the seed variance, pooled over the experiment's pool (``pools`` in the rule:
-  experiments whose seed spread is alike), ``s² = Σ (n_i − 1) s_i² / Σ (n_i − 1)``
-  with ``df = Σ (n_i − 1)`` degrees of freedom (an experiment in no pool: its own);
-- s_e² = p (1 − p) / N: the sampling spread of an accuracy on N images, for metrics
+- s²: the seed variance of the metric, pooled over the experiment's pool for it
+  (``pools``: experiments whose seed spread is alike), ``s² = Σ (n_i − 1) s_i² /
+  Σ (n_i − 1)`` with ``df = Σ (n_i − 1)`` degrees of freedom (in no pool: its own);
+- s_e² = f p (1 − p) / N: the sampling spread of an accuracy on N images, for metrics
   whose evaluation images are not the report's (``sampling``: our validation images);
+  the report's value and our mean each sit on their own images, so twice the part of the
+  binomial variance that all nets share: ``f = sampling_factor`` (measured);
 - s_r² = u² / 12: the report's rounding to ``paper_decimals`` decimals (u = 10^−d);
 - σ = sqrt(s² (1 + 1/n) + s_e² + s_r²): the spread of one new run around our mean;
 - z = (paper − x̄) / σ, and the interval x̄ ± t σ that one run falls in with
@@ -50,6 +52,7 @@ class VerdictRule:
     consistent: float = 0.95
     inconsistent: float = 0.999
     sampling: tuple = ("val_acc",)
+    sampling_factor: float = 1.0
     paper_decimals: int = 3
     pools: dict = field(default_factory=dict)
     resamples: int = 1000
@@ -58,12 +61,15 @@ class VerdictRule:
     def __post_init__(self):
         if not 0 < self.consistent < self.inconsistent < 1:
             raise ValueError(f"need 0 < consistent < inconsistent < 1, got {self.consistent}, {self.inconsistent}")
+        if not self.sampling_factor > 0:
+            raise ValueError(f"sampling_factor must be positive, got {self.sampling_factor}")
         seen: dict = {}
-        for pool, members in self.pools.items():
-            for e in members:
-                if e in seen:
-                    raise ValueError(f"experiment {e} is in two pools, {seen[e]} and {pool}")
-                seen[e] = pool
+        for pool, spec in self.pools.items():
+            for e in spec["experiments"]:
+                if (e, spec["metric"]) in seen:
+                    raise ValueError(f"experiment {e} is in two pools for {spec['metric']}: {seen[e, spec['metric']]} "
+                                     f"and {pool}")  # fmt: skip
+                seen[e, spec["metric"]] = pool
 
     @classmethod
     def from_dict(cls, d: dict | None) -> VerdictRule:
@@ -72,18 +78,24 @@ class VerdictRule:
         try:
             return cls(
                 sampling=tuple(d.pop("sampling", cls.sampling)),
-                pools={k: list(v) for k, v in d.pop("pools", {}).items()},
+                pools={
+                    k: {"metric": v["metric"], "experiments": list(v["experiments"])}
+                    for k, v in d.pop("pools", {}).items()
+                },  # fmt: skip
                 resamples=int(boot.get("resamples", cls.resamples)),
                 seed=int(boot.get("seed", cls.seed)),
                 **d,
             )
-        except TypeError as exc:
-            raise KmlpError(f"bad verdict rule: {exc}") from None
+        except (TypeError, KeyError) as exc:
+            raise KmlpError(f"bad verdict rule: {exc!r}") from None
         except ValueError as exc:
             raise KmlpError(f"bad verdict rule: {exc}") from None
 
-    def pool_of(self, experiment: str) -> str:
-        return next((p for p, members in self.pools.items() if experiment in members), "")
+    def pool_of(self, experiment: str, metric: str) -> str:
+        """The pool of an experiment's metric ('' for none: its own variance)."""
+        return next(
+            (p for p, spec in self.pools.items() if spec["metric"] == metric and experiment in spec["experiments"]), ""
+        )
 
     def describe(self) -> str:
         """The rule in one sentence, for captions and the record."""
@@ -93,8 +105,8 @@ class VerdictRule:
             "borderline between; the spread of one run is the seed variance (pooled within alike "
             "experiments) plus, for "
             + (", ".join(self.sampling) or "no metric")
-            + ", the binomial sampling spread of an accuracy on our evaluation images, which are not the "
-            f"report's, plus the report's rounding to {self.paper_decimals} decimals"
+            + f", {self.sampling_factor:g} times the binomial sampling variance of an accuracy on our evaluation "
+            f"images, which are not the report's, plus the report's rounding to {self.paper_decimals} decimals"
         )
 
 
@@ -204,7 +216,7 @@ def describe(frame: pd.DataFrame) -> pd.DataFrame:
 # -- the verdict ---------------------------------------------------------------------
 def _pooled(stats: pd.DataFrame, rule: VerdictRule) -> pd.DataFrame:
     """Per (experiment, metric): its pool, the pooled seed std and its degrees of freedom."""
-    pool = pd.Series([rule.pool_of(e) for e, _ in stats.index], index=stats.index)
+    pool = pd.Series([rule.pool_of(e, m) for e, m in stats.index], index=stats.index)
     key = pool.where(pool != "", [f"\0{e}" for e, _ in stats.index])  # no pool: its own
     dof = (stats.n - 1).clip(lower=0)
     ss = (stats["std"].fillna(0.0) ** 2) * dof
@@ -227,7 +239,8 @@ def _verdicts(z, df, rule: VerdictRule) -> np.ndarray:
 
 
 def _sigma(s_seed, n, mean, eval_size, sampled: bool, rule: VerdictRule):
-    s_eval = np.sqrt(np.clip(mean * (1 - mean), 0, None) / eval_size) if sampled and eval_size else 0.0 * mean
+    spread = rule.sampling_factor * np.clip(mean * (1 - mean), 0, None)
+    s_eval = np.sqrt(spread / eval_size) if sampled and eval_size else 0.0 * mean
     s_paper = 10.0**-rule.paper_decimals / math.sqrt(12)
     return np.sqrt(s_seed**2 * (1 + 1 / n) + s_eval**2 + s_paper**2), s_eval, s_paper
 
