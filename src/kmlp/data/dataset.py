@@ -168,6 +168,20 @@ def _check_format(f, path) -> None:
         )
 
 
+def _normalised(images, n: int, mean, std, rows: int = 256) -> np.ndarray:
+    """(images[:n] - mean) / std in the dtype of ``mean``, read ``rows`` images at a time
+    into one small buffer: each chunk is normalised while it is in cache, and the whole
+    uint8 split is never held."""
+    X = np.empty((n, images.shape[1]), mean.dtype)
+    raw = np.empty((min(rows, n), images.shape[1]), images.dtype)
+    for start in range(0, n, rows):
+        chunk, x = raw[: min(rows, n - start)], X[start : start + rows]
+        images.read_direct(chunk, np.s_[start : start + len(chunk)])
+        np.subtract(chunk, mean, out=x)
+        np.divide(x, std, out=x)
+    return X
+
+
 def load(path, dtype=np.float32, limit: int | None = None) -> Dataset:
     """Read a prepared file; X is (x - mean) / std in ``dtype``, y is int64.
 
@@ -195,11 +209,8 @@ def load(path, dtype=np.float32, limit: int | None = None) -> Dataset:
                         f"labels {labels.shape} do not match the statistics {mean.shape}"
                     )
                 rows = slice(None) if limit is None else slice(0, limit)
-                X = images[rows].astype(dtype)
-                X -= m
-                X /= s
-                arrays[f"X_{split}"] = X
                 arrays[f"y_{split}"] = labels[rows].astype(np.int64)
+                arrays[f"X_{split}"] = _normalised(images, len(arrays[f"y_{split}"]), m, s)
             names = [as_str(n) for n in f["class_names"][()]]
             attrs = _attrs(f)
         except (KeyError, AttributeError, TypeError) as exc:
