@@ -25,6 +25,18 @@ def test_the_math_imports_no_io_and_no_cli():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_the_command_line_starts_without_numpy():
+    """Every workflow job is a process: `import kmlp.cli` and the parser load no NumPy,
+    h5py or package metadata; a verb imports what it uses."""
+    code = (
+        "import sys, kmlp, kmlp.cli\n"
+        "kmlp.cli.build_parser()\n"
+        "bad = sorted(m for m in ('numpy', 'h5py', 'matplotlib', 'importlib.metadata') if m in sys.modules)\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 @pytest.mark.parametrize(
     "cls, schema_path, extra",
     [
