@@ -33,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _threads(args) -> None:
     """Cap BLAS threads at --threads so parallel jobs do not oversubscribe the cores."""
     if getattr(args, "threads", None):
+        import numpy  # noqa: F401  (loads the BLAS library the limit is set on)
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(args.threads)
