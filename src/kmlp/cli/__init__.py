@@ -14,7 +14,7 @@ import sys
 
 from .. import __version__
 from ..errors import KmlpError
-from . import data, nn, report
+from . import bench, data, nn, report
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"kmlp {__version__}")
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
-    for add in (*data.VERBS, *nn.VERBS, *report.VERBS):
+    for add in (*data.VERBS, *nn.VERBS, *bench.VERBS, *report.VERBS):
         add(sub)
     return p
 
