@@ -131,8 +131,11 @@ def _whole_run(args, settings, nb) -> dict:
             f"{e['load_s']['cpu']:6.2f} {e['updates_s']['cpu']:8.2f} {e['evaluation_s']['cpu']:6.2f}  "
             f"{e['val_acc']:.4f}{'' if e['status'] == 'completed' else ' (' + e['status'] + ')'}"
         )
-    f = r["runs"]["kmlp"]["floor_s"]
-    print(f"  floor  {f['cpu']:7.2f} {f['wall']:7.2f}    (the run's products alone; CPU phases: load, updates, eval)")
+    f, u, i = r["runs"]["kmlp"]["floor_s"], r["floor_per_update_s"]["cpu"], r["floor_per_image_s"]["cpu"]
+    print(
+        f"  floor  {f['cpu']:7.2f} {f['wall']:7.2f}    the products alone: {u * 1e3:.3f} ms per update, "
+        f"{i * 1e6:.2f} us per image (CPU)"
+    )
     if "speedup_over_torch" in r:
         s = r["speedup_over_torch"]
         print(f"  kmlp is {s['cpu']:.2f}x as fast as PyTorch (CPU time; wall {s['wall']:.2f}x)")

@@ -236,25 +236,27 @@ def kmlp_run(load, settings: TrainSettings, seed: int = 1) -> dict:
     }
 
 
-def run_floor(sizes, n_batch: int, rows: int = EVAL_CHUNK, calls: int = 50, seed: int = 0):
-    """A callable timing a run's floor in place: ``calls`` updates' products and one
-    evaluation chunk of ``rows`` images, each in both layouts of W1 (the faster
-    counts). Returns seconds per update and per evaluated image (CPU and wall); a run's
-    floor is its number of updates and of evaluated images times these."""
+def run_floor(sizes, n_batch: int, rows: int = EVAL_CHUNK, calls: int = 100, chunks: int = 3, seed: int = 0):
+    """A callable timing a run's floor in place: ``calls`` updates' products and
+    ``chunks`` evaluation chunks of ``rows`` images, each after one untimed call and in
+    both layouts of W1 (the faster counts). Returns seconds per update and per evaluated
+    image (CPU and wall); a run's floor is its numbers of updates and of evaluated
+    images times these."""
     upd = {lay: update_products(sizes, n_batch, lay, seed) for lay in (False, True)}
     ev = {lay: eval_products(sizes, rows, lay, seed) for lay in (False, True)}
+
+    def per_call(fn, n):
+        fn()
+        c = Clock()
+        for _ in range(n):
+            fn()
+        return {k: v / n for k, v in c.read().items()}
 
     def run():
         best = {}
         for lay in (False, True):
-            c = Clock()
-            for _ in range(calls):
-                upd[lay]()
-            u = c.read()
-            c.restart()
-            ev[lay]()
-            e = c.read()
-            t = {"update": {k: v / calls for k, v in u.items()}, "image": {k: v / rows for k, v in e.items()}}
+            u, e = per_call(upd[lay], calls), per_call(ev[lay], chunks)
+            t = {"update": u, "image": {k: v / rows for k, v in e.items()}}
             for unit in t:
                 best[unit] = {k: min(best[unit][k], v) for k, v in t[unit].items()} if unit in best else t[unit]
         return best
@@ -287,6 +289,8 @@ def measure_run(
     times = interleave(candidates, rounds, warm=0)
     floors = times["floor"]["extra"]
     out = {"settings": settings.as_dict(), "sizes": sizes, "rounds": rounds, "torch": torch_info, "runs": {}}
+    for unit in ("update", "image"):
+        out[f"floor_per_{unit}_s"] = {c: median([f[unit][c] for f in floors]) for c in ("cpu", "wall")}
     for name in candidates:
         if name == "floor":
             continue
