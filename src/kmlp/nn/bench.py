@@ -300,6 +300,8 @@ def measure_run(
             for e, f in zip(extras, floors, strict=True)
         ]
         entry = {
+            "per_round": {c: t[c] for c in ("cpu", "wall")},
+            "floor_per_round": run_floors,
             "total_s": {c: median(t[c]) for c in ("cpu", "wall")},
             "floor_s": {c: median([f[c] for f in run_floors]) for c in ("cpu", "wall")},
             "ratio": {c: median([a / f[c] for a, f in zip(t[c], run_floors, strict=True)]) for c in ("cpu", "wall")},
