@@ -1,9 +1,10 @@
 """The training update and the evaluation pass of :class:`~kmlp.nn.model.MLP`, fast.
 
 The layer functions in :mod:`kmlp.nn.layers` are the reference: clear, one function per
-step, new arrays as they go. An update made of them spends a third of its time above
-its matrix products on allocating arrays and on ~40 NumPy calls on 100 x 50 arrays. This
-module does the same arithmetic, op for op and so with the same bits, but
+step, new arrays as they go. An update made of them took 1.3 times as long as its matrix
+products alone (3-layer net with batch norm, batch 100), the rest going to allocating
+arrays and to some 80 NumPy calls on 100 x 50 arrays. This module does the same
+arithmetic, op for op and so with the same bits, but
 
 * every intermediate lives in a buffer made once per batch size (``out=``);
 * the weight matrices of all layers are one flat buffer and the vectors (b, gamma,
