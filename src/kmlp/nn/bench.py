@@ -44,13 +44,17 @@ class Clock:
 def interleave(candidates: dict, rounds: int, warm: int = 1) -> dict:
     """Run each candidate once per round, in turn; ``{name: {"cpu": [...], "wall": [...]}}``
     with one entry per round. A candidate returns None or a dict of extra numbers,
-    kept per round under its name's ``"extra"``."""
+    kept per round under its name's ``"extra"``. The order rotates from round to round,
+    so no candidate always follows the same one (and finds its caches, or the page
+    cache, as that one left them)."""
     for fn in candidates.values():
         for _ in range(warm):
             fn()
     out = {name: {"cpu": [], "wall": [], "extra": []} for name in candidates}
-    for _ in range(rounds):
-        for name, fn in candidates.items():
+    names = list(candidates)
+    for r in range(rounds):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            fn = candidates[name]
             clock = Clock()
             extra = fn()
             t = clock.read()
