@@ -1,6 +1,7 @@
 """The layout's promises: the math imports nothing of files or the command line, and a
 setting is defined once (the dataclass), named in the schema and reachable from the CLI."""
 
+import json
 import subprocess
 import sys
 from dataclasses import fields
@@ -23,6 +24,26 @@ def test_the_math_imports_no_io_and_no_cli():
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_command_line_starts_without_numpy():
+    """Every workflow job is a process: `import kmlp.cli` and the parser load no NumPy,
+    h5py or package metadata; a verb imports what it uses."""
+    code = (
+        "import sys, kmlp, kmlp.cli\n"
+        "kmlp.cli.build_parser()\n"
+        "bad = sorted(m for m in ('numpy', 'h5py', 'matplotlib', 'importlib.metadata') if m in sys.modules)\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_threads_limit_the_blas_of_a_fresh_process(tmp_path):
+    """--threads is set before the verb runs, though NumPy loads after the parser."""
+    out = tmp_path / "check.json"
+    code = f"from kmlp.cli import main; main(['gradcheck', '--threads', '1', '--out', {str(out)!r}])"
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    assert "(1 threads)" in json.loads(out.read_text())["environment"]["blas"]
 
 
 @pytest.mark.parametrize(

@@ -117,11 +117,50 @@ def test_gradcheck_cli_passes_and_fails(data, tmp_path, capsys):
     assert "FAILED" in capsys.readouterr().out
 
 
-def test_bench_reports_ratios(tmp_path, capsys):
-    assert main(["bench", "--repeats", "1", "--updates", "3", "--out", str(tmp_path / "b.json")]) == 0
-    res = json.loads((tmp_path / "b.json").read_text())
-    assert res["ratio_bn"] > 0 and res["gemm_floor_s"] > 0
-    assert "x floor" in capsys.readouterr().out
+def test_bench_reports_ratios(tmp_path, capsys, data):
+    """Tiny sizes, sane fields; no timing is asserted."""
+    out = tmp_path / "b.json"
+    run = ["--data", str(data), "--n-s", "5", "--cycles", "1", "--eval-every", "5", "--eval-train-subset", "100"]
+    args = [
+        "bench",
+        "--repeats",
+        "1",
+        "--updates",
+        "2",
+        "--run-rounds",
+        "1",
+        *run,
+        "--n-batch",
+        "50",
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
+    res = json.loads(out.read_text())
+    for net in ("3-layer", "9-layer"):
+        e = res["update"]["nets"][net]
+        assert e["floor_s"]["cpu"] > 0 and e["ratio_bn"]["cpu"] > 0 and e["ratio_no_bn_dout_din"]["wall"] > 0
+    assert res["update"]["gather_s"]["cpu"] > 0
+    kmlp = res["run"]["runs"]["kmlp"]
+    assert kmlp["updates"] == 10 and kmlp["status"] == "completed"
+    # step 0, 5 and 10 on 100 training + 30 validation images; then all 270 + 100 test
+    assert kmlp["evaluated_images"] == 3 * (100 + 30) + 270 + 100
+    assert kmlp["ratio"]["cpu"] > 0 and kmlp["floor_s"]["cpu"] > 0 and kmlp["load_s"]["cpu"] > 0
+    assert "(1 threads)" in res["environment"]["blas"]
+    text = capsys.readouterr().out
+    assert "x floor" in text and "whole run: 3-layer BN, 10 updates" in text
+    if res["torch"]["available"]:
+        assert res["run"]["runs"]["torch"]["evaluated_images"] == kmlp["evaluated_images"]
+        assert res["run"]["speedup_over_torch"]["cpu"] > 0
+    else:
+        assert "PyTorch: not installed" in text and "torch" not in res["run"]["runs"]
+
+
+def test_bench_without_a_whole_run(tmp_path):
+    assert (
+        main(["bench", "--repeats", "1", "--updates", "1", "--run-rounds", "0", "--out", str(tmp_path / "b.json")]) == 0
+    )
+    assert "run" not in json.loads((tmp_path / "b.json").read_text())
 
 
 def test_run_records_the_data_sets_content_checksum_and_archive_md5(data, tmp_path):

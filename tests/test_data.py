@@ -473,3 +473,17 @@ def test_a_data_set_without_checksums_is_refused(tmp_path, prepared):
         del f["val/labels"].attrs["sha256"]
     with pytest.raises(KmlpError, match="val/labels has no checksum"):
         load(old)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_load_normalises_chunk_by_chunk_as_in_one_piece(prepared, dtype):
+    from kmlp.data.dataset import _normalised
+
+    with h5py.File(prepared) as f:
+        images = f["train/images"]
+        m, s = f["stats/mean"][()].astype(dtype), f["stats/std"][()].astype(dtype)
+        whole = (images[()].astype(dtype) - m) / s
+        for n, rows in ((len(whole), 7), (len(whole), 256), (10, 3), (0, 4)):
+            assert _normalised(images, n, m, s, rows).tobytes() == whole[:n].tobytes()
+    ds = load(prepared, dtype=dtype, limit=5)
+    assert ds.X_train.tobytes() == whole[:5].tobytes() and len(ds.y_train) == 5

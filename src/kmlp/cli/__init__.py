@@ -19,7 +19,7 @@ import sys
 
 from .. import __version__
 from ..errors import KmlpError, Terminated
-from . import data, nn, options, report
+from . import bench, data, nn, options, report
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"kmlp {__version__}")
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
-    for add in (*data.VERBS, *nn.VERBS, *report.VERBS):
+    for add in (*data.VERBS, *nn.VERBS, *bench.VERBS, *report.VERBS):
         add(sub)
     return p
 
@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _threads(args) -> None:
     """Cap BLAS threads at --threads so parallel jobs do not oversubscribe the cores."""
     if getattr(args, "threads", None):
+        import numpy  # noqa: F401  (loads the BLAS library the limit is set on)
         from threadpoolctl import threadpool_limits
 
         threadpool_limits(args.threads)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..data.download import OFFICIAL_MD5, OFFICIAL_URL
+from ..data import OFFICIAL_MD5, OFFICIAL_URL
 from . import options
 
 

@@ -1,4 +1,4 @@
-"""The verbs whose core is the math: gradcheck, train, bench, lambda-pick.
+"""The verbs whose core is the math: gradcheck, train, lambda-grid, lambda-pick (bench: cli/bench.py).
 
 Each reads its inputs (data set, run files), calls kmlp.nn and writes machine-readable
 outputs plus a human summary.
@@ -212,43 +212,6 @@ def train(args) -> int:
     return 0
 
 
-# -- bench ---------------------------------------------------------------------------
-def add_bench(sub) -> None:
-    s = options.verb(sub, bench, "time a training update against the matrix-product floor")
-    s.add_argument("--repeats", type=options.at_least(1), default=7, help="timing rounds; the median is reported")
-    s.add_argument("--updates", type=options.at_least(1), default=200, help="updates per round")
-    s.add_argument("--threads", type=options.at_least(1), default=1, help="BLAS threads (default 1)")
-    options.output(s, "--out", help="also write the figures as JSON")
-
-
-def bench(args) -> int:
-    """Time one update of the 3072-50-50-10 net at batch 100 in float32, with and without
-    batch norm, beside the same matrix products alone, measured in the same run."""
-    from threadpoolctl import threadpool_info
-
-    from ..files import atomic_text
-    from ..nn.bench import measure
-
-    res = measure(updates=args.updates, repeats=args.repeats)
-    res["threads"] = args.threads
-    res["blas"] = [
-        {k: i.get(k) for k in ("internal_api", "version", "architecture", "num_threads")}
-        for i in threadpool_info()
-        if i.get("user_api") == "blas"
-    ]
-    print(
-        f"3072-50-50-10, batch 100, float32, {args.threads} BLAS thread(s); "
-        f"median of {args.repeats} x {args.updates} updates"
-    )
-    print(f"  matrix products alone (floor): {res['gemm_floor_s'] * 1e3:8.3f} ms")
-    for label, key in (("update without BN:", "nobn"), ("update with BN:", "bn")):
-        print(f"  {label:30s} {res[f'update_{key}_s'] * 1e3:8.3f} ms  ({res[f'ratio_{key}']:.2f} x floor)")
-    print(f"  mini-batch gather (separate):  {res['gather_s'] * 1e3:8.3f} ms")
-    if args.out:
-        atomic_text(args.out, json.dumps(res, indent=2) + "\n")
-    return 0
-
-
 # -- lambda-grid and lambda-pick -----------------------------------------------------
 def add_lambda_grid(sub) -> None:
     s = options.verb(sub, lambda_grid, "draw the first, coarse grid of a lambda search")
@@ -334,4 +297,4 @@ def lambda_pick(args) -> int:
     return 0
 
 
-VERBS = (add_gradcheck, add_train, add_bench, add_lambda_grid, add_lambda_pick)
+VERBS = (add_gradcheck, add_train, add_lambda_grid, add_lambda_pick)

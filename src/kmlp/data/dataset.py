@@ -178,6 +178,18 @@ def _check_format(f, path) -> None:
         )
 
 
+def _normalised(images: np.ndarray, n: int, mean, std, rows: int = 256) -> np.ndarray:
+    """(images[:n] - mean) / std in the dtype of ``mean``, ``rows`` images at a time, so
+    each chunk is normalised while it is in cache and no float copy of the whole split
+    is made twice."""
+    X = np.empty((n, images.shape[1]), mean.dtype)
+    for start in range(0, n, rows):
+        x = X[start : start + rows]
+        np.subtract(images[start : start + len(x)], mean, out=x)
+        np.divide(x, std, out=x)
+    return X
+
+
 def load(path, dtype=np.float32, limit: int | None = None) -> Dataset:
     """Read a prepared file; X is (x - mean) / std in ``dtype``, y is int64.
 
@@ -207,11 +219,8 @@ def load(path, dtype=np.float32, limit: int | None = None) -> Dataset:
                         f"data file {path}: {split} images {images.shape} and "
                         f"labels {labels.shape} do not match the statistics {mean.shape}"
                     )
-                X = read(images, what)[rows].astype(dtype)
-                X -= m
-                X /= s
-                arrays[f"X_{split}"] = X
                 arrays[f"y_{split}"] = read(labels, what)[rows].astype(np.int64)
+                arrays[f"X_{split}"] = _normalised(read(images, what), len(arrays[f"y_{split}"]), m, s)
             names = [as_str(n) for n in read(dataset(f, "class_names", what), what)]
             content = as_str(attr(f, "content_sha256", what))
             if content != content_checksum(f):

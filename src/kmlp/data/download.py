@@ -18,8 +18,6 @@ from pathlib import Path
 from ..errors import KmlpError
 from ..files import atomic_path, md5_of, parse_md5
 
-OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
-OFFICIAL_MD5 = "c58f30108f718f92721af3b95e74349a"
 _BLOCK = 1 << 20
 _MB = 1e6
 

@@ -1,10 +1,22 @@
 """The math: layers, the MLP, initialisers, schedules, training, gradient checks.
 
 Pure NumPy on arrays: nothing here reads or writes a file or knows the command line.
+The settings import without NumPy (the command line builds its flags from them); the
+rest loads on first use.
 """
 
-from .model import MLP
 from .settings import GradcheckSettings, NetSettings, TrainSettings
-from .training import TrainResult, build_model, train
 
 __all__ = ["MLP", "GradcheckSettings", "NetSettings", "TrainResult", "TrainSettings", "build_model", "train"]
+
+
+def __getattr__(name):
+    if name == "MLP":
+        from .model import MLP
+
+        return MLP
+    if name in ("TrainResult", "build_model", "train"):
+        from . import training
+
+        return getattr(training, name)
+    raise AttributeError(f"module 'kmlp.nn' has no attribute {name!r}")

@@ -28,18 +28,17 @@ def numerical_gradients(model: MLP, X, y, lam: float, h: float = 1e-5):
     _, base = _cost_and_pattern(model, X, y, lam)
     grads, kinks = {}, {}
     for name, p in model.parameters().items():
-        g = np.empty_like(p)
+        g = np.empty(p.shape, p.dtype)
         kink = np.zeros(p.shape, bool)
-        flat, gflat, kflat = p.reshape(-1), g.reshape(-1), kink.reshape(-1)
-        for i in range(flat.size):
-            old = flat[i]
-            flat[i] = old + h
+        for i in np.ndindex(p.shape):  # p itself, whatever its memory order (W1 is a view)
+            old = p[i]
+            p[i] = old + h
             c_plus, pat_plus = _cost_and_pattern(model, X, y, lam)
-            flat[i] = old - h
+            p[i] = old - h
             c_minus, pat_minus = _cost_and_pattern(model, X, y, lam)
-            flat[i] = old
-            gflat[i] = (c_plus - c_minus) / (2 * h)
-            kflat[i] = not (np.array_equal(pat_plus, base) and np.array_equal(pat_minus, base))
+            p[i] = old
+            g[i] = (c_plus - c_minus) / (2 * h)
+            kink[i] = not (np.array_equal(pat_plus, base) and np.array_equal(pat_minus, base))
         grads[name], kinks[name] = g, kink
     return grads, kinks
 

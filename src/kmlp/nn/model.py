@@ -11,6 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import initializers
+from .fast import EvalBuffers, TrainStep
 from .layers import (
     BN_EPS,
     affine_backward,
@@ -70,26 +71,66 @@ class MLP:
         self.alpha, self.eps = float(alpha), float(eps)
         draw = initializers.get(init, sigma)
         rng = np.random.default_rng(seed)
-        params = OrderedDict()
+        # Storage: every weight matrix in one flat buffer, every vector (b, gamma, beta)
+        # in another, so an update is a few NumPy calls for the whole net (kmlp.nn.fast).
+        # W1 is stored d_in x d_out: the two big products of an update, x W1^T and the
+        # gradient of W1, are faster that way with OpenBLAS, with the same bits.
+        # ``parameters()`` shows every W as d_out x d_in (W1 as a transposed view).
+        self._flat_w = np.empty(sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True)), self.dtype)
+        self._flat_v = np.zeros(sum(sizes[1:]) + (2 * sum(sizes[1:-1]) if self.batch_norm else 0), self.dtype)
+        params = self._views(self._flat_w, self._flat_v)
         for layer in range(1, self.k + 1):
-            d_in, d_out = sizes[layer - 1], sizes[layer]
-            params[f"W{layer}"] = draw(rng, d_out, d_in).astype(self.dtype)
-            params[f"b{layer}"] = np.zeros(d_out, self.dtype)
+            params[f"W{layer}"][...] = draw(rng, sizes[layer], sizes[layer - 1]).astype(self.dtype)
             if self.batch_norm and layer < self.k:
-                params[f"gamma{layer}"] = np.ones(d_out, self.dtype)
-                params[f"beta{layer}"] = np.zeros(d_out, self.dtype)
+                params[f"gamma{layer}"][...] = 1
         self._params = params
-        # Test-time statistics per hidden layer, None until the first training batch.
+        # Test-time statistics per hidden layer, None until the first training batch;
+        # then views of one flat buffer laid out as kmlp.nn.fast's batch statistics.
+        self._flat_bn = np.zeros(2 * sum(sizes[1:-1]) if self.batch_norm else 0, self.dtype)
         self.bn_mean: dict[int, np.ndarray | None] = {}
         self.bn_var: dict[int, np.ndarray | None] = {}
         if self.batch_norm:
             for layer in range(1, self.k):
                 self.bn_mean[layer] = None
                 self.bn_var[layer] = None
+        self._steps = {}  # batch size -> kmlp.nn.fast.TrainStep
+        self._eval = None  # kmlp.nn.fast.EvalBuffers
+
+    def _views(self, flat_w, flat_v) -> OrderedDict[str, np.ndarray]:
+        """Parameter-shaped views of a flat weight buffer and a flat vector buffer, in
+        parameter order; the layout of the model's parameters and of their gradients."""
+        views = OrderedDict()
+        wo = vo = 0
+        for layer in range(1, self.k + 1):
+            d_in, d_out = self.sizes[layer - 1], self.sizes[layer]
+            block = flat_w[wo : wo + d_in * d_out]
+            views[f"W{layer}"] = block.reshape(d_in, d_out).T if layer == 1 else block.reshape(d_out, d_in)
+            wo += d_in * d_out
+            names = ("b", "gamma", "beta") if self.batch_norm and layer < self.k else ("b",)
+            for name in names:
+                views[f"{name}{layer}"] = flat_v[vo : vo + d_out]
+                vo += d_out
+        return views
+
+    def _stat_views(self, flat):
+        """(mean, variance) views per hidden layer of a flat statistics buffer:
+        all means first, then all variances."""
+        widths = self.sizes[1:-1]
+        ends = np.cumsum(widths).tolist()
+        half = ends[-1] if ends else 0
+        return [(flat[end - w : end], flat[half + end - w : half + end]) for w, end in zip(widths, ends, strict=True)]
+
+    def _set_statistics(self, stats) -> None:
+        """Set the moving averages to ``stats`` (a list of (mean, variance) per layer)."""
+        for layer, ((mu, var), (m, v)) in enumerate(zip(stats, self._stat_views(self._flat_bn), strict=True), 1):
+            m[...] = mu
+            v[...] = var
+            self.bn_mean[layer], self.bn_var[layer] = m, v
 
     # -- parameters -------------------------------------------------------------
     def parameters(self) -> OrderedDict[str, np.ndarray]:
-        """The live parameter arrays, ordered W1, b1, gamma1, beta1, ..., Wk, bk."""
+        """The live parameter arrays, ordered W1, b1, gamma1, beta1, ..., Wk, bk; each W
+        is ``d_out x d_in`` (W1 a transposed view of its ``d_in x d_out`` storage)."""
         return self._params
 
     def penalty(self, lam: float) -> float:
@@ -167,41 +208,35 @@ class MLP:
     def seed_statistics(self, X) -> None:
         """Initialise the moving averages from batch ``X`` (no parameter update)."""
         if self.batch_norm:
-            _, tape = self.forward(X, "train", keep=True)
-            for layer, (mu, var) in enumerate(tape.stats, start=1):
-                self.bn_mean[layer], self.bn_var[layer] = mu.copy(), var.copy()
+            _, tape = self.forward(np.asarray(X, self.dtype), "train", keep=True)
+            self._set_statistics(tape.stats)
 
     def train_step(self, X, y, lam: float, eta: float) -> float:
-        """One mini-batch gradient-descent update; folds the batch statistics into the
-        moving averages. Returns the batch loss before the update (may be non-finite)."""
-        logits, tape = self.forward(X, "train", keep=True)
-        loss, dlogits = softmax_cross_entropy(logits, y)
-        # The backward pass is linear in dlogits: scaling it by eta yields eta * grad
-        # for every parameter, so the update is one subtraction per array.
-        dlogits *= eta
-        steps = self._backward(dlogits, tape.caches, 0.0)
-        decay = 1.0 - 2.0 * lam * eta  # W <- W - eta (g + 2 lam W)
-        for name, p in self._params.items():
-            if decay != 1.0 and name[0] == "W":
-                p *= decay
-            p -= steps[name]
-        for layer, (mu, var) in enumerate(tape.stats, start=1):
-            if self.bn_mean[layer] is None:
-                self.bn_mean[layer], self.bn_var[layer] = mu.copy(), var.copy()
-            else:
-                self.bn_mean[layer] *= self.alpha
-                self.bn_mean[layer] += (1 - self.alpha) * mu
-                self.bn_var[layer] *= self.alpha
-                self.bn_var[layer] += (1 - self.alpha) * var
-        return loss
+        """One mini-batch gradient-descent update, W <- W - eta (grad + 2 lam W); folds the
+        batch statistics into the moving averages. Returns the batch loss before the
+        update (may be non-finite).
+
+        Runs :class:`kmlp.nn.fast.TrainStep`: the arithmetic of ``forward("train")``,
+        the softmax cross-entropy and the backward pass op for op, in buffers kept per
+        batch size (tests check it against ``cost_and_gradients``).
+        """
+        X = np.asarray(X, self.dtype)
+        step = self._steps.get(X.shape[0])
+        if step is None:
+            step = self._steps[X.shape[0]] = TrainStep(self, X.shape[0])
+        return step(X, y, lam, eta)
 
     # -- evaluation -------------------------------------------------------------
     def logits(self, X, chunk: int = 10000):
-        """Evaluation-mode scores (moving-average batch-norm statistics), in chunks."""
-        out = np.empty((X.shape[0], self.sizes[-1]), self.dtype)
-        for start in range(0, X.shape[0], chunk):
-            out[start : start + chunk] = self.forward(np.asarray(X[start : start + chunk], self.dtype))
-        return out
+        """Evaluation-mode scores (moving-average batch-norm statistics), in chunks.
+
+        ``forward(X, "eval")``'s arithmetic in reused buffers (:mod:`kmlp.nn.fast`).
+        """
+        if self.batch_norm and self.bn_mean[1] is None:
+            raise RuntimeError("batch-norm statistics are unset: train first")
+        if self._eval is None:
+            self._eval = EvalBuffers(self)
+        return self._eval.logits(X, chunk)
 
     def evaluate(self, X, y, lam: float = 0.0):
         """(loss, cost, accuracy) in evaluation mode; the accuracy is NaN when a score is not
@@ -224,15 +259,14 @@ class MLP:
         return st
 
     def load_state(self, state) -> None:
-        for name in self._params:
+        """Copy parameters (and moving averages, where given) into the model's arrays."""
+        for name, p in self._params.items():
             arr = np.asarray(state[name], self.dtype)
-            if arr.shape != self._params[name].shape:
-                raise ValueError(f"{name}: shape {arr.shape}, expected {self._params[name].shape}")
-            self._params[name] = arr.copy()
-        for layer in self.bn_mean:
-            if f"bn_mean{layer}" in state:
-                self.bn_mean[layer] = np.asarray(state[f"bn_mean{layer}"], self.dtype).copy()
-                self.bn_var[layer] = np.asarray(state[f"bn_var{layer}"], self.dtype).copy()
+            if arr.shape != p.shape:
+                raise ValueError(f"{name}: shape {arr.shape}, expected {p.shape}")
+            p[...] = arr
+        if self.batch_norm and "bn_mean1" in state:
+            self._set_statistics([(state[f"bn_mean{layer}"], state[f"bn_var{layer}"]) for layer in self.bn_mean])
 
     def config(self) -> dict:
         return {

@@ -6,6 +6,7 @@ final metrics. Same arrays, settings and seed give bit-identical results.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -93,8 +94,11 @@ def train(model, X_train, y_train, X_val, y_val, settings: TrainSettings, seed: 
             progress(step, total, row)
         return row
 
+    # The batch is gathered into the same two arrays every update; the indices come
+    # from a permutation, so "clip" never clips (and, unlike "raise", copies directly).
     Xb = np.empty((settings.n_batch, X_train.shape[1]), X_train.dtype)
-    etas = cyclic_eta(np.arange(total), settings.eta_min, settings.eta_max, settings.n_s)
+    yb = np.empty(settings.n_batch, np.intp)
+    etas = cyclic_eta(np.arange(total), settings.eta_min, settings.eta_max, settings.n_s).tolist()
     status, stopped_at = "completed", None
     step = 0
     order = None
@@ -108,17 +112,17 @@ def train(model, X_train, y_train, X_val, y_val, settings: TrainSettings, seed: 
             if j == 0:
                 order = rng.permutation(n)
             idx = order[j * settings.n_batch : (j + 1) * settings.n_batch]
-            np.take(X_train, idx, axis=0, out=Xb)
-            yb = y_train[idx]
+            np.take(X_train, idx, axis=0, out=Xb, mode="clip")
+            np.take(y_train, idx, out=yb, mode="clip")
             if evaluated_at < 0:
                 # Eval-mode batch norm needs statistics: step-0 metrics use the moving
                 # averages as seeded from the first batch, before any update.
                 model.seed_statistics(Xb)
                 evaluate(0)
                 evaluated_at = 0
-            cost = model.train_step(Xb, yb, lam, float(etas[step]))
+            cost = model.train_step(Xb, yb, lam, etas[step])
             step += 1
-            if not np.isfinite(cost):
+            if not math.isfinite(cost):
                 status, stopped_at = "diverged", step
                 break
             if step % eval_every == 0 or step == total:

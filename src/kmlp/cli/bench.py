@@ -1,0 +1,150 @@
+"""`kmlp bench`: how close a training update and a whole run come to the machine's limit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import KmlpError
+from ..nn.settings import TrainSettings
+from . import options
+
+#: The whole run timed unless flags say otherwise: the workflow's 3-layer net with batch
+#: norm (an epoch of 450 updates between evaluations, on 10,000 training images).
+RUN = {"hidden": [50, 50], "batch_norm": True, "eval_every": 450, "eval_train_subset": 10000}
+
+
+def add_bench(sub) -> None:
+    s = options.verb(sub, bench, "time an update and a whole run against their matrix-product floors (and PyTorch)")
+    s.add_argument(
+        "--repeats", type=options.at_least(1), default=7, help="rounds of the update timings; medians are reported"
+    )
+    s.add_argument("--updates", type=options.at_least(1), default=200, help="updates per candidate and round")
+    s.add_argument("--run-rounds", type=options.at_least(0), default=3, help="rounds of whole runs (0: no whole run)")
+    s.add_argument("--data", type=Path, help="prepared HDF5 data set for the whole run (default: synthetic data)")
+    s.add_argument(
+        "--train-size",
+        type=options.at_least(3),
+        default=45000,
+        help="synthetic data: training images (validation 1/9, test 2/9 of it)",
+    )
+    s.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if it is installed")
+    s.add_argument("--threads", type=options.at_least(1), default=1, help="BLAS (and PyTorch) threads (default 1)")
+    options.output(s, "--out", help="also write every figure as JSON")
+    options.add_settings(s, TrainSettings)
+    s.set_defaults(settings=dict(RUN))
+
+
+def bench(args) -> int:
+    """Time one training update of the report's 3- and 9-layer nets, with and without batch
+    norm (batch 100, float32), beside the matrix products the update cannot avoid (the
+    floor); then whole runs as the workflow makes them (load, training, the history's
+    evaluations, final evaluation) beside their floor and, if PyTorch is installed
+    (pip install "kmlp[bench]"), the same training in PyTorch on the CPU. Candidates are
+    timed in turn, round after round; CPU time of the process counts, wall time is shown
+    beside it. The run's settings are the training flags (default: the workflow's
+    3-layer net with batch norm, 9,000 updates; --n-s 225 makes it a tenth)."""
+    from ..environment import numeric_environment
+    from ..files import atomic_text
+    from ..nn import bench as nb
+
+    try:
+        settings = options.settings_from(args, TrainSettings) if args.run_rounds else None
+    except ValueError as exc:
+        raise KmlpError(f"bad settings: {exc}") from None
+    if args.threads != 1:
+        print(f"note: {args.threads} threads; the floors and ratios are defined for 1")
+    res = {"environment": numeric_environment(), "threads": args.threads}
+    res["torch"] = _torch_info(args)
+    env = res["environment"]
+    print(f"machine: {env['cpu']}; BLAS: {env['blas']}; NumPy {env['numpy']}")
+    print(_torch_line(res["torch"]))
+
+    res["update"] = u = nb.measure_updates(calls=args.updates, rounds=args.repeats)
+    print(
+        f"\none update, batch {u['n_batch']}, float32; median of {u['rounds']} rounds x {u['calls']} updates; "
+        "CPU ms (wall ms); x: over the floor"
+    )
+    print(f"  {'net':8s} {'floor':>15s} {'no BN':>24s} {'BN':>24s}   floor with W1 d_out x d_in: no BN / BN")
+    for name, e in u["nets"].items():
+        cells = [f"{_ms(e['floor_s']):>15s}"]
+        for key in ("no_bn", "bn"):
+            cells.append(f"{_ms(e[f'update_{key}_s'])} {e[f'ratio_{key}']['cpu']:5.2f}x".rjust(24))
+        cells.append(f"  {e['ratio_no_bn_dout_din']['cpu']:5.2f}x / {e['ratio_bn_dout_din']['cpu']:.2f}x")
+        print(f"  {name:8s} " + " ".join(cells))
+    print(f"  gathering a shuffled batch of {u['n_batch']} (not in the update): {_ms(u['gather_s'])} ms")
+
+    if settings is not None:
+        res["run"] = _whole_run(args, settings, nb)
+    if args.out:
+        atomic_text(args.out, json.dumps(res, indent=2) + "\n")
+    return 0
+
+
+def _torch_info(args) -> dict:
+    if args.no_torch:
+        return {"available": False, "skipped": True}
+    from ..nn.torch_baseline import info
+
+    return info()
+
+
+def _torch_line(t: dict) -> str:
+    if t.get("skipped"):
+        return "PyTorch: left out (--no-torch)"
+    if not t["available"]:
+        return 'PyTorch: not installed, no comparison (pip install "kmlp[bench]")'
+    return f"PyTorch {t['version']} ({t['cpu_capability']}; import {t['import_s']:.1f} s, not counted)"
+
+
+def _ms(t: dict) -> str:
+    return f"{t['cpu'] * 1e3:.3f} ({t['wall'] * 1e3:.3f})"
+
+
+def _whole_run(args, settings, nb) -> dict:
+    if args.data:
+        from ..data.dataset import load as load_file
+
+        def load():
+            return load_file(args.data, dtype=settings.dtype)
+
+        source = str(args.data)
+    else:
+        if args.train_size < settings.n_batch:
+            raise KmlpError(f"--train-size must be at least the batch size {settings.n_batch}")
+        data = nb.synthetic_data(args.train_size, max(1, args.train_size // 9), max(1, 2 * args.train_size // 9))
+
+        def load():
+            return data
+
+        source = f"synthetic, {args.train_size} training images (made once; the load is not timed)"
+    try:
+        r = nb.measure_run(load, settings, rounds=args.run_rounds, torch=not args.no_torch, threads=args.threads)
+    except ValueError as exc:  # the batch does not fit the data
+        raise KmlpError(str(exc)) from None
+    r["data"] = source
+    net = f"{len(settings.hidden) + 1}-layer{' BN' if settings.batch_norm else ''}"
+    first = next(iter(r["runs"].values()))
+    print(
+        f"\nwhole run: {net}, {first['updates']} updates, {first['evaluated_images']:,} images evaluated; "
+        f"data: {source}; median of {r['rounds']} rounds"
+    )
+    print(f"  {'':6s} {'CPU s':>7s} {'wall s':>7s} {'x floor':>8s} {'load':>6s} {'updates':>8s} {'eval':>6s}  val acc")
+    for name, e in r["runs"].items():
+        print(
+            f"  {name:6s} {e['total_s']['cpu']:7.2f} {e['total_s']['wall']:7.2f} {e['ratio']['cpu']:7.2f}x "
+            f"{e['load_s']['cpu']:6.2f} {e['updates_s']['cpu']:8.2f} {e['evaluation_s']['cpu']:6.2f}  "
+            f"{e['val_acc']:.4f}{'' if e['status'] == 'completed' else ' (' + e['status'] + ')'}"
+        )
+    f, u, i = r["runs"]["kmlp"]["floor_s"], r["floor_per_update_s"]["cpu"], r["floor_per_image_s"]["cpu"]
+    print(
+        f"  floor  {f['cpu']:7.2f} {f['wall']:7.2f}    the products alone: {u * 1e3:.3f} ms per update, "
+        f"{i * 1e6:.2f} us per image (CPU)"
+    )
+    if "speedup_over_torch" in r:
+        s = r["speedup_over_torch"]
+        print(f"  kmlp is {s['cpu']:.2f}x as fast as PyTorch (CPU time; wall {s['wall']:.2f}x)")
+    return r
+
+
+VERBS = (add_bench,)

@@ -1,0 +1,93 @@
+"""kmlp.nn.bench and its PyTorch twin on tiny sizes: the fields are sane and the twin
+trains the same net the same way. No timing is asserted."""
+
+import numpy as np
+import pytest
+
+from kmlp import MLP
+from kmlp.nn import bench
+from kmlp.nn.settings import TrainSettings
+
+TINY = TrainSettings(hidden=(20, 10), batch_norm=True, n_batch=30, n_s=4, cycles=1, eval_every=3, eval_train_subset=50)
+
+
+def tiny_data():
+    return bench.synthetic_data(n_train=120, n_val=20, n_test=40, d=64, n_classes=5, seed=1)
+
+
+def test_a_whole_run_against_its_floor():
+    data = tiny_data()
+    res = bench.measure_run(lambda: data, TINY, rounds=2, torch=False)
+    run = res["runs"]["kmlp"]
+    assert list(res["runs"]) == ["kmlp"] and res["sizes"] == [64, 20, 10, 5]
+    assert run["updates"] == 8 and run["status"] == "completed"
+    # step 0, 3, 6 and 8 on 50 training + 20 validation images, then all 120 + 40 test
+    assert run["evaluated_images"] == 4 * (50 + 20) + 120 + 40
+    for key in ("total_s", "floor_s", "ratio", "updates_s", "evaluation_s"):
+        assert run[key]["cpu"] > 0 and run[key]["wall"] > 0, key
+    assert 0 <= run["val_acc"] <= 1
+
+
+def test_updates_against_their_floors():
+    res = bench.measure_updates({"tiny": (8, 6)}, d_in=32, n_classes=4, n_batch=10, calls=2, rounds=2)
+    e = res["nets"]["tiny"]
+    assert e["sizes"] == [32, 8, 6, 4]
+    assert e["floor_s"]["cpu"] == min(e["floor_dout_din_s"]["cpu"], e["floor_din_dout_s"]["cpu"])
+    assert e["ratio_bn"]["cpu"] == pytest.approx(e["update_bn_s"]["cpu"] / e["floor_s"]["cpu"])
+
+
+def test_the_run_floor_counts_every_product_once():
+    floor = bench.run_floor([32, 8, 4], n_batch=10, rows=25, calls=3)()
+    assert floor["update"]["cpu"] > 0 and floor["image"]["wall"] > 0
+
+
+def test_without_torch_the_bench_says_so(monkeypatch):
+    import builtins
+
+    from kmlp.nn import torch_baseline
+
+    real_import = builtins.__import__
+
+    def no_torch(name, *args, **kw):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("no torch here")
+        return real_import(name, *args, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_torch)
+    assert torch_baseline.info() == {"available": False}
+    data = tiny_data()
+    assert list(bench.measure_run(lambda: data, TINY, rounds=1)["runs"]) == ["kmlp"]
+
+
+# -- the PyTorch twin (skipped unless PyTorch is installed) ----------------------------
+def test_the_torch_net_is_the_same_net():
+    torch = pytest.importorskip("torch")
+    from kmlp.nn.torch_baseline import _net
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((30, 64)).astype(np.float32)
+    y = rng.integers(0, 5, 30)
+    model = MLP([64, 20, 10, 5], batch_norm=True, seed=3, dtype=np.float32)
+    net = _net(model).train()
+    np.testing.assert_allclose(
+        net(torch.from_numpy(X)).detach().numpy(), model.forward(X, "train"), rtol=1e-4, atol=1e-5
+    )
+    # One step of SGD with weight decay 2 lam on the weights is kmlp's update.
+    weights = [m.weight for m in net if isinstance(m, torch.nn.Linear)]
+    others = [q for q in net.parameters() if all(q is not w for w in weights)]
+    opt = torch.optim.SGD([{"params": weights, "weight_decay": 0.02}, {"params": others, "weight_decay": 0.0}], lr=0.1)
+    torch.nn.functional.cross_entropy(net(torch.from_numpy(X)), torch.from_numpy(y)).backward()
+    opt.step()
+    model.train_step(X, y, 0.01, 0.1)
+    np.testing.assert_allclose(weights[0].detach().numpy(), model.parameters()["W1"], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(weights[-1].detach().numpy(), model.parameters()["W3"], rtol=1e-4, atol=1e-6)
+
+
+def test_torch_runs_the_same_schedule():
+    pytest.importorskip("torch")
+    data = tiny_data()
+    res = bench.measure_run(lambda: data, TINY, rounds=1)
+    kmlp, torch_run = res["runs"]["kmlp"], res["runs"]["torch"]
+    assert res["torch"]["available"] and res["speedup_over_torch"]["cpu"] > 0
+    assert (torch_run["updates"], torch_run["evaluated_images"]) == (kmlp["updates"], kmlp["evaluated_images"])
+    assert torch_run["status"] == "completed" and 0 <= torch_run["val_acc"] <= 1
