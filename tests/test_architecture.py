@@ -16,26 +16,22 @@ from kmlp.nn.settings import GradcheckSettings, TrainSettings
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "config.schema.yaml"
 
 
+def loaded(code: str, prefixes: tuple) -> list:
+    """The modules starting with one of ``prefixes`` that a fresh process has loaded after ``code``."""
+    check = f"import sys\n{code}\nprint(sorted(m for m in sys.modules if m.startswith({prefixes!r})))"
+    return eval(subprocess.run([sys.executable, "-c", check], check=True, capture_output=True, text=True).stdout)
+
+
 def test_the_math_imports_no_io_and_no_cli():
-    code = (
-        "import sys, kmlp.nn, kmlp.nn.gradcheck, kmlp.nn.bench, kmlp.nn.search\n"
-        "bad = sorted(m for m in sys.modules if m.startswith(('kmlp.data', 'kmlp.report', 'kmlp.runs',"
-        " 'kmlp.files', 'kmlp.cli', 'h5py', 'matplotlib', 'pandas')))\n"
-        "assert not bad, bad\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    io = ("kmlp.data", "kmlp.report", "kmlp.runs", "kmlp.files", "kmlp.cli", "h5py", "matplotlib", "pandas")
+    assert loaded("import kmlp.nn, kmlp.nn.gradcheck, kmlp.nn.bench, kmlp.nn.search", io) == []
 
 
 def test_the_command_line_starts_without_numpy():
     """Every workflow job is a process: `import kmlp.cli` and the parser load no NumPy,
     h5py or package metadata; a verb imports what it uses."""
-    code = (
-        "import sys, kmlp, kmlp.cli\n"
-        "kmlp.cli.build_parser()\n"
-        "bad = sorted(m for m in ('numpy', 'h5py', 'matplotlib', 'importlib.metadata') if m in sys.modules)\n"
-        "assert not bad, bad\n"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
+    heavy = ("numpy", "h5py", "matplotlib", "importlib.metadata")
+    assert loaded("import kmlp, kmlp.cli\nkmlp.cli.build_parser()", heavy) == []
 
 
 def test_threads_limit_the_blas_of_a_fresh_process(tmp_path):
