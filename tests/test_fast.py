@@ -24,7 +24,7 @@ def reference_update(model, X, y, lam, eta):
         p -= steps[name]
     if model.batch_norm:
         if model.bn_mean[1] is None:
-            model._set_statistics(tape.stats)
+            model.set_statistics(tape.stats)
         else:
             for layer, (mu, var) in enumerate(tape.stats, start=1):
                 model.bn_mean[layer] *= model.alpha
@@ -111,7 +111,7 @@ def test_w1_is_stored_input_major_and_parameters_stay_live_views():
     model = MLP([30, 12, 7], batch_norm=True, seed=0)
     p = model.parameters()
     assert p["W1"].shape == (12, 30) and p["W1"].T.flags.c_contiguous
-    assert all(np.shares_memory(p[name], model._flat_w) for name in ("W1", "W2"))
+    assert all(np.shares_memory(p[name], model.flat_weights) for name in ("W1", "W2"))
     before = {name: a for name, a in p.items()}
     X, y = batches()[0]
     model.train_step(X, y, 0.01, 0.1)

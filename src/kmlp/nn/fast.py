@@ -44,9 +44,9 @@ class TrainStep:
         self.gamma = [p[f"gamma{i}"] for i in range(1, k)] if self.bn else []
         self.beta = [p[f"beta{i}"] for i in range(1, k)] if self.bn else []
         # Gradients (times eta) in the parameters' flat layout.
-        self.dflat_w = np.empty_like(model._flat_w)
-        self.dflat_v = np.zeros_like(model._flat_v)
-        g = model._views(self.dflat_w, self.dflat_v)
+        self.dflat_w = np.empty_like(model.flat_weights)
+        self.dflat_v = np.zeros_like(model.flat_vectors)
+        g = model.views(self.dflat_w, self.dflat_v)
         self.dW = [g[f"W{i}"] for i in range(1, k + 1)]
         self.dW1T = self.dW[0].T
         self.db = [g[f"b{i}"] for i in range(1, k + 1)]
@@ -64,8 +64,8 @@ class TrainStep:
         self.mask = per_layer(bool)
         self.G = per_layer()  # gradient w.r.t. H, then w.r.t. the layer's output
         self.T = per_layer() if self.bn else []  # batch-norm backward
-        self.stats = np.empty_like(model._flat_bn)  # batch means, then variances
-        self.stat_views = model._stat_views(self.stats)
+        self.stats = np.empty_like(model.flat_statistics)  # batch means, then variances
+        self.stat_views = model.statistic_views(self.stats)
         self.stats_tmp = np.empty_like(self.stats)
         self.inv_std = [np.empty(m, dt) for m in sizes[1:-1]]
         self.scale = [np.empty(m, dt) for m in sizes[1:-1]]
@@ -173,14 +173,14 @@ class TrainStep:
         self.backward(X)
         decay = 1.0 - 2.0 * lam * eta
         if decay != 1.0:
-            np.multiply(model._flat_w, decay, out=model._flat_w)
-        np.subtract(model._flat_w, self.dflat_w, out=model._flat_w)
-        np.subtract(model._flat_v, self.dflat_v, out=model._flat_v)
+            np.multiply(model.flat_weights, decay, out=model.flat_weights)
+        np.subtract(model.flat_weights, self.dflat_w, out=model.flat_weights)
+        np.subtract(model.flat_vectors, self.dflat_v, out=model.flat_vectors)
         if self.bn:
             if model.bn_mean[1] is None:
-                model._set_statistics(self.stat_views)
+                model.set_statistics(self.stat_views)
             else:
-                run, alpha = model._flat_bn, model.alpha
+                run, alpha = model.flat_statistics, model.alpha
                 np.multiply(run, alpha, out=run)
                 np.multiply(self.stats, 1 - alpha, out=self.stats_tmp)
                 np.add(run, self.stats_tmp, out=run)

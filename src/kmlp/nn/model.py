@@ -76,9 +76,9 @@ class MLP:
         # W1 is stored d_in x d_out: the two big products of an update, x W1^T and the
         # gradient of W1, are faster that way with OpenBLAS, with the same bits.
         # ``parameters()`` shows every W as d_out x d_in (W1 as a transposed view).
-        self._flat_w = np.empty(sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True)), self.dtype)
-        self._flat_v = np.zeros(sum(sizes[1:]) + (2 * sum(sizes[1:-1]) if self.batch_norm else 0), self.dtype)
-        params = self._views(self._flat_w, self._flat_v)
+        self.flat_weights = np.empty(sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True)), self.dtype)
+        self.flat_vectors = np.zeros(sum(sizes[1:]) + (2 * sum(sizes[1:-1]) if self.batch_norm else 0), self.dtype)
+        params = self.views(self.flat_weights, self.flat_vectors)
         for layer in range(1, self.k + 1):
             params[f"W{layer}"][...] = draw(rng, sizes[layer], sizes[layer - 1]).astype(self.dtype)
             if self.batch_norm and layer < self.k:
@@ -86,7 +86,7 @@ class MLP:
         self._params = params
         # Test-time statistics per hidden layer, None until the first training batch;
         # then views of one flat buffer laid out as kmlp.nn.fast's batch statistics.
-        self._flat_bn = np.zeros(2 * sum(sizes[1:-1]) if self.batch_norm else 0, self.dtype)
+        self.flat_statistics = np.zeros(2 * sum(sizes[1:-1]) if self.batch_norm else 0, self.dtype)
         self.bn_mean: dict[int, np.ndarray | None] = {}
         self.bn_var: dict[int, np.ndarray | None] = {}
         if self.batch_norm:
@@ -96,7 +96,7 @@ class MLP:
         self._steps = {}  # batch size -> kmlp.nn.fast.TrainStep
         self._eval = None  # kmlp.nn.fast.EvalBuffers
 
-    def _views(self, flat_w, flat_v) -> OrderedDict[str, np.ndarray]:
+    def views(self, flat_w, flat_v) -> OrderedDict[str, np.ndarray]:
         """Parameter-shaped views of a flat weight buffer and a flat vector buffer, in
         parameter order; the layout of the model's parameters and of their gradients."""
         views = OrderedDict()
@@ -112,7 +112,7 @@ class MLP:
                 vo += d_out
         return views
 
-    def _stat_views(self, flat):
+    def statistic_views(self, flat):
         """(mean, variance) views per hidden layer of a flat statistics buffer:
         all means first, then all variances."""
         widths = self.sizes[1:-1]
@@ -120,9 +120,11 @@ class MLP:
         half = ends[-1] if ends else 0
         return [(flat[end - w : end], flat[half + end - w : half + end]) for w, end in zip(widths, ends, strict=True)]
 
-    def _set_statistics(self, stats) -> None:
+    def set_statistics(self, stats) -> None:
         """Set the moving averages to ``stats`` (a list of (mean, variance) per layer)."""
-        for layer, ((mu, var), (m, v)) in enumerate(zip(stats, self._stat_views(self._flat_bn), strict=True), 1):
+        for layer, ((mu, var), (m, v)) in enumerate(
+            zip(stats, self.statistic_views(self.flat_statistics), strict=True), 1
+        ):
             m[...] = mu
             v[...] = var
             self.bn_mean[layer], self.bn_var[layer] = m, v
@@ -209,7 +211,7 @@ class MLP:
         """Initialise the moving averages from batch ``X`` (no parameter update)."""
         if self.batch_norm:
             _, tape = self.forward(np.asarray(X, self.dtype), "train", keep=True)
-            self._set_statistics(tape.stats)
+            self.set_statistics(tape.stats)
 
     def train_step(self, X, y, lam: float, eta: float) -> float:
         """One mini-batch gradient-descent update, W <- W - eta (grad + 2 lam W); folds the
@@ -266,7 +268,7 @@ class MLP:
                 raise ValueError(f"{name}: shape {arr.shape}, expected {p.shape}")
             p[...] = arr
         if self.batch_norm and "bn_mean1" in state:
-            self._set_statistics([(state[f"bn_mean{layer}"], state[f"bn_var{layer}"]) for layer in self.bn_mean])
+            self.set_statistics([(state[f"bn_mean{layer}"], state[f"bn_var{layer}"]) for layer in self.bn_mean])
 
     def config(self) -> dict:
         return {

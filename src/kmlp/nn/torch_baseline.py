@@ -21,7 +21,7 @@ import numpy as np
 
 from .schedules import cyclic_eta
 from .settings import TrainSettings
-from .training import _split_seeds, build_model
+from .training import build_model, seed_streams
 
 
 def info() -> dict:
@@ -85,7 +85,7 @@ def torch_run(load, settings: TrainSettings, seed: int = 1, threads: int = 1) ->
     X_train, y_train = torch.from_numpy(ds.X_train), torch.from_numpy(np.asarray(ds.y_train, np.int64))
     X_val, y_val = torch.from_numpy(ds.X_val), torch.from_numpy(np.asarray(ds.y_val, np.int64))
     n = X_train.shape[0]
-    _, shuffle_ss, subset_ss = _split_seeds(seed)
+    _, shuffle_ss, subset_ss = seed_streams(seed)
     rng = np.random.default_rng(shuffle_ss)
     if 0 < settings.eval_train_subset < n:
         pick = np.sort(np.random.default_rng(subset_ss).choice(n, settings.eval_train_subset, replace=False))

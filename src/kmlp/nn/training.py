@@ -27,14 +27,14 @@ class TrainResult:
     stopped_at: int | None
 
 
-def _split_seeds(seed):
+def seed_streams(seed):
     """Independent streams: weight initialisation, shuffling, the evaluation subset."""
     return np.random.SeedSequence(seed).spawn(3)
 
 
 def init_seed(seed):
     """The seed a model should be built with for run seed ``seed``."""
-    return _split_seeds(seed)[0]
+    return seed_streams(seed)[0]
 
 
 def build_model(settings: TrainSettings, d_in: int, n_classes: int, seed: int) -> MLP:
@@ -59,7 +59,7 @@ def train(model, X_train, y_train, X_val, y_val, settings: TrainSettings, seed: 
     """
     n = X_train.shape[0]
     settings.check_data(n)
-    _, shuffle_ss, subset_ss = _split_seeds(seed)
+    _, shuffle_ss, subset_ss = seed_streams(seed)
     rng = np.random.default_rng(shuffle_ss)
     y_train = np.asarray(y_train, np.intp)
     if 0 < settings.eval_train_subset < n:
