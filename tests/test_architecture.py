@@ -64,3 +64,24 @@ def test_every_setting_has_a_flag(verb, cls):
     sub = next(a for a in build_parser()._actions if a.dest == "verb")
     dests = {a.dest for a in sub.choices[verb]._actions}
     assert {f.name for f in fields(cls)} | {"settings"} <= dests
+
+
+def test_the_package_declares_every_library_it_imports():
+    """`pip install kmlp` must bring what any verb imports (the tables need pandas)."""
+    import ast
+    import tomllib
+
+    repo = SCHEMA.parents[2]
+    declared = " ".join(tomllib.loads((repo / "pyproject.toml").read_text())["project"]["dependencies"]).lower()
+    # import name -> distribution, where they differ; PIL comes with matplotlib; torch is optional ([bench])
+    distribution = {"yaml": "pyyaml", "PIL": "matplotlib", "torch": None}
+    imported = set()
+    for path in (repo / "src" / "kmlp").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = {m for m in imported if m not in sys.stdlib_module_names and m != "kmlp"}
+    needed = {distribution.get(m, m) for m in third_party} - {None}
+    assert needed and all(d.lower() in declared for d in needed), (needed, declared)
