@@ -41,6 +41,38 @@ class Clock:
         return {"cpu": time.process_time() - self.cpu, "wall": time.perf_counter() - self.wall}
 
 
+class Phases:
+    """The phases of one whole run: load, evaluation (summed over its calls) and the
+    updates (the rest of the total)."""
+
+    def __init__(self):
+        self.clock = Clock()
+        self.load = None
+        self.evaluation = {"cpu": 0.0, "wall": 0.0, "images": 0}
+
+    def loaded(self):
+        self.load = self.clock.read()
+
+    def evaluated(self, clock: Clock, images: int):
+        for k, v in clock.read().items():
+            self.evaluation[k] += v
+        self.evaluation["images"] += images
+
+    def record(self, updates: int, status: str, val_acc: float, test_acc: float) -> dict:
+        total = self.clock.read()
+        spent = {c: self.load[c] + self.evaluation[c] for c in total}
+        return {
+            "load_s": self.load,
+            "evaluation_s": {c: self.evaluation[c] for c in ("cpu", "wall")},
+            "updates_s": {c: total[c] - spent[c] for c in total},
+            "updates": updates,
+            "evaluated_images": self.evaluation["images"],
+            "status": status,
+            "val_acc": val_acc,
+            "test_acc": test_acc,
+        }
+
+
 def interleave(candidates: dict, rounds: int, warm: int = 1) -> dict:
     """Run each candidate once per round, in turn; ``{name: {"cpu": [...], "wall": [...]}}``
     with one entry per round. A candidate returns None or a dict of extra numbers,
@@ -207,37 +239,24 @@ def synthetic_data(
 def kmlp_run(load, settings: TrainSettings, seed: int = 1) -> dict:
     """A whole run as `kmlp train` does it (writing the run file aside): load, train with
     the history's evaluations, evaluate on the test set. Phase times and counts."""
-    clock = Clock()
+    phases = Phases()
     ds = load()
-    load_t = clock.read()
+    phases.loaded()
     model = build_model(settings, ds.X_train.shape[1], len(ds.class_names), seed)
-    evaluation = {"cpu": 0.0, "wall": 0.0, "images": 0}
     evaluate = model.evaluate
 
     def timed_evaluate(X, y, lam=0.0):
         c = Clock()
         res = evaluate(X, y, lam)
-        for k, v in c.read().items():
-            evaluation[k] += v
-        evaluation["images"] += X.shape[0]
+        phases.evaluated(c, X.shape[0])
         return res
 
     model.evaluate = timed_evaluate
     result = train(model, ds.X_train, ds.y_train, ds.X_val, ds.y_val, settings, seed)
     with np.errstate(all="ignore"):
         test = model.evaluate(ds.X_test, ds.y_test, settings.lam)
-    total = clock.read()
     updates = int(result.stopped_at or settings.total_updates)
-    return {
-        "load_s": load_t,
-        "evaluation_s": {c: evaluation[c] for c in ("cpu", "wall")},
-        "updates_s": {c: total[c] - load_t[c] - evaluation[c] for c in total},
-        "updates": updates,
-        "evaluated_images": evaluation["images"],
-        "status": result.status,
-        "val_acc": result.final["val_acc"],
-        "test_acc": test[2],
-    }
+    return phases.record(updates, result.status, result.final["val_acc"], test[2])
 
 
 def run_floor(sizes, n_batch: int, rows: int = EVAL_CHUNK, calls: int = 100, chunks: int = 3, seed: int = 0):

@@ -69,12 +69,12 @@ def torch_run(load, settings: TrainSettings, seed: int = 1, threads: int = 1) ->
     import torch
     from torch.nn import functional as F
 
-    from .bench import EVAL_CHUNK, Clock
+    from .bench import EVAL_CHUNK, Clock, Phases
 
     torch.set_num_threads(threads)
-    clock = Clock()
+    phases = Phases()
     ds = load()
-    load_t = clock.read()
+    phases.loaded()
     model = build_model(settings, ds.X_train.shape[1], len(ds.class_names), seed)
     net = _net(model)
     weights = [m.weight for m in net if isinstance(m, torch.nn.Linear)]
@@ -92,7 +92,6 @@ def torch_run(load, settings: TrainSettings, seed: int = 1, threads: int = 1) ->
         X_eval, y_eval = X_train[torch.from_numpy(pick)], y_train[torch.from_numpy(pick)]
     else:
         X_eval, y_eval = X_train, y_train
-    evaluation = {"cpu": 0.0, "wall": 0.0, "images": 0}
 
     @torch.no_grad()
     def evaluate(X, y):
@@ -106,9 +105,7 @@ def torch_run(load, settings: TrainSettings, seed: int = 1, threads: int = 1) ->
         net.train()
         loss /= X.shape[0]
         cost = loss + settings.lam * sum(float((w * w).sum()) for w in weights)
-        for k, v in c.read().items():
-            evaluation[k] += v
-        evaluation["images"] += X.shape[0]
+        phases.evaluated(c, X.shape[0])
         return loss, cost, correct / X.shape[0]
 
     batches_per_epoch = n // settings.n_batch
@@ -143,14 +140,4 @@ def torch_run(load, settings: TrainSettings, seed: int = 1, threads: int = 1) ->
     if X_eval is not X_train:
         evaluate(X_train, y_train)
     test = evaluate(torch.from_numpy(ds.X_test), torch.from_numpy(np.asarray(ds.y_test, np.int64)))
-    total_t = clock.read()
-    return {
-        "load_s": load_t,
-        "evaluation_s": {c: evaluation[c] for c in ("cpu", "wall")},
-        "updates_s": {c: total_t[c] - load_t[c] - evaluation[c] for c in total_t},
-        "updates": step,
-        "evaluated_images": evaluation["images"],
-        "status": status,
-        "val_acc": val[2] if val else math.nan,
-        "test_acc": test[2],
-    }
+    return phases.record(step, status, val[2] if val else math.nan, test[2])
