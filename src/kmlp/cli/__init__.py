@@ -1,7 +1,7 @@
 """The `kmlp` command: the package's only face. Each verb is one workflow step.
 
 Each verb's parser is defined next to its implementation (``cli/data.py``,
-``cli/nn.py``, ``cli/report.py``); shared options are argparse parents
+``cli/nn.py``, ``cli/report.py``, ``cli/bench.py``); shared options are argparse parents
 (``cli/options.py``). Every failure of a verb is one sentence on stderr naming the file,
 option or key, found before any work where it can be (usage, settings, whether the
 outputs can be written): a usage error exits 2, any other error 1 (``--debug`` shows the

@@ -32,7 +32,6 @@ def add_bench(sub) -> None:
     s.add_argument("--threads", type=options.at_least(1), default=1, help="BLAS (and PyTorch) threads (default 1)")
     options.output(s, "--out", help="also write every figure as JSON")
     options.add_settings(s, TrainSettings)
-    s.set_defaults(settings=dict(RUN))
 
 
 def bench(args) -> int:
@@ -42,16 +41,14 @@ def bench(args) -> int:
     evaluations, final evaluation) beside their floor and, if PyTorch is installed
     (pip install "kmlp[bench]"), the same training in PyTorch on the CPU. Candidates are
     timed in turn, round after round; CPU time of the process counts, wall time is shown
-    beside it. The run's settings are the training flags (default: the workflow's
-    3-layer net with batch norm, 9,000 updates; --n-s 225 makes it a tenth)."""
+    beside it. The run's settings: the workflow's 3-layer net with batch norm (9,000
+    updates), with --settings and the training flags over it (--n-s 225 makes it a tenth)."""
     from ..environment import numeric_environment
     from ..files import atomic_text
     from ..nn import bench as nb
 
-    try:
-        settings = options.settings_from(args, TrainSettings) if args.run_rounds else None
-    except ValueError as exc:
-        raise KmlpError(f"bad settings: {exc}") from None
+    settings = options.settings_from(args, TrainSettings, base=RUN) if args.run_rounds else None
+    data = _run_data(args, settings, nb) if settings else None  # checked before any timing
     if args.threads != 1:
         print(f"note: {args.threads} threads; the floors and ratios are defined for 1")
     res = {"environment": numeric_environment(), "threads": args.threads}
@@ -75,7 +72,7 @@ def bench(args) -> int:
     print(f"  gathering a shuffled batch of {u['n_batch']} (not in the update): {_ms(u['gather_s'])} ms")
 
     if settings is not None:
-        res["run"] = _whole_run(args, settings, nb)
+        res["run"] = _whole_run(args, settings, nb, *data)
     if args.out:
         atomic_text(args.out, json.dumps(res, indent=2) + "\n")
     return 0
@@ -101,27 +98,33 @@ def _ms(t: dict) -> str:
     return f"{t['cpu'] * 1e3:.3f} ({t['wall'] * 1e3:.3f})"
 
 
-def _whole_run(args, settings, nb) -> dict:
+def _run_data(args, settings, nb):
+    """The whole run's data as ``(load, description)``, checked against the settings."""
     if args.data:
-        from ..data.dataset import load as load_file
+        from ..data import dataset
+
+        n_train, source = dataset.train_size(args.data), str(args.data)
 
         def load():
-            return load_file(args.data, dtype=settings.dtype)
+            return dataset.load(args.data, dtype=settings.dtype)
 
-        source = str(args.data)
     else:
-        if args.train_size < settings.n_batch:
-            raise KmlpError(f"--train-size must be at least the batch size {settings.n_batch}")
-        data = nb.synthetic_data(args.train_size, max(1, args.train_size // 9), max(1, 2 * args.train_size // 9))
+        n_train = args.train_size
+        data = nb.synthetic_data(n_train, max(1, n_train // 9), max(1, 2 * n_train // 9))
+        source = f"synthetic, {n_train} training images (made once; the load is not timed)"
 
         def load():
             return data
 
-        source = f"synthetic, {args.train_size} training images (made once; the load is not timed)"
     try:
-        r = nb.measure_run(load, settings, rounds=args.run_rounds, torch=not args.no_torch, threads=args.threads)
-    except ValueError as exc:  # the batch does not fit the data
-        raise KmlpError(str(exc)) from None
+        settings.check_data(n_train)
+    except ValueError as exc:
+        raise KmlpError(f"{source}: {exc}") from None
+    return load, source
+
+
+def _whole_run(args, settings, nb, load, source: str) -> dict:
+    r = nb.measure_run(load, settings, rounds=args.run_rounds, torch=not args.no_torch, threads=args.threads)
     r["data"] = source
     net = f"{len(settings.hidden) + 1}-layer{' BN' if settings.batch_norm else ''}"
     first = next(iter(r["runs"].values()))

@@ -17,13 +17,6 @@ from ..nn.settings import GradcheckSettings, TrainSettings
 from . import options
 
 
-def _settings(args, cls):
-    try:
-        return options.settings_from(args, cls)
-    except ValueError as exc:
-        raise KmlpError(f"bad settings: {exc}") from None
-
-
 # -- gradcheck -----------------------------------------------------------------------
 def add_gradcheck(sub) -> None:
     s = options.verb(sub, gradcheck, "compare analytic gradients with centred differences", options.THREADS)
@@ -42,7 +35,7 @@ def gradcheck(args) -> int:
     from ..files import atomic_text
     from ..nn.gradcheck import random_batch, run_check
 
-    settings = _settings(args, GradcheckSettings)
+    settings = options.settings_from(args, GradcheckSettings)
     data_md5 = ""
     if args.data:
         from ..data.dataset import load
@@ -146,7 +139,7 @@ def train(args) -> int:
     from ..nn.training import train as fit
     from ..runs import RunRecord, write_run
 
-    settings = _settings(args, TrainSettings)
+    settings = options.settings_from(args, TrainSettings)
     t0 = time.monotonic()
     ds = load(args.data, dtype=settings.dtype)
     try:
@@ -260,8 +253,12 @@ def add_lambda_pick(sub) -> None:
         "--half-width", type=options.positive, default=0.5, help="half width of the next pass, in decades of lambda"
     )
     s.add_argument("--seed", type=options.at_least(0), default=1, help="seed of the draw")
-    s.add_argument("--log10-floor", type=float, default=-5.0, help="centre used when the best lambda is 0")
-    s.add_argument("--top", type=int, default=0, help="also list the best K entries (to re-run with more seeds)")
+    s.add_argument(
+        "--log10-floor", type=float, default=-5.0, help="centre (log10) of the fine draws when the best lambda is 0"
+    )
+    s.add_argument(
+        "--top", type=options.at_least(0), default=0, help="also list the best K entries (to re-run with more seeds)"
+    )
 
 
 def lambda_pick(args) -> int:

@@ -11,6 +11,8 @@ import typing
 from dataclasses import MISSING, fields
 from pathlib import Path
 
+from ..errors import KmlpError
+
 
 def json_arg(text: str):
     try:
@@ -134,11 +136,15 @@ def add_settings(parser: argparse.ArgumentParser, cls) -> None:
         parser.add_argument("--" + f.name.replace("_", "-"), **kw)
 
 
-def settings_from(args, cls):
-    """The dataclass ``cls`` from ``--settings`` and the flags; ValueError if invalid."""
-    given = dict(args.settings)
+def settings_from(args, cls, base: dict | None = None):
+    """The dataclass ``cls`` from ``base``, then ``--settings``, then the flags (each
+    overriding the one before); one-line error if invalid."""
+    given = {**(base or {}), **args.settings}
     given.update({f.name: getattr(args, f.name) for f in fields(cls) if getattr(args, f.name) is not None})
-    return cls.from_dict(given)
+    try:
+        return cls.from_dict(given)
+    except ValueError as exc:
+        raise KmlpError(f"bad settings: {exc}") from None
 
 
 #: What every verb that writes a table of verdicts takes.

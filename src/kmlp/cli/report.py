@@ -53,36 +53,6 @@ def figure(args) -> None:
 
 
 # -- table ---------------------------------------------------------------------------
-def _names(value) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
-
-
-def check_table_spec(spec) -> None:
-    """Raise KmlpError naming the key unless ``spec`` has the shape of a table layout (the
-    config's ``tables`` entry); checked before any run file is read."""
-    from ..runs import FINAL_METRICS
-
-    if not isinstance(spec, dict):
-        raise KmlpError("--spec must be a JSON object (the config's tables entry)")
-    columns, rows, metrics = spec.get("columns"), spec.get("rows"), spec.get("column_metrics")
-    if not (_names(columns) and columns):
-        raise KmlpError(f"--spec: 'columns' must be a non-empty list of names, not {columns!r:.60}")
-    n = len(columns)
-    if not (isinstance(rows, dict) and rows):
-        raise KmlpError(f"--spec: 'rows' must map row labels to lists of experiments, not {rows!r:.60}")
-    for label, cells in rows.items():
-        if not _names(cells):
-            raise KmlpError(f"--spec: rows {label!r} must be a list of experiment names, not {cells!r:.60}")
-        if len(cells) != n:
-            columns_text = f"{n} column" + ("s" if n != 1 else "")
-            raise KmlpError(f"--spec: rows {label!r} has {len(cells)} experiments for {columns_text}")
-    if metrics is not None and not (_names(metrics) and len(metrics) == n):
-        raise KmlpError(f"--spec: 'column_metrics' must name one metric per column ({n}), not {metrics!r:.60}")
-    for m in [spec.get("metric"), *(metrics or [])]:
-        if m not in FINAL_METRICS:
-            raise KmlpError(f"--spec: metric {m!r} is not one of {', '.join(FINAL_METRICS)}")
-
-
 def add_table(sub) -> None:
     s = options.verb(sub, table, "a LaTeX + CSV table of one metric over a grid of experiments", *options.TABLE)
     s.add_argument("runs", nargs="+", type=Path, help="run files")
@@ -94,10 +64,10 @@ def add_table(sub) -> None:
 def table(args) -> None:
     from ..report.grouping import load_groups, provenance
     from ..report.latex import grid_tex
-    from ..report.stats import grid_frame
+    from ..report.stats import check_grid_spec, grid_frame
 
     spec = args.spec
-    check_table_spec(spec)
+    check_grid_spec(spec, "--spec")
     rule = _rule(args)
     groups = load_groups(args.runs)
     cells = grid_frame([r for members in groups.values() for r in members], spec, rule)

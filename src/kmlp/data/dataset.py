@@ -241,6 +241,13 @@ def load(path, dtype=np.float32, limit: int | None = None) -> Dataset:
     )
 
 
+def train_size(path) -> int:
+    """The number of training images of a prepared file, reading only its shape."""
+    with open_h5(path, "data file") as f:
+        _check_format(f, path)
+        return len(dataset(f, "train/labels", f"data file {path}"))
+
+
 def source_md5(path) -> str:
     """The MD5 of the archive a prepared file came from, reading only that attribute."""
     with open_h5(path, "data file") as f:

@@ -1,6 +1,8 @@
 """The math: layers, the MLP, initialisers, schedules, training, gradient checks.
 
 Pure NumPy on arrays: nothing here reads or writes a file or knows the command line.
+Beside the math, and used by nothing in it: ``bench`` times it, and ``torch_baseline``
+runs the same training in PyTorch for the bench (only when PyTorch is installed).
 The settings import without NumPy (the command line builds its flags from them); the
 rest loads on first use.
 """

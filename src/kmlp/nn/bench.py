@@ -18,14 +18,13 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from .fast import EVAL_CHUNK
 from .model import MLP
 from .settings import TrainSettings
 from .training import build_model, train
 
 #: The nets of the report whose update is timed: widths of the hidden layers.
 NETS = {"3-layer": (50, 50), "9-layer": (50, 30, 20, 20, 10, 10, 10, 10)}
-
-EVAL_CHUNK = 10000  # rows per product in evaluation (MLP.logits)
 
 
 class Clock:

@@ -24,6 +24,9 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Rows per product in evaluation: large enough for BLAS, small enough for the cache.
+EVAL_CHUNK = 10000
+
 
 class TrainStep:
     """One update of ``model`` on a batch of ``n`` rows: ``step(X, y, lam, eta)``.
@@ -39,7 +42,6 @@ class TrainStep:
         self.bn = model.batch_norm
         p = model.parameters()
         self.W = [p[f"W{i}"] for i in range(1, k + 1)]
-        self.W1T = self.W[0].T  # the d_in x d_out storage of W1
         self.b = [p[f"b{i}"] for i in range(1, k + 1)]
         self.gamma = [p[f"gamma{i}"] for i in range(1, k)] if self.bn else []
         self.beta = [p[f"beta{i}"] for i in range(1, k)] if self.bn else []
@@ -76,6 +78,7 @@ class TrainStep:
         self.z_max = np.empty((n, 1), dt)
         self.sum_ez = np.empty(n, dt)
         self.lse = np.empty(n, dt)
+        self.z_y = np.empty(n, dt)
         self.row_start = np.arange(n) * K
         self.classes = np.arange(K)
         self.label = np.empty(n, np.intp)
@@ -117,12 +120,13 @@ class TrainStep:
         np.add(self.row_start, self.label, out=self.flat_label)
         np.maximum.reduce(Z, axis=1, keepdims=True, out=self.z_max)
         np.subtract(Z, self.z_max, out=Z)
-        z_y = self.Zflat[self.flat_label]
+        np.take(self.Zflat, self.flat_label, out=self.z_y)
         np.exp(Z, out=Z)
         np.add.reduce(Z, axis=1, out=self.sum_ez)
         np.log(self.sum_ez, out=self.lse)
-        np.subtract(self.lse, z_y, out=self.lse)
-        loss = float(np.add.reduce(self.lse) / n)  # np.mean's arithmetic, without its overhead
+        np.subtract(self.lse, self.z_y, out=self.lse)
+        # np.mean's arithmetic (a sum, divided in the array's dtype), without its overhead
+        loss = float(np.divide(np.add.reduce(self.lse), n, dtype=self.lse.dtype))
         np.divide(Z, self.sum_ez[:, None], out=Z)
         self.Zflat[self.flat_label] -= 1
         np.divide(Z, n, out=Z)
@@ -202,7 +206,7 @@ class EvalBuffers:
         self.rows = 0
         self.H = []
 
-    def logits(self, X, chunk: int = 10000):
+    def logits(self, X, chunk: int = EVAL_CHUNK):
         """``forward(X, "eval")``'s arithmetic (``layers.batchnorm_eval``), in chunks."""
         model, k = self.model, self.model.k
         p = model.parameters()

@@ -11,7 +11,7 @@ from typing import NamedTuple
 import numpy as np
 
 from . import initializers
-from .fast import EvalBuffers, TrainStep
+from .fast import EVAL_CHUNK, EvalBuffers, TrainStep
 from .layers import (
     BN_EPS,
     affine_backward,
@@ -35,6 +35,14 @@ class Tape(NamedTuple):
         """Which ReLUs were on, as one flat mask: a crossed kink shows as a change."""
         masks = [(relu > 0).ravel() for _, _, relu in self.caches if relu is not None]
         return np.concatenate(masks or [np.zeros(0, bool)])
+
+
+def accuracy(scores, y) -> float:
+    """The share of rows whose largest score is at the label; NaN when a score is not
+    finite (argmax over NaN or inf predicts nothing)."""
+    if not np.isfinite(scores).all():
+        return float("nan")
+    return float(np.mean(np.argmax(scores, axis=1) == y))
 
 
 class MLP:
@@ -229,7 +237,7 @@ class MLP:
         return step(X, y, lam, eta)
 
     # -- evaluation -------------------------------------------------------------
-    def logits(self, X, chunk: int = 10000):
+    def logits(self, X, chunk: int = EVAL_CHUNK):
         """Evaluation-mode scores (moving-average batch-norm statistics), in chunks.
 
         ``forward(X, "eval")``'s arithmetic in reused buffers (:mod:`kmlp.nn.fast`).
@@ -245,7 +253,7 @@ class MLP:
         finite (a diverged net: argmax over NaN or inf predicts nothing)."""
         y = np.asarray(y, np.intp)
         z = self.logits(X)
-        acc = float(np.mean(np.argmax(z, axis=1) == y)) if np.isfinite(z).all() else float("nan")
+        acc = accuracy(z, y)
         with np.errstate(over="ignore", invalid="ignore"):
             loss = softmax_cross_entropy(z, y, grad=False)
         return loss, loss + self.penalty(lam), acc

@@ -8,9 +8,10 @@ moving averages with momentum 1 - alpha in evaluation; ReLU; softmax cross-entro
 the same initial weights (copied from kmlp's model of the seed), the same batches in
 the same order, the same cyclical learning rate, L2 as 2 lam W added to the weights'
 gradients (``SGD`` with ``weight_decay`` on the weight matrices only), float32, and
-the same evaluations of the same images (chunks of 10,000). Differences that do not
-change the cost: PyTorch's moving variance is the unbiased one and starts at 1, where
-kmlp seeds both averages with the first batch's statistics.
+the same evaluations of the same images (chunks of 10,000). A difference that leaves
+the training updates and their cost alone but not the evaluation-mode numbers:
+PyTorch's moving variance is the unbiased one and starts at 1, where kmlp seeds both
+averages with the first batch's statistics.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 
 from .schedules import cyclic_eta
 from .settings import TrainSettings
-from .training import build_model, seed_streams
+from .training import build_model, evaluation_subset, seed_streams
 
 
 def info() -> dict:
@@ -69,7 +70,8 @@ def torch_run(load, settings: TrainSettings, seed: int = 1, threads: int = 1) ->
     import torch
     from torch.nn import functional as F
 
-    from .bench import EVAL_CHUNK, Clock, Phases
+    from .bench import Clock, Phases
+    from .fast import EVAL_CHUNK
 
     torch.set_num_threads(threads)
     phases = Phases()
@@ -85,10 +87,9 @@ def torch_run(load, settings: TrainSettings, seed: int = 1, threads: int = 1) ->
     X_train, y_train = torch.from_numpy(ds.X_train), torch.from_numpy(np.asarray(ds.y_train, np.int64))
     X_val, y_val = torch.from_numpy(ds.X_val), torch.from_numpy(np.asarray(ds.y_val, np.int64))
     n = X_train.shape[0]
-    _, shuffle_ss, subset_ss = seed_streams(seed)
-    rng = np.random.default_rng(shuffle_ss)
-    if 0 < settings.eval_train_subset < n:
-        pick = np.sort(np.random.default_rng(subset_ss).choice(n, settings.eval_train_subset, replace=False))
+    rng = np.random.default_rng(seed_streams(seed)[1])
+    pick = evaluation_subset(n, settings, seed)
+    if pick is not None:
         X_eval, y_eval = X_train[torch.from_numpy(pick)], y_train[torch.from_numpy(pick)]
     else:
         X_eval, y_eval = X_train, y_train

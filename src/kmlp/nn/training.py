@@ -49,6 +49,15 @@ def build_model(settings: TrainSettings, d_in: int, n_classes: int, seed: int) -
     )
 
 
+def evaluation_subset(n: int, settings: TrainSettings, seed: int):
+    """The sorted rows of the fixed training subset the history evaluates on, or None
+    for the whole training set."""
+    if 0 < settings.eval_train_subset < n:
+        rows = np.random.default_rng(seed_streams(seed)[2]).choice(n, settings.eval_train_subset, replace=False)
+        return np.sort(rows)
+    return None
+
+
 def train(model, X_train, y_train, X_val, y_val, settings: TrainSettings, seed: int, progress=None):
     """Train ``model`` in place; returns a :class:`TrainResult`.
 
@@ -59,11 +68,10 @@ def train(model, X_train, y_train, X_val, y_val, settings: TrainSettings, seed: 
     """
     n = X_train.shape[0]
     settings.check_data(n)
-    _, shuffle_ss, subset_ss = seed_streams(seed)
-    rng = np.random.default_rng(shuffle_ss)
+    rng = np.random.default_rng(seed_streams(seed)[1])
     y_train = np.asarray(y_train, np.intp)
-    if 0 < settings.eval_train_subset < n:
-        pick = np.sort(np.random.default_rng(subset_ss).choice(n, settings.eval_train_subset, replace=False))
+    pick = evaluation_subset(n, settings, seed)
+    if pick is not None:
         X_eval, y_eval = X_train[pick], y_train[pick]
     else:
         X_eval, y_eval = X_train, y_train

@@ -17,13 +17,10 @@ import math
 import numpy as np
 import pandas as pd
 
+from ..nn.model import accuracy
 from .grouping import paper_value
 
 COLUMNS = ["moving averages", "batch statistics", "sampling std (binomial)"]
-
-
-def accuracy(scores, y) -> float:
-    return float(np.mean(np.argmax(scores, axis=1) == y))
 
 
 def diagnose_run(model, ds) -> dict:
@@ -46,7 +43,7 @@ def diagnose_frame(groups: dict, model_of, data_of) -> pd.DataFrame:
         results = [diagnose_run(model_of(r), ds) for r in done]
         for metric, split in (("val_acc", "val"), ("test_acc", "test")):
             common = {"row": f"{exp}: {split}", "experiment": exp, "diverged": len(members) - len(done),
-                      "paper": paper_value(members, metric) or math.nan, "verdict": ""}  # fmt: skip
+                      "paper": _or_nan(paper_value(members, metric)), "verdict": ""}  # fmt: skip
             for column, key in zip(COLUMNS[:2], ("moving", "batch"), strict=True):
                 v = np.array([res[f"{split}_{key}"] for res in results], float)
                 ok = v[np.isfinite(v)]
@@ -61,6 +58,10 @@ def diagnose_frame(groups: dict, model_of, data_of) -> pd.DataFrame:
                           "n": cells[-2]["n"], "nonfinite": 0, "paper": math.nan, "std": math.nan,
                           "mean": math.sqrt(p * (1 - p) / n_images) if math.isfinite(p) else math.nan})  # fmt: skip
     return pd.DataFrame(cells)
+
+
+def _or_nan(value):
+    return math.nan if value is None else value
 
 
 #: The table's layout (its rows come from :func:`diagnose_frame`).

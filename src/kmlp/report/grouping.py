@@ -53,8 +53,13 @@ def paper_value(members, metric):
     """The report's number for ``metric`` as the runs store it (they must agree)."""
     values = unique(float(r.paper[metric]) for r in members if metric in r.paper)
     if len(values) > 1:
-        raise KmlpError(
-            f"the runs of experiment {members[0].experiment} disagree on the "
-            f"report's {metric} ({values}): were they made from different configs?"
-        )
+        raise paper_disagreement(members[0].experiment, metric, values)
     return values[0] if values else None
+
+
+def paper_disagreement(experiment: str, metric: str, values) -> KmlpError:
+    """The error for runs of one experiment that store different report numbers."""
+    return KmlpError(
+        f"the runs of experiment {experiment} disagree on the report's {metric} ({list(values)}): "
+        "were they made from different configs?"
+    )

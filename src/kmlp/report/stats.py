@@ -36,6 +36,7 @@ import pandas as pd
 
 from ..errors import KmlpError
 from ..runs import FINAL_METRICS
+from .grouping import paper_disagreement
 
 # The report's own numbers come first, in this order; any other metric follows.
 METRIC_ORDER = ["val_acc", "test_acc"] + [m for m in FINAL_METRICS if m not in ("val_acc", "test_acc")]
@@ -63,6 +64,12 @@ class VerdictRule:
             raise ValueError(f"need 0 < consistent < inconsistent < 1, got {self.consistent}, {self.inconsistent}")
         if not self.sampling_factor > 0:
             raise ValueError(f"sampling_factor must be positive, got {self.sampling_factor}")
+        if not all(isinstance(m, str) for m in self.sampling):
+            raise ValueError(f"sampling must list metric names, got {list(self.sampling)}")
+        for name, low in (("paper_decimals", 0), ("resamples", 1), ("seed", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         seen: dict = {}
         for pool, spec in self.pools.items():
             for e in spec["experiments"]:
@@ -75,15 +82,19 @@ class VerdictRule:
     def from_dict(cls, d: dict | None) -> VerdictRule:
         d = dict(d or {})
         boot = d.pop("bootstrap", {})
+        sampling = d.pop("sampling", cls.sampling)
+        if not isinstance(boot, dict) or isinstance(sampling, str):
+            what = "bootstrap must be a mapping" if not isinstance(boot, dict) else "sampling must be a list"
+            raise KmlpError(f"bad verdict rule: {what}")
         try:
             return cls(
-                sampling=tuple(d.pop("sampling", cls.sampling)),
+                sampling=tuple(sampling),
                 pools={
                     k: {"metric": v["metric"], "experiments": list(v["experiments"])}
                     for k, v in d.pop("pools", {}).items()
                 },  # fmt: skip
-                resamples=int(boot.get("resamples", cls.resamples)),
-                seed=int(boot.get("seed", cls.seed)),
+                resamples=boot.get("resamples", cls.resamples),
+                seed=boot.get("seed", cls.seed),
                 **d,
             )
         except (TypeError, KeyError) as exc:
@@ -204,10 +215,7 @@ def describe(frame: pd.DataFrame) -> pd.DataFrame:
     bad = papers[papers.map(len) > 1]
     if len(bad):
         (exp, metric), values = next(iter(bad.items()))
-        raise KmlpError(
-            f"the runs of experiment {exp} disagree on the report's {metric} ({values}): "
-            "were they made from different configs?"
-        )
+        raise paper_disagreement(exp, metric, values)
     out["paper"] = papers.map(lambda p: p[0] if p else math.nan)
     out.loc[out.n == 1, "std"] = math.nan  # one run: no spread (not 0)
     return out.astype({"n": int, "diverged": int, "nonfinite": int})
@@ -308,27 +316,44 @@ def summary_frame(runs, rule: VerdictRule, readings: dict | None = None) -> pd.D
     return out
 
 
+def _names(value) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+def check_grid_spec(spec, what: str = "table spec") -> None:
+    """Raise KmlpError naming the key unless ``spec`` has the shape of a table layout (the
+    config's ``tables`` entry); checked before any run file is read."""
+    if not isinstance(spec, dict):
+        raise KmlpError(f"{what} must be a JSON object (the config's tables entry)")
+    columns, rows, metrics = spec.get("columns"), spec.get("rows"), spec.get("column_metrics")
+    if not (_names(columns) and columns):
+        raise KmlpError(f"{what}: 'columns' must be a non-empty list of names, not {columns!r:.60}")
+    n = len(columns)
+    if not (isinstance(rows, dict) and rows):
+        raise KmlpError(f"{what}: 'rows' must map row labels to lists of experiments, not {rows!r:.60}")
+    for label, cells in rows.items():
+        if not _names(cells):
+            raise KmlpError(f"{what}: rows {label!r} must be a list of experiment names, not {cells!r:.60}")
+        if len(cells) != n:
+            columns_text = f"{n} column" + ("s" if n != 1 else "")
+            raise KmlpError(f"{what}: rows {label!r} has {len(cells)} experiments for {columns_text}")
+    if metrics is not None and not (_names(metrics) and len(metrics) == n):
+        raise KmlpError(f"{what}: 'column_metrics' must name one metric per column ({n}), not {metrics!r:.60}")
+    for m in [spec.get("metric"), *(metrics or [])]:
+        if m not in FINAL_METRICS:
+            raise KmlpError(f"{what}: metric {m!r} is not one of {', '.join(FINAL_METRICS)}")
+
+
 def grid_frame(runs, spec: dict, rule: VerdictRule) -> pd.DataFrame:
     """One row per cell of a grid table (the config's ``tables`` entry), row by row."""
-    for key in ("metric", "columns", "rows"):
-        if key not in spec:
-            raise KmlpError(f"the table spec lacks the key {key!r} (it has {sorted(spec)})")
-    if not isinstance(spec["rows"], dict):
-        raise KmlpError("the table spec's rows must map a row label to one experiment per column")
+    check_grid_spec(spec)
     columns = list(spec["columns"])
     # A column may show another metric of the same runs (e.g. test beside validation).
     metrics = list(spec.get("column_metrics") or [spec["metric"]] * len(columns))
-    if len(metrics) != len(columns):
-        raise KmlpError(f"the table has {len(columns)} columns but {len(metrics)} column_metrics")
-    for m in {spec["metric"], *metrics}:
-        if m not in FINAL_METRICS:
-            raise KmlpError(f"the table metric {m!r} is not one of {list(FINAL_METRICS)}")
     frame = tidy(runs)
     present = set(frame.experiment)
     cells = []
     for row, exps in spec["rows"].items():
-        if len(exps) != len(columns):
-            raise KmlpError(f"table row {row!r} has {len(exps)} experiments for {len(columns)} columns")
         cells += [(str(row), c, e, m) for c, m, e in zip(columns, metrics, exps, strict=True) if e]
     missing = list(dict.fromkeys(e for _, _, e, _ in cells if e not in present))
     if missing:
