@@ -45,7 +45,7 @@ def test_threads_limit_the_blas_of_a_fresh_process(tmp_path):
 @pytest.mark.parametrize(
     "cls, schema_path, extra",
     [
-        (TrainSettings, ("$defs", "training", "properties"), {"val_size", "paper", "reading", "seeds"}),
+        (TrainSettings, ("$defs", "settings", "properties"), set()),
         (GradcheckSettings, ("properties", "gradcheck", "properties"), {"checks"}),
     ],
 )

@@ -20,9 +20,8 @@ rule figure:
         runtime=5,
     params:
         title=lambda wc: config["figures"][wc.figure]["title"],
-        config=CONFIG_NAME,
     shell:
-        "kmlp figure --title {params.title:q} --config {params.config:q} --out {output.pdf:q}"
+        'kmlp figure --title {params.title:q} --config "$KMLP_CONFIG" --out {output.pdf:q}'
         " --png {output.png:q} {input:q} > {log:q} 2>&1"
 
 
@@ -50,9 +49,8 @@ rule table:
     params:
         spec=lambda wc: json.dumps(config["tables"][wc.table]),
         verdict=verdict_rule(),
-        config=CONFIG_NAME,
     shell:
-        "kmlp table --spec {params.spec:q} --verdict {params.verdict:q} --config {params.config:q}"
+        'kmlp table --spec {params.spec:q} --verdict {params.verdict:q} --config "$KMLP_CONFIG"'
         " --out-tex {output.tex:q} --out-csv {output.csv:q} {input.runs:q} > {log:q} 2>&1"
 
 
@@ -77,7 +75,6 @@ use rule table as lambda_table with:
     params:
         spec=search_table_spec,
         verdict=verdict_rule(),
-        config=CONFIG_NAME,
 
 
 rule gradtable:
@@ -100,10 +97,8 @@ rule gradtable:
     resources:
         mem_mb=500,
         runtime=5,
-    params:
-        config=CONFIG_NAME,
     shell:
-        "kmlp gradtable --config {params.config:q} --out-tex {output.tex:q}"
+        'kmlp gradtable --config "$KMLP_CONFIG" --out-tex {output.tex:q}'
         " --out-csv {output.csv:q} {input:q} > {log:q} 2>&1"
 
 
@@ -129,10 +124,9 @@ rule summary:
         runtime=5,
     params:
         verdict=verdict_rule(),
-        config=CONFIG_NAME,
         readings=lambda wc: readings(),
     shell:
-        "kmlp summary --verdict {params.verdict:q} --config {params.config:q}"
+        'kmlp summary --verdict {params.verdict:q} --config "$KMLP_CONFIG"'
         " --readings {params.readings:q}"
         " --out-tex {output.tex:q} --out-csv {output.csv:q} {input:q} > {log:q} 2>&1"
 
@@ -159,10 +153,8 @@ rule diagnose:
     resources:
         mem_mb=2000,
         runtime=10,
-    params:
-        config=CONFIG_NAME,
     shell:
-        "kmlp diagnose --data {input.data:q} --threads {threads} --config {params.config:q}"
+        'kmlp diagnose --data {input.data:q} --threads {threads} --config "$KMLP_CONFIG"'
         " --out-tex {output.tex:q} --out-csv {output.csv:q} {input.runs:q} > {log:q} 2>&1"
 
 
@@ -184,10 +176,8 @@ rule report_tex:
     resources:
         mem_mb=500,
         runtime=5,
-    params:
-        config=CONFIG_NAME,
     shell:
-        "kmlp report --config {params.config:q} --tables {input.tables:q}"
+        'kmlp report --config "$KMLP_CONFIG" --tables {input.tables:q}'
         " --figures {input.figures:q} --out {output:q} > {log:q} 2>&1"
 
 

@@ -2,6 +2,7 @@ import json
 import math
 import os
 import re
+import shlex
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -40,6 +41,16 @@ TABLES = list(config["tables"])
 # What outputs record as "the config they came from".
 CONFIG_NAME = (
     ";".join(os.path.relpath(f) for f in workflow.configfiles) or "config/config.yaml"
+)
+# Outputs record it from the shell's environment, not from a param: params are a rerun trigger,
+# and naming the same config another way must not redo the work. (It would also hide
+# changed training settings for one invocation: when the gradient-check table reruns,
+# Snakemake skips the jobs with it as an ancient input, snakemake/snakemake#4166.)
+_source = shlex.quote(json.dumps({"config": CONFIG_NAME}))
+shell.prefix(  # (bash's strict mode, which a prefix replaces; doubled braces: it is formatted)
+    "set -euo pipefail;"
+    f" export KMLP_CONFIG={shlex.quote(CONFIG_NAME)}"
+    f" KMLP_SOURCE={_source.replace('{', '{{').replace('}', '}}')}; "
 )
 # Keys of an experiment that say how the workflow uses it, not how it is trained.
 EXPERIMENT_KEYS = ("paper", "reading", "val_size", "seeds")
@@ -109,8 +120,28 @@ def check_config(config):
                 )
             unknown(f"{key}.rows[{label!r}]", cells)
     unknown("diagnostics.experiments", config["diagnostics"]["experiments"])
-    for name, pool in config["verdict"]["pools"].items():
-        unknown(f"verdict.pools.{name}.experiments", pool["experiments"])
+    verdict = config["verdict"]
+    if not verdict["consistent"] < verdict["inconsistent"]:
+        problems.append(
+            f"verdict: consistent {verdict['consistent']} must be below"
+            f" inconsistent {verdict['inconsistent']}"
+        )
+    pooled = {}
+    for name, pool in verdict["pools"].items():
+        key = f"verdict.pools.{name}.experiments"
+        unknown(key, pool["experiments"])
+        for e in pool["experiments"]:
+            other = pooled.setdefault((e, pool["metric"]), name)
+            if other != name:
+                problems.append(
+                    f"{key}: {e} is also in pool {other} for {pool['metric']}"
+                )
+    coarse = SEARCH["coarse"]
+    if SEARCH_ON and not coarse["log10_min"] < coarse["log10_max"]:
+        problems.append(
+            f"lambda_search.coarse: log10_min {coarse['log10_min']} must be below"
+            f" log10_max {coarse['log10_max']}"
+        )
     if problems:
         raise WorkflowError("the config breaks these rules:\n" + "\n".join(problems))
 

@@ -37,10 +37,11 @@ checkpoint lambda_coarse:
     params:
         n=SEARCH["fine"]["n"],
         half_width=SEARCH["fine"]["half_width"],
-        seed=SEARCH["seed"] + 1,
+        seed=SEARCH["seed"] + 1,  # the coarse draws use seed, the fine ones seed + 1
+        floor=SEARCH["coarse"]["log10_min"],
     shell:
         "kmlp lambda-pick --pass coarse {input:q} --fine-n {params.n} --half-width {params.half_width}"
-        " --seed {params.seed} --out {output:q} > {log:q} 2>&1"
+        " --seed {params.seed} --log10-floor {params.floor} --out {output:q} > {log:q} 2>&1"
 
 
 checkpoint lambda_fine:

@@ -24,8 +24,7 @@ rule train:
     params:
         settings=lambda wc: json.dumps(settings(wc.experiment), sort_keys=True),
         paper=lambda wc: json.dumps(paper_of(wc.experiment), sort_keys=True),
-        source=json.dumps({"config": CONFIG_NAME}),
     shell:
         "kmlp train --data {input.data:q} --out {output:q} --experiment {wildcards.experiment}"
         " --seed {wildcards.seed} --threads {threads} --settings {params.settings:q}"
-        " --paper {params.paper:q} --source {params.source:q} > {log:q} 2>&1"
+        ' --paper {params.paper:q} --source "$KMLP_SOURCE" > {log:q} 2>&1'
