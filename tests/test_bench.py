@@ -1,6 +1,9 @@
 """kmlp.nn.bench and its PyTorch twin on tiny sizes: the fields are sane and the twin
 trains the same net the same way. No timing is asserted."""
 
+from collections import Counter
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -36,9 +39,37 @@ def test_updates_against_their_floors():
     assert e["ratio_bn"]["cpu"] == pytest.approx(e["update_bn_s"]["cpu"] / e["floor_s"]["cpu"])
 
 
-def test_the_run_floor_counts_every_product_once():
-    floor = bench.run_floor([32, 8, 4], n_batch=10, rows=25, calls=3)()
-    assert floor["update"]["cpu"] > 0 and floor["image"]["wall"] > 0
+def test_the_run_floor_counts_every_product_once(monkeypatch):
+    """Every product of the floor, and its time, counted by hand for sizes [32, 8, 4]. The
+    clock here is the multiply-adds done so far, so the floor per update and per image is
+    the multiply-adds of the products it must do, and a product dropped or done twice
+    shows."""
+    products, done = [], [0]
+    matmul = np.matmul
+
+    def counted(a, b, out=None):
+        products.append((a.shape, b.shape))
+        done[0] += a.shape[0] * a.shape[1] * b.shape[1]
+        return matmul(a, b, out=out)
+
+    monkeypatch.setattr(np, "matmul", counted)
+    monkeypatch.setattr(bench, "time", SimpleNamespace(process_time=lambda: done[0], perf_counter=lambda: done[0]))
+    floor = bench.run_floor([32, 8, 4], n_batch=10, rows=25, calls=3, chunks=2)()
+    # An update on 10 rows: s = h W^T for both layers, dW for both, and the gradient back
+    # through W2 (none through W1: nothing needs the input's gradient). dW1 is g^T x with
+    # W1 stored d_out x d_in, x^T g (its transpose) stored d_in x d_out.
+    update = [((10, 32), (32, 8)), ((10, 8), (8, 4)), ((4, 10), (10, 8)), ((10, 4), (4, 8))]
+    dW1 = {False: ((8, 10), (10, 32)), True: ((32, 10), (10, 8))}
+    image = [((25, 32), (32, 8)), ((25, 8), (8, 4))]  # a chunk of 25 images: s = h W^T per layer
+    expected = Counter()
+    for layout in (False, True):  # both layouts, each call once untimed first
+        expected.update({p: 1 + 3 for p in [*update, dW1[layout]]})
+        for p in image:
+            expected[p] += 1 + 2
+    assert Counter(products) == expected
+    per_update = 10 * 32 * 8 + 10 * 8 * 4 + 4 * 10 * 8 + 10 * 4 * 8 + 8 * 10 * 32  # 6080, alike in both layouts
+    per_image = 32 * 8 + 8 * 4
+    assert floor == {"update": {"cpu": per_update, "wall": per_update}, "image": {"cpu": per_image, "wall": per_image}}
 
 
 def test_without_torch_the_bench_says_so(monkeypatch):
