@@ -11,10 +11,10 @@ import stat
 import numpy as np
 import pytest
 
+from kmlp.aggregate.latex import tex_text
+from kmlp.aggregate.stats import STAT_COLUMNS
+from kmlp.aggregate.tabular import read_csv
 from kmlp.cli import main
-from kmlp.report.latex import tex_text
-from kmlp.report.stats import STAT_COLUMNS
-from kmlp.report.tabular import read_csv
 from kmlp.runs import FINAL_METRICS, HISTORY_COLUMNS, RunRecord, write_run
 
 SEEDS = (1, 2, 3)
@@ -114,7 +114,7 @@ def test_figure_valid_and_deterministic(runs, tmp_path):
 
 
 def test_figure_mean_band_excludes_nothing_finite():
-    from kmlp.report.figures import mean_band
+    from kmlp.aggregate.figures import mean_band
 
     a, b = make_run("exp_a", 1), make_run("exp_a", 2)
     steps, mean, std, n = mean_band([a, b], "val_acc")
@@ -429,8 +429,8 @@ def test_diagnose_batch_statistics_and_sampling_spread(tmp_path):
     """Re-evaluation from stored weights: a BN net scored with its moving averages and
     with each split's own statistics, and the binomial spread of an accuracy."""
     from kmlp import MLP
+    from kmlp.aggregate.diagnose import diagnose_frame
     from kmlp.data.dataset import Dataset
-    from kmlp.report.diagnose import diagnose_frame
     from kmlp.runs import RunRecord
 
     rng = np.random.default_rng(0)

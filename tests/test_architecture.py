@@ -1,6 +1,8 @@
-"""The layout's promises: the math imports nothing of files or the command line, and a
-setting is defined once (the dataclass), named in the schema and reachable from the CLI."""
+"""The layout's promises: the math imports nothing above it, the study loads no NumPy, no
+module imports itself in a circle, and a setting is defined once (the dataclass), named in
+the schema and reachable from the CLI."""
 
+import ast
 import json
 import subprocess
 import sys
@@ -22,9 +24,83 @@ def loaded(code: str, prefixes: tuple) -> list:
     return eval(subprocess.run([sys.executable, "-c", check], check=True, capture_output=True, text=True).stdout)
 
 
-def test_the_math_imports_no_io_and_no_cli():
-    io = ("kmlp.data", "kmlp.report", "kmlp.runs", "kmlp.files", "kmlp.cli", "h5py", "matplotlib", "pandas")
-    assert loaded("import kmlp.nn, kmlp.nn.gradcheck, kmlp.nn.bench, kmlp.nn.search", io) == []
+SRC = SCHEMA.parents[2] / "src" / "kmlp"
+
+
+def imports() -> dict[str, set[str]]:
+    """Module -> the kmlp modules it imports (anywhere in it, at the top or in a function)."""
+    names = {".".join(p.relative_to(SRC.parent).with_suffix("").parts).removesuffix(".__init__"): p
+             for p in SRC.rglob("*.py")}  # fmt: skip
+    graph = {}
+    for name, path in names.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        found = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1]) if node.level else ""
+                module = ".".join(filter(None, [base, node.module or ""]))
+                found |= {f"{module}.{a.name}" if f"{module}.{a.name}" in names else module for a in node.names}
+        graph[name] = {m for m in found if m in names and m != name}
+    return graph
+
+
+def test_no_module_of_the_package_imports_itself_in_a_circle():
+    graph = imports()
+    assert len(graph) > 40 and graph["kmlp.cli.train"] >= {"kmlp.nn.training", "kmlp.runs"}
+    state, cycles = {}, []
+
+    def visit(module, path):
+        state[module] = "open"
+        for dep in sorted(graph[module]):
+            if state.get(dep) == "open":
+                cycles.append([*path[path.index(dep) :], dep])
+            elif dep not in state:
+                visit(dep, [*path, dep])
+        state[module] = "done"
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert cycles == []
+
+
+def test_the_math_imports_nothing_above_it():
+    """kmlp.nn imports only kmlp.nn: no files, command line, study, bench or tables."""
+    outside = {m: sorted(d for d in deps if not d.startswith("kmlp.nn")) for m, deps in imports().items()}
+    assert {m: d for m, d in outside.items() if m.startswith("kmlp.nn") and d} == {}
+    io = ("kmlp.data", "kmlp.aggregate", "kmlp.runs", "kmlp.files", "kmlp.cli", "kmlp.study", "kmlp.bench", "h5py",
+          "matplotlib", "pandas")  # fmt: skip
+    assert loaded("import kmlp.nn, kmlp.nn.gradcheck, kmlp.nn.search, kmlp.nn.training", io) == []
+
+
+def test_the_bench_reads_no_files():
+    io = ("kmlp.data.dataset", "kmlp.data.download", "kmlp.runs", "kmlp.files", "kmlp.cli", "kmlp.aggregate", "h5py")
+    assert loaded("import kmlp.bench.runs, kmlp.bench.torch_twin", io) == []
+
+
+def test_planning_the_study_loads_no_numpy():
+    """The workflow asks kmlp.study while Snakemake plans: all it asks, without NumPy or h5py."""
+    code = f"""
+import yaml
+from kmlp.study import Study
+study = Study(yaml.safe_load(open({str(SCHEMA.parents[2] / "config" / "config.yaml")!r}))).check()
+for e in study.experiments:
+    study.seeds(e), study.settings(e, 0.001).as_dict(), study.memory_mb(e, 10**9), study.val_size(e)
+study.readings(), study.report_experiments(), study.val_sizes(), study.gradchecks
+study.verdict.pooled_with(["3layer-bn"]), [t.experiments for t in study.tables.values()]
+"""
+    assert loaded(code, ("numpy", "h5py", "pandas", "matplotlib")) == []
+
+
+def test_a_setting_is_spelled_where_it_is_defined_and_where_training_uses_it():
+    """The memory model asks TrainSettings; no other module of the package or rule of the
+    workflow spells a setting such as eval_train_subset."""
+    repo = SCHEMA.parents[2]
+    files = [*SRC.rglob("*.py"), *(repo / "workflow").rglob("*.smk")]
+    spelled = sorted(p.relative_to(repo).as_posix() for p in files if "eval_train_subset" in p.read_text())
+    assert spelled == ["src/kmlp/nn/settings.py", "src/kmlp/nn/training.py"]
 
 
 def test_the_command_line_starts_without_numpy():
@@ -68,7 +144,6 @@ def test_every_setting_has_a_flag(verb, cls):
 
 def test_the_package_declares_every_library_it_imports():
     """`pip install kmlp` must bring what any verb imports (the tables need pandas)."""
-    import ast
     import tomllib
 
     repo = SCHEMA.parents[2]

@@ -1,4 +1,4 @@
-"""kmlp.nn.bench and its PyTorch twin on tiny sizes: the fields are sane and the twin
+"""kmlp.bench and its PyTorch twin on tiny sizes: the fields are sane and the twin
 trains the same net the same way. No timing is asserted."""
 
 from collections import Counter
@@ -8,19 +8,19 @@ import numpy as np
 import pytest
 
 from kmlp import MLP
-from kmlp.nn import bench
+from kmlp.bench import floors, runs, timing
 from kmlp.nn.settings import TrainSettings
 
 TINY = TrainSettings(hidden=(20, 10), batch_norm=True, n_batch=30, n_s=4, cycles=1, eval_every=3, eval_train_subset=50)
 
 
 def tiny_data():
-    return bench.synthetic_data(n_train=120, n_val=20, n_test=40, d=64, n_classes=5, seed=1)
+    return runs.synthetic_data(n_train=120, n_val=20, n_test=40, d=64, n_classes=5, seed=1)
 
 
 def test_a_whole_run_against_its_floor():
     data = tiny_data()
-    res = bench.measure_run(lambda: data, TINY, rounds=2, torch=False)
+    res = runs.measure_run(lambda: data, TINY, rounds=2, torch=False)
     run = res["runs"]["kmlp"]
     assert list(res["runs"]) == ["kmlp"] and res["sizes"] == [64, 20, 10, 5]
     assert run["updates"] == 8 and run["status"] == "completed"
@@ -32,7 +32,7 @@ def test_a_whole_run_against_its_floor():
 
 
 def test_updates_against_their_floors():
-    res = bench.measure_updates({"tiny": (8, 6)}, d_in=32, n_classes=4, n_batch=10, calls=2, rounds=2)
+    res = runs.measure_updates({"tiny": (8, 6)}, d_in=32, n_classes=4, n_batch=10, calls=2, rounds=2)
     e = res["nets"]["tiny"]
     assert e["sizes"] == [32, 8, 6, 4]
     assert e["floor_s"]["cpu"] == min(e["floor_dout_din_s"]["cpu"], e["floor_din_dout_s"]["cpu"])
@@ -53,8 +53,8 @@ def test_the_run_floor_counts_every_product_once(monkeypatch):
         return matmul(a, b, out=out)
 
     monkeypatch.setattr(np, "matmul", counted)
-    monkeypatch.setattr(bench, "time", SimpleNamespace(process_time=lambda: done[0], perf_counter=lambda: done[0]))
-    floor = bench.run_floor([32, 8, 4], n_batch=10, rows=25, calls=3, chunks=2)()
+    monkeypatch.setattr(timing, "time", SimpleNamespace(process_time=lambda: done[0], perf_counter=lambda: done[0]))
+    floor = floors.run_floor([32, 8, 4], n_batch=10, rows=25, calls=3, chunks=2)()
     # An update on 10 rows: s = h W^T for both layers, dW for both, and the gradient back
     # through W2 (none through W1: nothing needs the input's gradient). dW1 is g^T x with
     # W1 stored d_out x d_in, x^T g (its transpose) stored d_in x d_out.
@@ -75,7 +75,7 @@ def test_the_run_floor_counts_every_product_once(monkeypatch):
 def test_without_torch_the_bench_says_so(monkeypatch):
     import builtins
 
-    from kmlp.nn import torch_baseline
+    from kmlp.bench import torch_twin
 
     real_import = builtins.__import__
 
@@ -85,15 +85,15 @@ def test_without_torch_the_bench_says_so(monkeypatch):
         return real_import(name, *args, **kw)
 
     monkeypatch.setattr(builtins, "__import__", no_torch)
-    assert torch_baseline.info() == {"available": False}
+    assert torch_twin.info() == {"available": False}
     data = tiny_data()
-    assert list(bench.measure_run(lambda: data, TINY, rounds=1)["runs"]) == ["kmlp"]
+    assert list(runs.measure_run(lambda: data, TINY, rounds=1)["runs"]) == ["kmlp"]
 
 
 # -- the PyTorch twin (skipped unless PyTorch is installed) ----------------------------
 def test_the_torch_net_is_the_same_net():
     torch = pytest.importorskip("torch")
-    from kmlp.nn.torch_baseline import _net
+    from kmlp.bench.torch_twin import _net
 
     rng = np.random.default_rng(0)
     X = rng.standard_normal((30, 64)).astype(np.float32)
@@ -117,7 +117,7 @@ def test_the_torch_net_is_the_same_net():
 def test_torch_runs_the_same_schedule():
     pytest.importorskip("torch")
     data = tiny_data()
-    res = bench.measure_run(lambda: data, TINY, rounds=1)
+    res = runs.measure_run(lambda: data, TINY, rounds=1)
     kmlp, torch_run = res["runs"]["kmlp"], res["runs"]["torch"]
     assert res["torch"]["available"] and res["speedup_over_torch"]["cpu"] > 0
     assert (torch_run["updates"], torch_run["evaluated_images"]) == (kmlp["updates"], kmlp["evaluated_images"])

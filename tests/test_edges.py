@@ -3,8 +3,10 @@ documented order, and an accuracy that is never computed from non-finite scores.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +14,10 @@ import pytest
 from kmlp.cli import main
 from kmlp.errors import KmlpError
 from kmlp.nn.model import accuracy
-from kmlp.report.stats import VerdictRule
+from kmlp.study import VerdictRule
 from test_errors import assert_one_line, run
+
+CONFIG = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
 
 
 def test_accuracy_of_non_finite_scores_is_nan():
@@ -49,12 +53,12 @@ def test_lambda_pick_top_must_not_be_negative(tmp_path, capsys):
 
 
 def test_bench_checks_its_data_before_timing(tmp_path, capsys, monkeypatch):
-    import kmlp.nn.bench
+    import kmlp.bench.runs
 
     def no_timing(*args, **kwargs):
         raise AssertionError("timed before checking the data")
 
-    monkeypatch.setattr(kmlp.nn.bench, "measure_updates", no_timing)
+    monkeypatch.setattr(kmlp.bench.runs, "measure_updates", no_timing)
     rc, err = run(capsys, "bench", "--no-torch", "--data", tmp_path / "missing.h5")
     assert rc == 1
     assert_one_line(err, "missing.h5")
@@ -65,8 +69,9 @@ def test_bench_checks_its_data_before_timing(tmp_path, capsys, monkeypatch):
 
 def test_bench_settings_lie_over_the_workflow_net(monkeypatch, capsys):
     """--settings and the flags change the bench's default run, key by key, not replace it."""
-    import kmlp.nn.bench
+    import kmlp.bench.runs
     from kmlp.cli import bench as cli_bench
+    from kmlp.study import load
 
     seen = {}
 
@@ -75,12 +80,12 @@ def test_bench_settings_lie_over_the_workflow_net(monkeypatch, capsys):
         raise SystemExit(0)
 
     no_updates = {"n_batch": 100, "rounds": 1, "calls": 1, "nets": {}, "gather_s": {"cpu": 0, "wall": 0}}
-    monkeypatch.setattr(kmlp.nn.bench, "measure_updates", lambda **kw: no_updates)
-    monkeypatch.setattr(kmlp.nn.bench, "measure_run", fake_run)
-    monkeypatch.setattr(kmlp.nn.bench, "synthetic_data", lambda *a, **k: None)
+    monkeypatch.setattr(kmlp.bench.runs, "measure_updates", lambda nets, **kw: no_updates)
+    monkeypatch.setattr(kmlp.bench.runs, "measure_run", fake_run)
+    monkeypatch.setattr(kmlp.bench.runs, "synthetic_data", lambda *a, **k: None)
     with pytest.raises(SystemExit):
-        main(["bench", "--no-torch", "--settings", json.dumps({"n_s": 225}), "--lam", "0.01"])
+        main(["bench", "--no-torch", "--config", str(CONFIG), "--settings", json.dumps({"n_s": 225}), "--lam", "0.01"])
     s = seen["settings"]
     assert (s.n_s, s.lam) == (225, 0.01)
-    assert list(s.hidden) == cli_bench.RUN["hidden"] and s.batch_norm
-    assert (s.eval_every, s.eval_train_subset) == (cli_bench.RUN["eval_every"], cli_bench.RUN["eval_train_subset"])
+    workflow = load(CONFIG).settings(cli_bench.RUN)  # the run as the workflow trains it
+    assert s == dataclasses.replace(workflow, n_s=225, lam=0.01)

@@ -41,7 +41,7 @@ def test_unwritable_output_is_refused_before_training(data, tmp_path, capsys, mo
     def no_training(*args, **kwargs):
         raise AssertionError("trained before checking that the output can be written")
 
-    monkeypatch.setattr(kmlp.nn.training, "train", no_training)
+    monkeypatch.setattr(kmlp.nn.training, "run", no_training)
     (tmp_path / "file").write_text("x")
     out = tmp_path / "file" / "run.h5" if where == "below a file" else tmp_path
     rc, err = run(capsys, "train", "--data", data, "--out", out, "--n-batch", "30", "--quiet")

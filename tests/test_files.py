@@ -107,7 +107,7 @@ printf '%%PDF-1.5 fake\\n' > "$out/$name.pdf"
 
 
 def test_an_interrupted_pdf_copy_leaves_the_old_pdf(tmp_path, monkeypatch):
-    from kmlp.report.document import compile_pdf
+    from kmlp.aggregate.document import compile_pdf
 
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -128,7 +128,7 @@ def test_an_interrupted_pdf_copy_leaves_the_old_pdf(tmp_path, monkeypatch):
 
 
 def test_an_interrupted_record_figure_copy_leaves_the_old_figure(tmp_path, monkeypatch):
-    from kmlp.report.record import figures_section
+    from kmlp.aggregate.record import figures_section
 
     png = tmp_path / "results" / "figure1.png"
     png.parent.mkdir()

@@ -6,7 +6,8 @@ import pytest
 from kmlp import MLP
 from kmlp.nn.schedules import cyclic_eta
 from kmlp.nn.settings import TrainSettings
-from kmlp.nn.training import init_seed, train
+from kmlp.nn.training import fit as train
+from kmlp.nn.training import init_seed
 from kmlp.runs import HISTORY_COLUMNS
 
 

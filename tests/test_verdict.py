@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import yaml
 
-from kmlp.report.stats import VerdictRule, grid_frame, summary_frame, t_quantile
+from kmlp.aggregate.stats import grid_frame, summary_frame, t_quantile
 from kmlp.runs import FINAL_METRICS, RunRecord
+from kmlp.study import TableSpec, VerdictRule
 
 TINY = Path(__file__).resolve().parents[1] / ".test" / "config" / "config.yaml"
 # The tiny config's rule: 95 % consistent, 99.9 % inconsistent, sampling on val_acc, 3 decimals.
@@ -130,7 +131,7 @@ def test_diverged_and_non_finite_runs_are_counted_not_averaged():
 def test_a_single_run_shows_no_spread_and_no_verdict():
     cells = grid_frame(
         [run("e", 1, 0.5, 0.5)],
-        {"metric": "test_acc", "columns": ["c"], "rows": {"r": ["e"]}},
+        TableSpec.from_dict({"metric": "test_acc", "columns": ["c"], "rows": {"r": ["e"]}}),
         VerdictRule.from_dict(RULE),
     )
     cell = cells.iloc[0]

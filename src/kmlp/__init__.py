@@ -1,7 +1,7 @@
 """kmlp: a k-layer MLP with batch normalisation in NumPy, reproducing a KTH DD2424 report.
 
 ``kmlp.nn`` is the math, ``kmlp.data`` brings CIFAR-10 in, ``kmlp.runs`` holds what a
-training run made, ``kmlp.report`` turns run files into tables, figures and the record,
+training run made, ``kmlp.aggregate`` turns run files into tables, figures and the record,
 and ``kmlp.cli`` is the command line over all of them.
 
 Importing ``kmlp`` (and ``kmlp.cli``) loads neither NumPy nor h5py: every ``kmlp`` job

@@ -25,10 +25,10 @@ import numpy as np
 from . import __version__
 from .errors import KmlpError
 from .files import CHECKSUM, as_str, atomic_h5, attr, attr_json, checksum, dataset, group, json_attr, open_h5, put, read
+from .nn.metrics import FINAL_METRICS
 from .nn.training import HISTORY_COLUMNS
 
 FORMAT = "kmlp-run/2"  # /1: before checksums, environment and evaluation-set sizes
-FINAL_METRICS = tuple(f"{split}_{m}" for split in ("train", "val", "test") for m in ("loss", "cost", "acc"))
 
 
 @dataclass

@@ -1,6 +1,6 @@
 rule figure:
     input:
-        lambda wc: runs_of(figure_experiments(wc)),
+        lambda wc: runs_of(study.figures[wc.figure].experiments),
     output:
         pdf=f"{RESULTS}/figures/{{figure}}.pdf",
         png=report(
@@ -28,7 +28,9 @@ rule figure:
 rule table:
     input:
         # the table's runs and those pooled with them (the verdict pools their variance)
-        runs=lambda wc: runs_of(with_pools(table_experiments(wc))),
+        runs=lambda wc: runs_of(
+            study.verdict.pooled_with(study.tables[wc.table].experiments)
+        ),
     output:
         tex=f"{RESULTS}/tables/{{table}}.tex",
         csv=report(
@@ -47,8 +49,8 @@ rule table:
         mem_mb=1000,
         runtime=5,
     params:
-        spec=lambda wc: json.dumps(config["tables"][wc.table]),
-        verdict=verdict_rule(),
+        spec=lambda wc: json.dumps(study.tables[wc.table].as_dict()),
+        verdict=json.dumps(config["verdict"], sort_keys=True),
     shell:
         'kmlp table --spec {params.spec:q} --verdict {params.verdict:q} --config "$KMLP_CONFIG"'
         " --out-tex {output.tex:q} --out-csv {output.csv:q} {input.runs:q} > {log:q} 2>&1"
@@ -57,7 +59,7 @@ rule table:
 # The lambda search's table: its rows are the lambdas the search tried, best first.
 use rule table as lambda_table with:
     input:
-        runs=runs_of(COARSE + FINE + CONFIRM),
+        runs=runs_of(search_runs("coarse", "fine", "confirm")),
         searched=f"{RESULTS}/lambda_search/fine.json",
         confirmed=f"{RESULTS}/lambda_search/best.json",
     output:
@@ -74,7 +76,7 @@ use rule table as lambda_table with:
         f"{RESULTS}/benchmarks/table/lambda_search.tsv"
     params:
         spec=search_table_spec,
-        verdict=verdict_rule(),
+        verdict=json.dumps(config["verdict"], sort_keys=True),
 
 
 rule gradtable:
@@ -104,7 +106,7 @@ rule gradtable:
 
 rule summary:
     input:
-        runs_of(with_pools(paper_experiments())),
+        runs_of(study.verdict.pooled_with(study.paper_experiments())),
     output:
         tex=f"{RESULTS}/tables/summary.tex",
         csv=report(
@@ -123,8 +125,8 @@ rule summary:
         mem_mb=1000,
         runtime=5,
     params:
-        verdict=verdict_rule(),
-        readings=lambda wc: readings(),
+        verdict=json.dumps(config["verdict"], sort_keys=True),
+        readings=json.dumps(study.readings(), sort_keys=True),
     shell:
         'kmlp summary --verdict {params.verdict:q} --config "$KMLP_CONFIG"'
         " --readings {params.readings:q}"
@@ -134,7 +136,7 @@ rule summary:
 rule diagnose:
     input:
         data=diagnose_data,
-        runs=runs_of(config["diagnostics"]["experiments"]),
+        runs=runs_of(study.diagnostics),
     output:
         tex=f"{RESULTS}/tables/diagnostics.tex",
         csv=report(
@@ -203,11 +205,11 @@ rule record:
     input:
         summary=f"{RESULTS}/tables/summary.csv",
         gradcheck=f"{RESULTS}/tables/gradcheck.csv",
-        tables=record_tables(),
+        tables=expand(f"{RESULTS}/tables/{{table}}.csv", table=TABLES + EXTRA_TABLES),
         figures=expand(f"{RESULTS}/figures/{{figure}}.png", figure=FIGURES),
         # the study's benchmark files (its times), and so every run of it
         benchmarks=study_benchmarks(),
-        report_benchmarks=train_benchmarks(report_runs()),
+        report_benchmarks=train_benchmarks(study.report_experiments()),
         notes=config["record"]["notes"] or [],
     output:
         md=config["record"]["out"],

@@ -33,7 +33,9 @@ rule prepare:
     benchmark:
         f"{RESULTS}/benchmarks/prepare{{variant}}.tsv"
     wildcard_constraints:
-        variant="(" + "|".join(map(re.escape, val_sizes())) + ")",
+        variant="("
+        + "|".join(re.escape(data_variant(v)) for v in study.val_sizes())
+        + ")",
     conda:
         "../envs/kmlp.yaml"
     resources:
@@ -42,7 +44,7 @@ rule prepare:
         runtime=10,
     params:
         md5=config["data"]["md5"],
-        val_size=lambda wc: val_sizes()[wc.variant],
+        val_size=lambda wc: val_size_of(wc.variant),
     shell:
         "kmlp prepare --archive {input:q} --md5 {params.md5} --val-size {params.val_size}"
         " --out {output:q} > {log:q} 2>&1"

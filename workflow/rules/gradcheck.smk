@@ -14,7 +14,7 @@ rule gradcheck:
         mem_mb=500,
         runtime=10,
     params:
-        settings=gradcheck_settings,
+        settings=lambda wc: json.dumps(study.gradchecks[wc.check]),
     shell:
         "kmlp gradcheck --data {input:q} --name {wildcards.check} --threads {threads}"
         " --settings {params.settings:q}"

@@ -11,10 +11,10 @@ checkpoint lambda_grid:
         mem_mb=500,
         runtime=5,
     params:
-        n=SEARCH["coarse"]["n"],
-        log10_min=SEARCH["coarse"]["log10_min"],
-        log10_max=SEARCH["coarse"]["log10_max"],
-        seed=SEARCH["seed"],
+        n=config["lambda_search"]["coarse"]["n"],
+        log10_min=config["lambda_search"]["coarse"]["log10_min"],
+        log10_max=config["lambda_search"]["coarse"]["log10_max"],
+        seed=config["lambda_search"]["seed"],
     shell:
         "kmlp lambda-grid --n {params.n} --log10-min {params.log10_min}"
         " --log10-max {params.log10_max} --seed {params.seed} --out {output:q} > {log:q} 2>&1"
@@ -22,7 +22,7 @@ checkpoint lambda_grid:
 
 checkpoint lambda_coarse:
     input:
-        runs_of(COARSE),
+        runs_of(search_runs("coarse")),
     output:
         f"{RESULTS}/lambda_search/coarse.json",
     log:
@@ -35,10 +35,10 @@ checkpoint lambda_coarse:
         mem_mb=500,
         runtime=5,
     params:
-        n=SEARCH["fine"]["n"],
-        half_width=SEARCH["fine"]["half_width"],
-        seed=SEARCH["seed"] + 1,  # the coarse draws use seed, the fine ones seed + 1
-        floor=SEARCH["coarse"]["log10_min"],
+        n=config["lambda_search"]["fine"]["n"],
+        half_width=config["lambda_search"]["fine"]["half_width"],
+        seed=config["lambda_search"]["seed"] + 1,  # the coarse draws use seed, the fine ones seed + 1
+        floor=config["lambda_search"]["coarse"]["log10_min"],
     shell:
         "kmlp lambda-pick --pass coarse {input:q} --fine-n {params.n} --half-width {params.half_width}"
         " --seed {params.seed} --log10-floor {params.floor} --out {output:q} > {log:q} 2>&1"
@@ -46,8 +46,8 @@ checkpoint lambda_coarse:
 
 checkpoint lambda_fine:
     input:
-        coarse=runs_of(COARSE),
-        fine=runs_of(FINE),
+        coarse=runs_of(search_runs("coarse")),
+        fine=runs_of(search_runs("fine")),
     output:
         f"{RESULTS}/lambda_search/fine.json",
     log:
@@ -60,7 +60,7 @@ checkpoint lambda_fine:
         mem_mb=500,
         runtime=5,
     params:
-        top=SEARCH["confirm"]["top"],
+        top=config["lambda_search"]["confirm"]["top"],
     shell:
         "kmlp lambda-pick --pass coarse {input.coarse:q} --pass fine {input.fine:q}"
         " --top {params.top} --out {output:q} > {log:q} 2>&1"
@@ -70,7 +70,7 @@ checkpoint lambda_fine:
 # candidates re-run with several seeds, by their mean.
 checkpoint lambda_best:
     input:
-        runs_of(CONFIRM),
+        runs_of(search_runs("confirm")),
     output:
         f"{RESULTS}/lambda_search/best.json",
     log:

@@ -22,9 +22,9 @@ rule train:
         mem_mb=train_mem_mb,
         runtime=10,
     params:
-        settings=lambda wc: json.dumps(settings(wc.experiment), sort_keys=True),
-        paper=lambda wc: json.dumps(paper_of(wc.experiment), sort_keys=True),
+        settings=train_settings,
+        paper=lambda wc: json.dumps(study.paper(wc.experiment), sort_keys=True),
     shell:
         "kmlp train --data {input.data:q} --out {output:q} --experiment {wildcards.experiment}"
         " --seed {wildcards.seed} --threads {threads} --settings {params.settings:q}"
-        ' --paper {params.paper:q} --source "$KMLP_SOURCE" > {log:q} 2>&1'
+        ' --paper {params.paper:q} --config "$KMLP_CONFIG" > {log:q} 2>&1'

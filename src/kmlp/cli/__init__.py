@@ -1,7 +1,8 @@
 """The `kmlp` command: the package's only face. Each verb is one workflow step.
 
 Each verb's parser is defined next to its implementation (``cli/data.py``,
-``cli/nn.py``, ``cli/report.py``, ``cli/bench.py``); shared options are argparse parents
+``cli/gradcheck.py``, ``cli/train.py``, ``cli/search.py``, ``cli/aggregate.py``,
+``cli/bench.py``); shared options are argparse parents
 (``cli/options.py``). Every failure of a verb is one sentence on stderr naming the file,
 option or key, found before any work where it can be (usage, settings, whether the
 outputs can be written): a usage error exits 2, any other error 1 (``--debug`` shows the
@@ -19,7 +20,7 @@ import sys
 
 from .. import __version__
 from ..errors import KmlpError, Terminated
-from . import bench, data, nn, options, report
+from . import aggregate, bench, data, gradcheck, options, search, train
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,8 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"kmlp {__version__}")
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
-    for add in (*data.VERBS, *nn.VERBS, *bench.VERBS, *report.VERBS):
-        add(sub)
+    for module in (data, gradcheck, train, search, bench, aggregate):
+        for add in module.VERBS:
+            add(sub)
     return p
 
 

@@ -9,9 +9,11 @@ from ..errors import KmlpError
 from ..nn.settings import TrainSettings
 from . import options
 
-#: The whole run timed unless flags say otherwise: the workflow's 3-layer net with batch
-#: norm (an epoch of 450 updates between evaluations, on 10,000 training images).
-RUN = {"hidden": [50, 50], "batch_norm": True, "eval_every": 450, "eval_train_subset": 10000}
+#: The study whose nets are timed unless --config names another, and its experiments: the
+#: report's 3- and 9-layer nets (each timed with and without batch norm), and the run.
+CONFIG = "config/config.yaml"
+NETS = ("3layer-nobn", "9layer-nobn")
+RUN = "3layer-bn"
 
 
 def add_bench(sub) -> None:
@@ -28,6 +30,19 @@ def add_bench(sub) -> None:
         default=45000,
         help="synthetic data: training images (validation 1/9, test 2/9 of it)",
     )
+    s.add_argument(
+        "--config", type=Path, default=Path(CONFIG), help=f"the study whose experiments are timed (default {CONFIG})"
+    )
+    s.add_argument(
+        "--nets",
+        nargs="+",
+        default=list(NETS),
+        metavar="EXPERIMENT",
+        help=f"experiments whose net's update is timed, with and without batch norm (default {' '.join(NETS)})",
+    )
+    s.add_argument(
+        "--experiment", default=RUN, help=f"the experiment whose whole run is timed (default {RUN}); flags change it"
+    )
     s.add_argument("--no-torch", action="store_true", help="leave PyTorch out even if it is installed")
     s.add_argument("--threads", type=options.at_least(1), default=1, help="BLAS (and PyTorch) threads (default 1)")
     options.output(s, "--out", help="also write every figure as JSON")
@@ -41,13 +56,18 @@ def bench(args) -> int:
     evaluations, final evaluation) beside their floor and, if PyTorch is installed
     (pip install "kmlp[bench]"), the same training in PyTorch on the CPU. Candidates are
     timed in turn, round after round; CPU time of the process counts, wall time is shown
-    beside it. The run's settings: the workflow's 3-layer net with batch norm (9,000
-    updates), with --settings and the training flags over it (--n-s 225 makes it a tenth)."""
+    beside it. The nets and the run come from the study's experiments (--config): by
+    default the report's 3- and 9-layer nets and the workflow's 3-layer run with batch
+    norm (9,000 updates), with --settings and the training flags over its settings
+    (--n-s 225 makes it a tenth)."""
+    from ..bench import runs as nb
     from ..environment import numeric_environment
     from ..files import atomic_text
-    from ..nn import bench as nb
 
-    settings = options.settings_from(args, TrainSettings, base=RUN) if args.run_rounds else None
+    study = _study(args)
+    nets = {f"{len(h) + 1}-layer": h for h in (study.settings(e).hidden for e in args.nets)}
+    base = study.settings(args.experiment).as_dict() if args.run_rounds else None
+    settings = options.settings_from(args, TrainSettings, base=base) if args.run_rounds else None
     data = _run_data(args, settings, nb) if settings else None  # checked before any timing
     if args.threads != 1:
         print(f"note: {args.threads} threads; the floors and ratios are defined for 1")
@@ -57,7 +77,8 @@ def bench(args) -> int:
     print(f"machine: {env['cpu']}; BLAS: {env['blas']}; NumPy {env['numpy']}")
     print(_torch_line(res["torch"]))
 
-    res["update"] = u = nb.measure_updates(calls=args.updates, rounds=args.repeats)
+    res["config"], res["nets"] = str(args.config), args.nets
+    res["update"] = u = nb.measure_updates(nets, calls=args.updates, rounds=args.repeats)
     print(
         f"\none update, batch {u['n_batch']}, float32; median of {u['rounds']} rounds x {u['calls']} updates; "
         "CPU ms (wall ms); x: over the floor"
@@ -78,10 +99,26 @@ def bench(args) -> int:
     return 0
 
 
+def _study(args):
+    """The study of --config, checked, and the experiments the flags name in it."""
+    from ..study import StudyError, load
+
+    if not args.config.is_file():
+        raise KmlpError(f"{args.config}: no such config file (--config names the study whose nets are timed)")
+    try:
+        study = load(args.config)
+    except StudyError as exc:
+        raise KmlpError(f"{args.config}: " + "; ".join(exc.problems)) from None
+    unknown = [e for e in [*args.nets, args.experiment] if e not in study.config["experiments"]]
+    if unknown:
+        raise KmlpError(f"{', '.join(unknown)}: not an experiment of {args.config}")
+    return study
+
+
 def _torch_info(args) -> dict:
     if args.no_torch:
         return {"available": False, "skipped": True}
-    from ..nn.torch_baseline import info
+    from ..bench.torch_twin import info
 
     return info()
 

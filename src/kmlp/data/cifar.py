@@ -17,11 +17,17 @@ import io
 import pickle
 import tarfile
 import zlib
+from functools import cache
 from pathlib import Path, PurePosixPath
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..errors import KmlpError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# Importing this module loads no NumPy (the functions that build arrays import it): the
+# sizes below are read when the workflow plans (kmlp.study), in a process without NumPy.
 
 FOLDER = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
@@ -29,15 +35,14 @@ TEST_BATCH = "test_batch"
 META = "batches.meta"
 #: the fixed member order; also the order of the folder checksum (see dataset.prepare)
 MEMBERS = (META, *TRAIN_BATCHES, TEST_BATCH)
+#: CIFAR-10's sizes: pixels per image (32 x 32 x 3), classes, images in the five training
+#: batches together and in the test batch
 N_DIM = 3072
 N_CLASSES = 10
+TRAIN_IMAGES = 50000
+TEST_IMAGES = 10000
 #: the largest member of the official archive (a batch) has 31,035,704 bytes
 MEMBER_LIMIT = 64 << 20
-
-try:  # NumPy >= 2
-    from numpy._core.multiarray import _reconstruct
-except ImportError:  # pragma: no cover - NumPy 1.x
-    from numpy.core.multiarray import _reconstruct
 
 
 def _latin1_encode(text, encoding="latin1"):
@@ -67,15 +72,26 @@ def _empty_array(cls, shape, dtype):
     next step fills from its bytes (``ndarray.__setstate__`` checks their length)."""
     if not isinstance(cls, _ArrayClass):
         raise KmlpError(f"a pickle asks numpy to reconstruct a {cls!r}; only arrays are allowed")
+    import numpy as np
+
+    try:  # NumPy >= 2
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # pragma: no cover - NumPy 1.x
+        from numpy.core.multiarray import _reconstruct
     return _reconstruct(np.ndarray, (0,), dtype)
 
 
-_ALLOWED = {
-    ("numpy.core.multiarray", "_reconstruct"): _empty_array,
-    ("numpy._core.multiarray", "_reconstruct"): _empty_array,
-    ("numpy", "dtype"): np.dtype,
-    ("_codecs", "encode"): _latin1_encode,
-}
+@cache
+def _allowed() -> dict:
+    """The globals a CIFAR-10 pickle may name, and what each stands for here."""
+    import numpy as np
+
+    return {
+        ("numpy.core.multiarray", "_reconstruct"): _empty_array,
+        ("numpy._core.multiarray", "_reconstruct"): _empty_array,
+        ("numpy", "dtype"): np.dtype,
+        ("_codecs", "encode"): _latin1_encode,
+    }
 
 
 class SafeUnpickler(pickle.Unpickler):
@@ -87,7 +103,7 @@ class SafeUnpickler(pickle.Unpickler):
         if (module, name) == ("numpy", "ndarray"):
             return _ArrayClass(self.what)
         try:
-            return _ALLOWED[(module, name)]
+            return _allowed()[(module, name)]
         except KeyError:
             raise KmlpError(
                 f"{self.what} refers to {module}.{name}, which a CIFAR-10 batch never "
@@ -116,6 +132,8 @@ def _as_dict(obj, what: str) -> dict:
 
 def check_batch(obj, what: str) -> tuple[np.ndarray, np.ndarray]:
     """Return (data uint8 N x 3072, labels uint8 N) of one batch dict, or raise."""
+    import numpy as np
+
     d = _as_dict(obj, what)
     for key in (b"data", b"labels"):
         if key not in d:

@@ -23,6 +23,7 @@ from .layers import (
     relu_forward,
     softmax_cross_entropy,
 )
+from .metrics import Evaluation
 
 
 class Tape(NamedTuple):
@@ -248,15 +249,15 @@ class MLP:
             self._eval = EvalBuffers(self)
         return self._eval.logits(X, chunk)
 
-    def evaluate(self, X, y, lam: float = 0.0):
-        """(loss, cost, accuracy) in evaluation mode; the accuracy is NaN when a score is not
+    def evaluate(self, X, y, lam: float = 0.0) -> Evaluation:
+        """Loss, cost and accuracy in evaluation mode; the accuracy is NaN when a score is not
         finite (a diverged net: argmax over NaN or inf predicts nothing)."""
         y = np.asarray(y, np.intp)
         z = self.logits(X)
         acc = accuracy(z, y)
         with np.errstate(over="ignore", invalid="ignore"):
             loss = softmax_cross_entropy(z, y, grad=False)
-        return loss, loss + self.penalty(lam), acc
+        return Evaluation(loss, loss + self.penalty(lam), acc)
 
     # -- state ------------------------------------------------------------------
     def state(self) -> OrderedDict[str, np.ndarray]:

@@ -1,16 +1,21 @@
-"""Mini-batch gradient descent with a cyclical learning rate.
+"""Mini-batch gradient descent with a cyclical learning rate: the epoch loop and a whole run.
 
-Knows nothing of files: it takes arrays and a model and returns a history and the
-final metrics. Same arrays, settings and seed give bit-identical results.
+Knows nothing of files: it takes arrays and a net and returns a history and the final
+metrics. Same arrays, settings and seed give bit-identical results. The loop asks four
+things of a net (:class:`Net`), so the bench's PyTorch twin trains through the same
+loop, on the same batches, learning rates and evaluations.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
+from .metrics import Evaluation
 from .model import MLP
 from .schedules import cyclic_eta
 from .settings import TrainSettings
@@ -19,10 +24,27 @@ from .settings import TrainSettings
 HISTORY_COLUMNS = ("step", "epoch", "eta", "train_loss", "train_cost", "train_acc", "val_loss", "val_cost", "val_acc")
 
 
+class Net(Protocol):
+    """What the epoch loop needs of a net (:class:`~kmlp.nn.model.MLP` is one)."""
+
+    batch_norm: bool
+
+    def seed_statistics(self, X) -> None: ...
+    def train_step(self, X, y, lam: float, eta: float) -> float: ...
+    def evaluate(self, X, y, lam: float) -> Evaluation: ...
+
+
+#: ``on_evaluate(step, total, row)``: after each evaluation, ``row`` a dict of HISTORY_COLUMNS.
+OnEvaluate = Callable[[int, int, dict], None]
+#: ``on_batch(step, rows, eta)``: before each update, the training rows of its batch (a view:
+#: copy to keep) and its learning rate.
+OnBatch = Callable[[int, np.ndarray, float], None]
+
+
 @dataclass
 class TrainResult:
     history: dict  # column -> np.ndarray, one entry per evaluation
-    final: dict  # split_metric -> float (train/val; test added by the caller); NaN if diverged
+    final: dict  # metric (FINAL_METRICS) -> float (test only after `run`); all NaN if diverged
     status: str  # "completed" | "diverged"
     stopped_at: int | None
 
@@ -58,10 +80,49 @@ def evaluation_subset(n: int, settings: TrainSettings, seed: int):
     return None
 
 
-def train(model, X_train, y_train, X_val, y_val, settings: TrainSettings, seed: int, progress=None):
-    """Train ``model`` in place; returns a :class:`TrainResult`.
+def run(
+    settings: TrainSettings,
+    data,
+    seed: int,
+    wrap: Callable[[MLP], Net] | None = None,
+    on_evaluate: OnEvaluate | None = None,
+    on_batch: OnBatch | None = None,
+) -> tuple[Net, TrainResult]:
+    """A whole run: the net of ``seed``, trained on ``data`` (X_/y_ train, val, test and
+    class_names, as :func:`kmlp.data.dataset.load` gives), then measured on the test set.
 
-    ``progress`` is a callable ``(step, total, row)`` called after each evaluation.
+    ``wrap`` turns the untrained model into the net that is trained (the bench's timing,
+    the PyTorch twin). Returns the net and its result, whose ``final`` has every
+    FINAL_METRICS entry (NaN when the run diverged: nothing is measured on such a net).
+    """
+    model = build_model(settings, data.X_train.shape[1], len(data.class_names), seed)
+    net = wrap(model) if wrap else model
+    result = fit(net, data.X_train, data.y_train, data.X_val, data.y_val, settings, seed, on_evaluate, on_batch)
+    if result.status == "diverged":
+        test = Evaluation(math.nan, math.nan, math.nan)
+    else:
+        with np.errstate(all="ignore"):
+            test = net.evaluate(data.X_test, data.y_test, settings.lam)
+    result.final.update(zip(("test_loss", "test_cost", "test_acc"), test, strict=True))
+    return net, result
+
+
+def fit(
+    net: Net,
+    X_train,
+    y_train,
+    X_val,
+    y_val,
+    settings: TrainSettings,
+    seed: int,
+    on_evaluate: OnEvaluate | None = None,
+    on_batch: OnBatch | None = None,
+) -> TrainResult:
+    """Train ``net`` in place: the epoch loop. Each epoch's batches are consecutive slices
+    of one permutation of the training rows; the learning rate follows the triangular
+    cycle; the net is evaluated at step 0, every ``eval_every`` updates (0: every epoch)
+    and at the end.
+
     With ``eval_train_subset`` set, the history's training metrics come from a fixed
     random subset of that size (evaluation then costs a fraction of an epoch's
     updates); the final training metrics always use the whole training set.
@@ -83,23 +144,23 @@ def train(model, X_train, y_train, X_val, y_val, settings: TrainSettings, seed: 
     cols = {c: [] for c in HISTORY_COLUMNS}
 
     def evaluate(step):
-        tr = model.evaluate(X_eval, y_eval, lam)
-        va = model.evaluate(X_val, y_val, lam)
+        tr = net.evaluate(X_eval, y_eval, lam)
+        va = net.evaluate(X_val, y_val, lam)
         row = dict(
             step=step,
             epoch=step / batches_per_epoch,
             eta=cyclic_eta(step, settings.eta_min, settings.eta_max, settings.n_s),
-            train_loss=tr[0],
-            train_cost=tr[1],
-            train_acc=tr[2],
-            val_loss=va[0],
-            val_cost=va[1],
-            val_acc=va[2],
+            train_loss=tr.loss,
+            train_cost=tr.cost,
+            train_acc=tr.acc,
+            val_loss=va.loss,
+            val_cost=va.cost,
+            val_acc=va.acc,
         )
         for k, v in row.items():
             cols[k].append(v)
-        if progress:
-            progress(step, total, row)
+        if on_evaluate:
+            on_evaluate(step, total, row)
         return row
 
     # The batch is gathered into the same two arrays every update; the indices come
@@ -112,7 +173,7 @@ def train(model, X_train, y_train, X_val, y_val, settings: TrainSettings, seed: 
     order = None
     evaluated_at = -1
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        if not model.batch_norm:
+        if not net.batch_norm:
             evaluate(0)
             evaluated_at = 0
         while step < total:
@@ -125,10 +186,12 @@ def train(model, X_train, y_train, X_val, y_val, settings: TrainSettings, seed: 
             if evaluated_at < 0:
                 # Eval-mode batch norm needs statistics: step-0 metrics use the moving
                 # averages as seeded from the first batch, before any update.
-                model.seed_statistics(Xb)
+                net.seed_statistics(Xb)
                 evaluate(0)
                 evaluated_at = 0
-            cost = model.train_step(Xb, yb, lam, etas[step])
+            if on_batch:
+                on_batch(step, idx, etas[step])
+            cost = net.train_step(Xb, yb, lam, etas[step])
             step += 1
             if not math.isfinite(cost):
                 status, stopped_at = "diverged", step
@@ -147,7 +210,6 @@ def train(model, X_train, y_train, X_val, y_val, settings: TrainSettings, seed: 
         final = dict.fromkeys(final, float("nan"))
     elif X_eval is not X_train:
         with np.errstate(all="ignore"):
-            final.update(
-                zip(("train_loss", "train_cost", "train_acc"), model.evaluate(X_train, y_train, lam), strict=True)
-            )
+            whole = net.evaluate(X_train, y_train, lam)
+        final.update(train_loss=whole.loss, train_cost=whole.cost, train_acc=whole.acc)
     return TrainResult(history, final, status, stopped_at)

@@ -86,11 +86,11 @@ def _latex(frame: pd.DataFrame, comments, caption: str, label: str, longtable: b
     return comments_tex(comments) + body
 
 
-def grid_tex(spec: dict, cells: pd.DataFrame, label: str, comments, rule_note: str = "") -> str:
+def grid_tex(caption: str, row_label: str, cells: pd.DataFrame, label: str, comments, rule_note: str = "") -> str:
     """A grid table: a row per label, per column our number, the report's and the verdict."""
     n_full = int(cells.n.max()) if len(cells) else 0
     show_verdict = bool((cells.verdict != "").any())
-    head = tex_text(spec.get("row_label", ""))
+    head = tex_text(row_label)
     columns = list(dict.fromkeys(cells.column))
     table = {}
     for row, group in cells.groupby("row", sort=False):
@@ -110,7 +110,7 @@ def grid_tex(spec: dict, cells: pd.DataFrame, label: str, comments, rule_note: s
         "non-finite values and are left out." + (f" Verdict: {rule_note}." if show_verdict else "")
     )
     colspec = "l" + ("rr" + ("l" if show_verdict else "")) * len(columns)
-    return _latex(frame, comments, tex_text(spec.get("caption", "")), label, False, colspec, note,
+    return _latex(frame, comments, tex_text(caption), label, False, colspec, note,
                   "\\small" if show_verdict else "")  # fmt: skip
 
 

@@ -28,14 +28,15 @@ from __future__ import annotations
 import functools
 import math
 import zlib
-from dataclasses import dataclass, field
 from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 
 from ..errors import KmlpError
-from ..runs import FINAL_METRICS
+from ..nn.metrics import FINAL_METRICS
+from ..study.tables import TableSpec
+from ..study.verdict import VerdictRule
 from .grouping import paper_disagreement
 
 # The report's own numbers come first, in this order; any other metric follows.
@@ -44,81 +45,6 @@ LEVELS = ("consistent", "borderline", "inconsistent")
 #: Columns of a judged number, in the CSV outputs.
 STAT_COLUMNS = ["n", "diverged", "nonfinite", "mean", "std", "paper", "pool", "df", "s_seed", "s_eval", "s_paper",
                 "sigma", "lo", "hi", "z", "verdict", "stability"]  # fmt: skip
-
-
-@dataclass(frozen=True)
-class VerdictRule:
-    """The verdict rule's parameters: the config's ``verdict`` section."""
-
-    consistent: float = 0.95
-    inconsistent: float = 0.999
-    sampling: tuple = ("val_acc",)
-    sampling_factor: float = 1.0
-    paper_decimals: int = 3
-    pools: dict = field(default_factory=dict)
-    resamples: int = 1000
-    seed: int = 0
-
-    def __post_init__(self):
-        if not 0 < self.consistent < self.inconsistent < 1:
-            raise ValueError(f"need 0 < consistent < inconsistent < 1, got {self.consistent}, {self.inconsistent}")
-        if not self.sampling_factor > 0:
-            raise ValueError(f"sampling_factor must be positive, got {self.sampling_factor}")
-        if not all(isinstance(m, str) for m in self.sampling):
-            raise ValueError(f"sampling must list metric names, got {list(self.sampling)}")
-        for name, low in (("paper_decimals", 0), ("resamples", 1), ("seed", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-        seen: dict = {}
-        for pool, spec in self.pools.items():
-            for e in spec["experiments"]:
-                if (e, spec["metric"]) in seen:
-                    raise ValueError(f"experiment {e} is in two pools for {spec['metric']}: {seen[e, spec['metric']]} "
-                                     f"and {pool}")  # fmt: skip
-                seen[e, spec["metric"]] = pool
-
-    @classmethod
-    def from_dict(cls, d: dict | None) -> VerdictRule:
-        d = dict(d or {})
-        boot = d.pop("bootstrap", {})
-        sampling = d.pop("sampling", cls.sampling)
-        if not isinstance(boot, dict) or isinstance(sampling, str):
-            what = "bootstrap must be a mapping" if not isinstance(boot, dict) else "sampling must be a list"
-            raise KmlpError(f"bad verdict rule: {what}")
-        try:
-            return cls(
-                sampling=tuple(sampling),
-                pools={
-                    k: {"metric": v["metric"], "experiments": list(v["experiments"])}
-                    for k, v in d.pop("pools", {}).items()
-                },  # fmt: skip
-                resamples=boot.get("resamples", cls.resamples),
-                seed=boot.get("seed", cls.seed),
-                **d,
-            )
-        except (TypeError, KeyError) as exc:
-            raise KmlpError(f"bad verdict rule: {exc!r}") from None
-        except ValueError as exc:
-            raise KmlpError(f"bad verdict rule: {exc}") from None
-
-    def pool_of(self, experiment: str, metric: str) -> str:
-        """The pool of an experiment's metric ('' for none: its own variance)."""
-        return next(
-            (p for p, spec in self.pools.items() if spec["metric"] == metric and experiment in spec["experiments"]), ""
-        )
-
-    def describe(self) -> str:
-        """The rule in one sentence, for captions and the record."""
-        return (
-            f"consistent when the report's value lies inside the interval that one run of ours falls in "
-            f"with {self.consistent:.0%} probability, inconsistent outside the {self.inconsistent:.1%} one, "
-            "borderline between; the spread of one run is the seed variance (pooled within alike "
-            "experiments) plus, for "
-            + (", ".join(self.sampling) or "no metric")
-            + f", {self.sampling_factor:g} times the binomial sampling variance of an accuracy on our evaluation "
-            f"images, which are not the report's, plus the report's rounding to {self.paper_decimals} decimals"
-        )
 
 
 # -- Student's t ---------------------------------------------------------------------
@@ -316,45 +242,11 @@ def summary_frame(runs, rule: VerdictRule, readings: dict | None = None) -> pd.D
     return out
 
 
-def _names(value) -> bool:
-    return isinstance(value, list) and all(isinstance(v, str) for v in value)
-
-
-def check_grid_spec(spec, what: str = "table spec") -> None:
-    """Raise KmlpError naming the key unless ``spec`` has the shape of a table layout (the
-    config's ``tables`` entry); checked before any run file is read."""
-    if not isinstance(spec, dict):
-        raise KmlpError(f"{what} must be a JSON object (the config's tables entry)")
-    columns, rows, metrics = spec.get("columns"), spec.get("rows"), spec.get("column_metrics")
-    if not (_names(columns) and columns):
-        raise KmlpError(f"{what}: 'columns' must be a non-empty list of names, not {columns!r:.60}")
-    n = len(columns)
-    if not (isinstance(rows, dict) and rows):
-        raise KmlpError(f"{what}: 'rows' must map row labels to lists of experiments, not {rows!r:.60}")
-    for label, cells in rows.items():
-        if not _names(cells):
-            raise KmlpError(f"{what}: rows {label!r} must be a list of experiment names, not {cells!r:.60}")
-        if len(cells) != n:
-            columns_text = f"{n} column" + ("s" if n != 1 else "")
-            raise KmlpError(f"{what}: rows {label!r} has {len(cells)} experiments for {columns_text}")
-    if metrics is not None and not (_names(metrics) and len(metrics) == n):
-        raise KmlpError(f"{what}: 'column_metrics' must name one metric per column ({n}), not {metrics!r:.60}")
-    for m in [spec.get("metric"), *(metrics or [])]:
-        if m not in FINAL_METRICS:
-            raise KmlpError(f"{what}: metric {m!r} is not one of {', '.join(FINAL_METRICS)}")
-
-
-def grid_frame(runs, spec: dict, rule: VerdictRule) -> pd.DataFrame:
-    """One row per cell of a grid table (the config's ``tables`` entry), row by row."""
-    check_grid_spec(spec)
-    columns = list(spec["columns"])
-    # A column may show another metric of the same runs (e.g. test beside validation).
-    metrics = list(spec.get("column_metrics") or [spec["metric"]] * len(columns))
+def grid_frame(runs, spec: TableSpec, rule: VerdictRule) -> pd.DataFrame:
+    """One row per cell of a grid table, row by row."""
     frame = tidy(runs)
     present = set(frame.experiment)
-    cells = []
-    for row, exps in spec["rows"].items():
-        cells += [(str(row), c, e, m) for c, m, e in zip(columns, metrics, exps, strict=True) if e]
+    cells = spec.cells()
     missing = list(dict.fromkeys(e for _, _, e, _ in cells if e not in present))
     if missing:
         raise KmlpError(f"no run file was given for experiment(s) {', '.join(missing)}")

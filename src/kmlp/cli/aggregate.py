@@ -10,15 +10,15 @@ from . import options
 
 
 def _write_table(args, tex: str, frame, comments) -> None:
+    from ..aggregate.tabular import csv_text
     from ..files import atomic_text
-    from ..report.tabular import csv_text
 
     atomic_text(args.out_tex, tex)
     atomic_text(args.out_csv, csv_text(frame, comments))
 
 
 def _rule(args):
-    from ..report.stats import VerdictRule
+    from ..study.verdict import VerdictRule
 
     return VerdictRule.from_dict(args.verdict)
 
@@ -27,7 +27,7 @@ def _comments(prov: dict, rule) -> list:
     import json
     from dataclasses import asdict
 
-    from ..report.tabular import prov_lines
+    from ..aggregate.tabular import prov_lines
 
     return prov_lines(prov, {"verdict": json.dumps(asdict(rule), sort_keys=True)} if rule else None)
 
@@ -42,8 +42,8 @@ def add_figure(sub) -> None:
 
 
 def figure(args) -> None:
-    from ..report.figures import plot_runs, save_figure
-    from ..report.grouping import load_groups, provenance
+    from ..aggregate.figures import plot_runs, save_figure
+    from ..aggregate.grouping import load_groups, provenance
 
     if Path(args.out).suffix.lower() != ".pdf":
         raise KmlpError(f"--out must name a .pdf file, not {args.out}")
@@ -62,19 +62,23 @@ def add_table(sub) -> None:
 
 
 def table(args) -> None:
-    from ..report.grouping import load_groups, provenance
-    from ..report.latex import grid_tex
-    from ..report.stats import check_grid_spec, grid_frame
+    from ..aggregate.grouping import load_groups, provenance
+    from ..aggregate.latex import grid_tex
+    from ..aggregate.stats import grid_frame
+    from ..study.tables import TableSpec, TableSpecError
 
-    spec = args.spec
-    check_grid_spec(spec, "--spec")
+    try:
+        spec = TableSpec.from_dict(args.spec)
+    except TableSpecError as exc:
+        raise KmlpError(f"--spec: {exc}") from None
     rule = _rule(args)
     groups = load_groups(args.runs)
     cells = grid_frame([r for members in groups.values() for r in members], spec, rule)
     used = set(cells.experiment)
     comments = _comments(provenance({k: v for k, v in groups.items() if k in used}, args.config), rule)
-    label = spec.get("label") or "tab:" + Path(args.out_tex).stem
-    _write_table(args, grid_tex(spec, cells, label, comments, rule.describe()), cells, comments)
+    label = spec.label or "tab:" + Path(args.out_tex).stem
+    tex = grid_tex(spec.caption, spec.row_label, cells, label, comments, rule.describe())
+    _write_table(args, tex, cells, comments)
 
 
 # -- gradtable -----------------------------------------------------------------------
@@ -87,11 +91,11 @@ def gradtable(args) -> None:
     import pandas as pd
 
     from .. import __version__
+    from ..aggregate.gradcheck_table import GRAD_HEADER, GRAD_STATS, gradcheck_rows, read_gradcheck
+    from ..aggregate.grouping import unique
+    from ..aggregate.latex import gradcheck_tex
+    from ..aggregate.tabular import prov_lines
     from ..environment import describe
-    from ..report.checks import GRAD_HEADER, GRAD_STATS, gradcheck_rows, read_gradcheck
-    from ..report.grouping import unique
-    from ..report.latex import gradcheck_tex
-    from ..report.tabular import prov_lines
 
     docs = [read_gradcheck(p) for p in args.checks]
     rows = pd.DataFrame(gradcheck_rows(docs), columns=GRAD_HEADER)
@@ -120,9 +124,9 @@ def add_summary(sub) -> None:
 
 
 def summary(args) -> None:
-    from ..report.grouping import load_groups, provenance
-    from ..report.latex import summary_tex
-    from ..report.stats import summary_frame
+    from ..aggregate.grouping import load_groups, provenance
+    from ..aggregate.latex import summary_tex
+    from ..aggregate.stats import summary_frame
 
     if not isinstance(args.readings, dict):
         raise KmlpError("--readings must be a JSON object: experiment -> text")
@@ -153,10 +157,10 @@ def diagnose(args) -> int:
     """Re-evaluate the stored weights of run files (no training): validation and test
     accuracy with batch norm evaluated by the moving averages and by each split's own batch
     statistics, and the binomial std of an accuracy on that many images."""
+    from ..aggregate.diagnose import CAPTION, ROW_LABEL, diagnose_frame
+    from ..aggregate.grouping import group_runs, provenance
+    from ..aggregate.latex import grid_tex
     from ..data.dataset import load
-    from ..report.diagnose import SPEC, diagnose_frame
-    from ..report.grouping import group_runs, provenance
-    from ..report.latex import grid_tex
     from ..runs import load_model, read_run
 
     runs = {path: read_run(path) for path in args.runs}
@@ -187,7 +191,7 @@ def diagnose(args) -> int:
     if cells.empty:
         raise KmlpError("no runs to diagnose")
     comments = _comments(provenance(groups, args.config), None)
-    _write_table(args, grid_tex(SPEC, cells, "tab:" + Path(args.out_tex).stem, comments), cells, comments)
+    _write_table(args, grid_tex(CAPTION, ROW_LABEL, cells, "tab:" + Path(args.out_tex).stem, comments), cells, comments)
     for _, c in cells.iterrows():
         print(f"{c['row']:28s} {c['column']:28s} {c['mean']:.4f} ± {c['std']:.4f} (n={c['n']})")
     return 0
@@ -202,8 +206,8 @@ def add_report(sub) -> None:
 
 
 def report(args) -> None:
+    from ..aggregate.document import report_tex
     from ..files import atomic_text
-    from ..report.document import report_tex
 
     for p in [*args.tables, *args.figures]:
         if not Path(p).exists():
@@ -218,7 +222,7 @@ def add_pdf(sub) -> None:
 
 
 def pdf(args) -> None:
-    from ..report.document import compile_pdf
+    from ..aggregate.document import compile_pdf
 
     compile_pdf(args.tex, args.out)
 
@@ -246,8 +250,8 @@ def add_record(sub) -> None:
 
 
 def record(args) -> None:
+    from ..aggregate.record import record_markdown
     from ..files import atomic_text
-    from ..report.record import record_markdown
 
     if not isinstance(args.meta or {}, dict):
         raise KmlpError("--meta must be a JSON object")

@@ -65,10 +65,10 @@ def _or_nan(value):
 
 
 #: The table's layout (its rows come from :func:`diagnose_frame`).
-SPEC = {
-    "caption": "Re-evaluation of trained runs: accuracy with batch norm evaluated with the moving averages "
+CAPTION = (
+    "Re-evaluation of trained runs: accuracy with batch norm evaluated with the moving averages "
     "(as trained) and with each split's own batch statistics, and the binomial standard error of an accuracy "
     "on that many images: the spread another choice of evaluation images would add (our validation images "
-    "are not the report's; the test images are).",
-    "row_label": "experiment: split",
-}
+    "are not the report's; the test images are)."
+)
+ROW_LABEL = "experiment: split"

@@ -104,7 +104,7 @@ def rule_text(meta: dict) -> str:
     """The verdict rule a CSV's comment lines record, in one sentence."""
     import json
 
-    from .stats import VerdictRule
+    from ..study.verdict import VerdictRule
 
     rule = json.loads(meta["verdict"]) if meta.get("verdict") else {}
     boot = {"resamples": rule.pop("resamples", 1000), "seed": rule.pop("seed", 0)}
