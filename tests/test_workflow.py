@@ -324,7 +324,7 @@ SCHEMA_ERRORS = {
         ["small-bn", "val_size", "49999"],
     ),
 }
-# Mistakes across keys (check_config): it reports them all, a line each, so they share
+# Mistakes across keys (kmlp.study): it reports them all, a line each, so they share
 # one config and one `snakemake -n`; each case's words must be on one line.
 CROSS_KEY_ERRORS = {
     **{

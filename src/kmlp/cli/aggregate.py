@@ -1,5 +1,5 @@
 """The verbs that turn run files into outputs: figure, table, gradtable, summary, diagnose,
-report, pdf, record. Each reads files, calls kmlp.report and writes atomically."""
+report, pdf, record. Each reads files, calls kmlp.aggregate and writes atomically."""
 
 from __future__ import annotations
 

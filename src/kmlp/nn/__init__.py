@@ -1,15 +1,14 @@
 """The math: layers, the MLP, initialisers, schedules, training, gradient checks.
 
-Pure NumPy on arrays: nothing here reads or writes a file or knows the command line.
-Beside the math, and used by nothing in it: ``bench`` times it, and ``torch_baseline``
-runs the same training in PyTorch for the bench (only when PyTorch is installed).
-The settings import without NumPy (the command line builds its flags from them); the
-rest loads on first use.
+Pure NumPy on arrays: nothing here reads or writes a file, knows the command line, the
+study or the bench (``kmlp.bench`` times it from outside). The settings and the metrics'
+names import without NumPy (the command line builds its flags from them, the study checks
+a config with them); the rest loads on first use.
 """
 
 from .settings import GradcheckSettings, NetSettings, TrainSettings
 
-__all__ = ["MLP", "GradcheckSettings", "NetSettings", "TrainResult", "TrainSettings", "build_model", "train"]
+__all__ = ["MLP", "GradcheckSettings", "NetSettings", "TrainResult", "TrainSettings", "build_model", "fit", "run"]
 
 
 def __getattr__(name):
@@ -17,7 +16,7 @@ def __getattr__(name):
         from .model import MLP
 
         return MLP
-    if name in ("TrainResult", "build_model", "train"):
+    if name in ("TrainResult", "build_model", "fit", "run"):
         from . import training
 
         return getattr(training, name)
