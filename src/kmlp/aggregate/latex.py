@@ -7,7 +7,7 @@ import math
 
 import pandas as pd
 
-from .tabular import fmt3, to_float
+from .tabular import fmt3, interval_text, split_text, to_float
 
 _TEX_SPECIALS = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                  "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}  # fmt: skip
@@ -44,7 +44,9 @@ def ours_tex(cell, n_full: int) -> str:
     """``$0.523 \\pm 0.004$``; a single run shows no spread; the seed count where it falls
     short of the others'; a dagger where runs diverged or gave non-finite values."""
     mark = r"^\dagger" if cell["diverged"] or cell["nonfinite"] else ""
-    if cell["n"] == 0:
+    if split_text(cell):  # runs at chance: say so, not a mean of two modes
+        text = tex_escape(split_text(cell)).replace("±", "$\\pm$") + (f"${mark}$" if mark else "")
+    elif cell["n"] == 0:
         text = f"n/a${mark}$" if mark else "n/a"
     elif cell["n"] == 1 or not math.isfinite(cell["std"]):  # one run, or a single number
         text = f"${cell['mean']:.3f}{mark}$"
@@ -58,12 +60,12 @@ def verdict_tex(cell) -> str:
     if not cell["verdict"]:
         return ""
     z = to_float(cell["z"])
-    return cell["verdict"] + (f" ($z={z:.1f}$)" if math.isfinite(z) else "")
+    how = f" (by {cell['by']})" if cell.get("by") not in ("interval", "", None) else ""
+    return cell["verdict"] + (f" ($z={z:.1f}$)" if math.isfinite(z) else "") + tex_escape(how)
 
 
 def interval_tex(cell) -> str:
-    lo, hi = to_float(cell["lo"]), to_float(cell["hi"])
-    return f"[{lo:.3f}, {hi:.3f}]" if math.isfinite(lo) else "n/a"
+    return tex_escape(interval_text(cell))
 
 
 def _latex(frame: pd.DataFrame, comments, caption: str, label: str, longtable: bool, colspec: str,

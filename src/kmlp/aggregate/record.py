@@ -15,7 +15,7 @@ from .. import __version__
 from ..errors import KmlpError
 from ..files import atomic_copy
 from .document import rel_path
-from .tabular import fmt3, read_csv, to_float
+from .tabular import fmt3, interval_text, read_csv, split_text, to_float, verdict_text
 
 META_ORDER = ("command", "config", "data_archive", "data_md5", "data_note", "kmlp_version")
 
@@ -88,16 +88,13 @@ def gradcheck_section(path) -> list[str]:
 
 
 def _ours(r) -> str:
-    """``0.523 ± 0.004`` over seeds; one run shows no spread."""
+    """``0.523 ± 0.004`` over seeds; one run shows no spread; runs at chance are counted."""
+    if split_text(r):
+        return split_text(r)
     mean, std = to_float(r["mean"]), to_float(r["std"])
     if not math.isfinite(mean):
         return "n/a"
     return f"{mean:.3f} ± {std:.3f}" if math.isfinite(std) else f"{mean:.3f}"
-
-
-def _verdict(r) -> str:
-    z = to_float(r.get("z"))
-    return r["verdict"] + (f" (z = {z:.1f})" if r["verdict"] and math.isfinite(z) else "")
 
 
 def rule_text(meta: dict) -> str:
@@ -140,11 +137,11 @@ def summary_section(path) -> list[str]:
         "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---|",
     ]
     for r in rows:
-        lo, hi, z, st = (to_float(r[k]) for k in ("lo", "hi", "z", "stability"))
+        z, st = to_float(r["z"]), to_float(r["stability"])
         lines.append(
             f"| {_md(r['experiment'])} | {_md(r['metric'])} | {fmt3(r['paper'])} | {_ours(r)} | {r['n']} | "
-            + (f"[{lo:.3f}, {hi:.3f}]" if math.isfinite(lo) else "n/a")
-            + f" | {f'{z:.1f}' if math.isfinite(z) else 'n/a'} | {r['verdict']} | "
+            + interval_text(r)
+            + f" | {f'{z:.1f}' if math.isfinite(z) else 'n/a'} | {verdict_text(r)} | "
             + (f"{st:.0%}" if math.isfinite(st) else "n/a")
             + f" | {r['diverged']} | {_md(r.get('reading', ''))} |"
         )
@@ -192,7 +189,7 @@ def table_section(path) -> list[str]:
                 continue
             paper = fmt3(r["paper"]) if math.isfinite(to_float(r["paper"])) else ""
             n = f" (n={r['n']})" if r["n"] == "1" else ""
-            parts.append(f"{_ours(r)}{n} | {paper}" + (f" | {_verdict(r)}" if judged else ""))
+            parts.append(f"{_ours(r)}{n} | {paper}" + (f" | {verdict_text(r, z=True)}" if judged else ""))
         lines.append(f"| {_md(label)} | " + " | ".join(parts) + " |")
     return lines + [""]
 

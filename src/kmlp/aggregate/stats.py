@@ -19,8 +19,22 @@ plausibly give it (a prediction interval, not a band around our mean). Per numbe
 - verdict: *consistent* when the paper's value lies inside that interval,
   *inconsistent* when it lies outside the wider ``inconsistent`` one, *borderline*
   between: a band wide enough that the noise of another machine's floats does not move
-  a number from one outer level to the other;
+  a number from one outer level to the other; an accuracy's interval is cut to [0, 1];
 - stability: the share of bootstrap resamples of our seeds that give the same verdict.
+
+A net can also collapse: predict one class, and score the chance accuracy 1/K. An
+accuracy whose runs split into collapsed and learned ones is two-valued, and a mean with
+a normal interval describes it badly (3 runs at 0.100 and 2 at 0.52 are not 0.34 ±
+0.22). Such a number is described as what it is (k of n runs collapsed), its variance and
+interval come from the learned runs, and its verdict says how it was reached (``by``):
+
+- *collapse rate*, when the report's value is itself at chance: the report's run
+  collapsed, which one run of ours does with probability p = k/n: consistent when
+  p >= 1 − ``consistent``, inconsistent when even the exact (Clopper–Pearson) upper
+  bound of p at level ``inconsistent`` is below 1 − ``inconsistent``, borderline
+  between (so no collapse among a few seeds is borderline, not inconsistent);
+- *learned runs*, when it is not: the interval above, from the learned runs alone;
+- *interval*: every other number.
 """
 
 from __future__ import annotations
@@ -44,7 +58,10 @@ METRIC_ORDER = ["val_acc", "test_acc"] + [m for m in FINAL_METRICS if m not in (
 LEVELS = ("consistent", "borderline", "inconsistent")
 #: Columns of a judged number, in the CSV outputs.
 STAT_COLUMNS = ["n", "diverged", "nonfinite", "mean", "std", "paper", "pool", "df", "s_seed", "s_eval", "s_paper",
-                "sigma", "lo", "hi", "z", "verdict", "stability"]  # fmt: skip
+                "sigma", "lo", "hi", "z", "verdict", "stability", "chance", "collapsed", "learned_mean",
+                "learned_std", "p_collapse_lo", "p_collapse_hi", "by"]  # fmt: skip
+#: A run has collapsed when its accuracy lies within this share of chance (1/K) of chance.
+COLLAPSE_BAND = 0.2
 
 
 # -- Student's t ---------------------------------------------------------------------
@@ -100,7 +117,8 @@ def t_quantile(p: float, df: float) -> float:
 
 # -- the tidy frame --------------------------------------------------------------------
 def tidy(runs) -> pd.DataFrame:
-    """One row per (run, metric): experiment, seed, status, metric, value, paper, eval_size."""
+    """One row per (run, metric): experiment, seed, status, metric, value, paper, eval_size,
+    and chance (1/K for an accuracy of a K-class net, else NaN)."""
     rows = [
         {
             "experiment": r.experiment,
@@ -110,17 +128,25 @@ def tidy(runs) -> pd.DataFrame:
             "value": float(r.final[m]),
             "paper": float(r.paper[m]) if m in r.paper else math.nan,
             "eval_size": r.eval_sizes.get(m.split("_")[0], 0),
+            "chance": 1 / r.model["sizes"][-1] if m.endswith("_acc") and r.model.get("sizes") else math.nan,
         }
         for r in runs
         for m in FINAL_METRICS
     ]
-    return pd.DataFrame(rows, columns=["experiment", "seed", "status", "metric", "value", "paper", "eval_size"])
+    columns = ["experiment", "seed", "status", "metric", "value", "paper", "eval_size", "chance"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def at_chance(value, chance):
+    """Whether an accuracy is that of a collapsed net (within COLLAPSE_BAND of chance)."""
+    return np.abs(np.asarray(value, float) - chance) <= COLLAPSE_BAND * chance
 
 
 def describe(frame: pd.DataFrame) -> pd.DataFrame:
     """Per (experiment, metric), experiments in order of appearance: n (completed runs with a
     finite value), mean, std (ddof 1), diverged (runs), nonfinite (completed runs whose value
-    is not finite), the report's value and the evaluation-set size."""
+    is not finite), the report's value, the evaluation-set size, chance, collapsed (runs at
+    chance) and the learned runs' mean and std."""
     f = frame.assign(
         done=frame.status != "diverged",
         ok=(frame.status != "diverged") & np.isfinite(frame.value),
@@ -128,6 +154,8 @@ def describe(frame: pd.DataFrame) -> pd.DataFrame:
     )
     f["nonfinite"] = f.done & ~f.ok
     f["kept"] = f.value.where(f.ok)
+    f["collapsed"] = f.ok & at_chance(f.value, f.chance)
+    f["learned"] = f.kept.where(~f.collapsed)
     g = f.groupby(["experiment", "metric"], sort=False)
     out = g.agg(
         n=("ok", "sum"),
@@ -136,6 +164,10 @@ def describe(frame: pd.DataFrame) -> pd.DataFrame:
         mean=("kept", "mean"),
         std=("kept", "std"),
         eval_size=("eval_size", "max"),
+        chance=("chance", "max"),
+        collapsed=("collapsed", "sum"),
+        learned_mean=("learned", "mean"),
+        learned_std=("learned", "std"),
     )
     papers = g.paper.agg(lambda p: sorted(set(p.dropna())))
     bad = papers[papers.map(len) > 1]
@@ -144,16 +176,17 @@ def describe(frame: pd.DataFrame) -> pd.DataFrame:
         raise paper_disagreement(exp, metric, values)
     out["paper"] = papers.map(lambda p: p[0] if p else math.nan)
     out.loc[out.n == 1, "std"] = math.nan  # one run: no spread (not 0)
-    return out.astype({"n": int, "diverged": int, "nonfinite": int})
+    return out.astype({"n": int, "diverged": int, "nonfinite": int, "collapsed": int})
 
 
 # -- the verdict ---------------------------------------------------------------------
 def _pooled(stats: pd.DataFrame, rule: VerdictRule) -> pd.DataFrame:
-    """Per (experiment, metric): its pool, the pooled seed std and its degrees of freedom."""
+    """Per (experiment, metric): its pool, the pooled seed std of the learned runs and its
+    degrees of freedom (collapsed runs are another mode, not seed spread)."""
     pool = pd.Series([rule.pool_of(e, m) for e, m in stats.index], index=stats.index)
     key = pool.where(pool != "", [f"\0{e}" for e, _ in stats.index])  # no pool: its own
-    dof = (stats.n - 1).clip(lower=0)
-    ss = (stats["std"].fillna(0.0) ** 2) * dof
+    dof = (stats.n - stats.collapsed - 1).clip(lower=0)
+    ss = (stats["learned_std"].fillna(0.0) ** 2) * dof
     metric = stats.index.get_level_values("metric")
     sums = pd.DataFrame({"key": key.values, "metric": metric, "dof": dof.values, "ss": ss.values})
     agg = sums.groupby(["key", "metric"]).sum()
@@ -179,6 +212,44 @@ def _sigma(s_seed, n, mean, eval_size, sampled: bool, rule: VerdictRule):
     return np.sqrt(s_seed**2 * (1 + 1 / n) + s_eval**2 + s_paper**2), s_eval, s_paper
 
 
+def binomial_bound(k: int, n: int, level: float, upper: bool = True) -> float:
+    """The exact (Clopper–Pearson) one-sided bound at ``level`` of a probability seen k times
+    in n trials: the largest (smallest) p under which k or fewer (more) happen with
+    probability at least 1 − level."""
+    if n == 0:
+        return 1.0 if upper else 0.0
+    if (upper and k >= n) or (not upper and k <= 0):
+        return 1.0 if upper else 0.0
+    # P(X <= k | p) = I_{1-p}(n - k, k + 1): decreasing in p
+    below = (lambda p: _betainc(n - k, k + 1, 1 - p)) if upper else (lambda p: 1 - _betainc(n - k + 1, k, 1 - p))
+    lo, hi = 0.0, 1.0
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        if (below(mid) > 1 - level) == upper:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def _collapse_verdict(k: int, n: int, rule: VerdictRule) -> str:
+    """The report's run collapsed; one run of ours does with probability k/n."""
+    if n == 0:
+        return "n/a"
+    if k / n >= 1 - rule.consistent:
+        return LEVELS[0]
+    if binomial_bound(k, n, rule.inconsistent) < 1 - rule.inconsistent:
+        return LEVELS[2]
+    return LEVELS[1]
+
+
+def _by(row) -> str:
+    """How a number is judged: its interval, the collapse rate, or the learned runs."""
+    if not (row.collapsed or (math.isfinite(row.chance) and at_chance(row.paper, row.chance))):
+        return "interval"
+    return "collapse rate" if at_chance(row.paper, row.chance) else "learned runs"
+
+
 def judge(frame: pd.DataFrame, rule: VerdictRule, numbers=None) -> pd.DataFrame:
     """Statistics and the verdict for every (experiment, metric) of ``frame`` (or of the
     index ``numbers``); pools are taken over all experiments of ``frame``."""
@@ -188,18 +259,39 @@ def judge(frame: pd.DataFrame, rule: VerdictRule, numbers=None) -> pd.DataFrame:
         stats = stats.loc[list(numbers)]
     metric = stats.index.get_level_values("metric")
     sampled = np.isin(metric, list(rule.sampling))
-    sigma, s_eval, s_paper = [], [], 0.0
-    for (_, row), smp in zip(stats.iterrows(), sampled, strict=True):
-        sg, se, s_paper = _sigma(row.s_seed, row.n, row["mean"], row.eval_size, smp, rule)
+    has_paper = stats.paper.notna()
+    stats["by"] = [_by(row) if has_paper[key] else "" for key, row in stats.iterrows()]
+    # the spread of one run: of every run, or of the learned runs where some collapsed
+    split = stats.by != "interval"
+    n_spread = stats.n.where(~split, stats.n - stats.collapsed)
+    centre = stats["mean"].where(~split, stats.learned_mean)
+    sigma, s_eval = [], []
+    for key, smp in zip(stats.index, sampled, strict=True):
+        if n_spread[key] == 0:  # no run, or every run collapsed: no spread
+            sigma.append(math.nan)
+            s_eval.append(math.nan)
+            continue
+        sg, se, _ = _sigma(stats.s_seed[key], n_spread[key], centre[key], stats.eval_size[key], smp, rule)
         sigma.append(float(sg))
         s_eval.append(float(se))
+    s_paper = 10.0**-rule.paper_decimals / math.sqrt(12)
     stats["s_eval"], stats["s_paper"], stats["sigma"] = s_eval, s_paper, sigma
     t = np.array([t_quantile((1 + rule.consistent) / 2, d) if d > 0 else math.nan for d in stats.df])
-    stats["lo"] = stats["mean"] - t * stats.sigma
-    stats["hi"] = stats["mean"] + t * stats.sigma
-    stats["z"] = (stats.paper - stats["mean"]) / stats.sigma
-    has_paper = stats.paper.notna()
+    lo, hi = centre - t * stats.sigma, centre + t * stats.sigma
+    accuracy = stats.chance.notna()
+    stats["lo"], stats["hi"] = lo.where(~accuracy, lo.clip(0, 1)), hi.where(~accuracy, hi.clip(0, 1))
+    stats["z"] = ((stats.paper - centre) / stats.sigma).where(stats.by != "collapse rate")
     stats["verdict"] = np.where(has_paper, _verdicts(stats.z.fillna(math.nan), stats.df.fillna(0), rule), "")
+    for key in stats.index[stats.by == "collapse rate"]:
+        stats.loc[key, "verdict"] = _collapse_verdict(int(stats.collapsed[key]), int(stats.n[key]), rule)
+    stats["p_collapse_lo"] = [
+        binomial_bound(int(k), int(n), (1 + rule.consistent) / 2, upper=False) if b != "interval" else math.nan
+        for k, n, b in zip(stats.collapsed, stats.n, stats.by, strict=True)
+    ]
+    stats["p_collapse_hi"] = [
+        binomial_bound(int(k), int(n), (1 + rule.consistent) / 2) if b != "interval" else math.nan
+        for k, n, b in zip(stats.collapsed, stats.n, stats.by, strict=True)
+    ]
     stats["stability"] = [
         _stability(frame, stats, rule, key) if has_paper[key] and stats.verdict[key] != "n/a" else math.nan
         for key in stats.index
@@ -218,6 +310,8 @@ def _stability(frame: pd.DataFrame, stats: pd.DataFrame, rule: VerdictRule, key)
         return math.nan
     rng = np.random.default_rng([rule.seed, zlib.crc32(f"{exp}\0{metric}".encode())])
     draws = values[rng.integers(0, n, size=(rule.resamples, n))]
+    if row.by != "interval":
+        return float(np.mean([_resampled_verdict(d, row, rule, metric) == row.verdict for d in draws]))
     means = draws.mean(axis=1)
     own_ss = ((draws - means[:, None]) ** 2).sum(axis=1)  # this experiment's (n - 1) s²
     others_ss = (row.s_seed**2) * row.df - (row["std"] ** 2) * (n - 1)
@@ -225,6 +319,25 @@ def _stability(frame: pd.DataFrame, stats: pd.DataFrame, rule: VerdictRule, key)
     sigma, _, _ = _sigma(s_seed, n, means, row.eval_size, metric in rule.sampling, rule)
     z = (row.paper - means) / sigma
     return float(np.mean(_verdicts(z, np.full(len(z), row.df), rule) == row.verdict))
+
+
+def _resampled_verdict(values, row, rule: VerdictRule, metric: str) -> str:
+    """The verdict of a number whose runs split, on one resample of its runs' values."""
+    collapsed = at_chance(values, row.chance)
+    k, n = int(collapsed.sum()), len(values)
+    if row.by == "collapse rate":
+        return _collapse_verdict(k, n, rule)
+    learned = values[~collapsed]
+    own_df = max(len(learned) - 1, 0)
+    others_ss = (row.s_seed**2) * row.df - (row.learned_std**2 if row.n - row.collapsed > 1 else 0.0) * (
+        row.n - row.collapsed - 1
+    )
+    df = row.df - max(row.n - row.collapsed - 1, 0) + own_df
+    if len(learned) == 0 or df <= 0:
+        return "n/a"
+    s_seed = math.sqrt(max(others_ss + float(((learned - learned.mean()) ** 2).sum()), 0.0) / df)
+    sigma, _, _ = _sigma(s_seed, len(learned), learned.mean(), row.eval_size, metric in rule.sampling, rule)
+    return str(_verdicts((row.paper - learned.mean()) / sigma, df, rule)[0])
 
 
 # -- the two kinds of table ----------------------------------------------------------
