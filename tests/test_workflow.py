@@ -16,7 +16,7 @@ import yaml
 
 from kmlp.nn.settings import GradcheckSettings, TrainSettings
 from kmlp.runs import read_run
-from workflow_project import REPO, make_project, outputs, snakemake
+from workflow_project import LATEX, REPO, make_project, outputs, path_without, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -115,13 +115,69 @@ def test_a_changed_setting_retrains_in_the_same_invocation(project):
     assert "gradtable" not in jobs, jobs
 
 
-def test_pdf_target_without_latex_says_so(project):
-    if shutil.which("pdflatex") or shutil.which("latexmk"):
-        pytest.skip("a LaTeX installation is present")
+# The grid tables' footnote sets the verdict rule's text unescaped ("with 95% probability",
+# "for val_acc"): TeX reads the rest of the line as a comment and stops with "Missing }
+# inserted" (kmlp.report.latex.grid_tex: rule_note, which summary_tex passes through
+# tex_escape). Nobody had compiled the report with a real LaTeX before.
+UNESCAPED_RULE_NOTE = pytest.mark.xfail(
+    strict=True, reason="grid tables set the verdict rule unescaped (% and _): report.pdf does not compile"
+)
+
+
+def plain(text: str) -> str:
+    """Text as pdftotext gives it back from the report: words apart by single spaces, and
+    without the letters that LaTeX's T1 fonts set as ligatures (pdftotext drops them)."""
+    return re.sub("ffi|ffl|ff|fi|fl", "", " ".join(text.split()))
+
+
+@pytest.mark.needs("latex")
+@UNESCAPED_RULE_NOTE
+def test_the_report_compiles_with_latex(project, tmp_path):
+    """`snakemake results/report/report.pdf` with a real LaTeX (CI installs a minimal TeX
+    Live): a PDF of several pages whose text holds every table's caption and numbers and
+    every figure, its caption and its own text (title, legend)."""
+    found = {p: shutil.which(p) for p in ("pdflatex", "latexmk", "pdftotext", "pdfinfo")}
+    if not (found["pdflatex"] or found["latexmk"]) or not (found["pdftotext"] and found["pdfinfo"]):
+        pytest.skip(
+            f"needs LaTeX (latexmk or pdflatex) and poppler's pdftotext and pdfinfo, found {found}: "
+            "whether the report compiles, and what its PDF holds, is not checked here"
+        )
+    work = tmp_path / "copy"
+    shutil.copytree(project, work, symlinks=True)
+    snakemake(work, "--cores", "2", "results/report/report.pdf")
+    pdf = work / "results/report/report.pdf"
+    assert pdf.read_bytes().startswith(b"%PDF-")
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+    pages = int(re.search(r"^Pages:\s+(\d+)$", info, re.M).group(1))
+    text = plain(subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout)
+    report = (work / "results/report/report.tex").read_text()
+    tables = re.findall(r"\\input\{\.\./tables/(\w+)\.tex\}", report)
+    figures = re.findall(r"\\includegraphics\[[^]]*\]\{\.\./figures/(\w+)\.pdf\}", report)
+    cfg = yaml.safe_load((work / "config/config.yaml").read_text())
+    assert tables == ["summary", "gradcheck", *cfg["tables"], "lambda_search", "diagnostics"]
+    assert figures == list(cfg["figures"]) and pages >= 2
+    for k in range(1, len(tables) + 1):
+        assert f"Table {k}:" in text, k
+    for name in cfg["tables"]:
+        assert plain(cfg["tables"][name]["caption"]) in text, name
+        tex = (work / f"results/tables/{name}.tex").read_text()
+        cells = re.findall(r"\$(\d+\.\d+) \\pm (\d+\.\d+)\$", tex)
+        assert cells and all(f"{a} ± {b}" in text for a, b in cells), name
+    for k, name in enumerate(figures, 1):
+        assert f"Figure {k}: {plain(name)}" in text
+        assert plain(cfg["figures"][name]["title"]) in text  # drawn in the figure itself
+        for exp in cfg["figures"][name]["experiments"]:
+            assert f"{exp} (n=" in text, (name, exp)
+
+
+def test_pdf_target_without_latex_says_so(project, tmp_path, monkeypatch):
+    """The README's "says so if absent", on any machine: LaTeX hidden from PATH."""
+    monkeypatch.setenv("PATH", path_without(LATEX, tmp_path / "bin"))
     proc = snakemake(project, "--cores", "1", "results/report/report.pdf", check=False)
     assert proc.returncode != 0
     log = (project / "results/logs/report_pdf.log").read_text()
     assert "no LaTeX installation found" in log
+    assert not (project / "results/report/report.pdf").exists()
 
 
 def test_changing_one_lambda_reruns_only_affected_jobs(project, tmp_path):
