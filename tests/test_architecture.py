@@ -89,7 +89,7 @@ study = Study(yaml.safe_load(open({str(SCHEMA.parents[2] / "config" / "config.ya
 for e in study.experiments:
     study.seeds(e), study.settings(e, 0.001).as_dict(), study.memory_mb(e, 10**9), study.val_size(e)
 study.readings(), study.report_experiments(), study.val_sizes(), study.gradchecks
-study.verdict.pooled_with(["3layer-bn"]), [t.experiments for t in study.tables.values()]
+study.pooled_with(["3layer-bn"]), [t.experiments for t in study.tables.values()]
 """
     assert loaded(code, ("numpy", "h5py", "pandas", "matplotlib")) == []
 

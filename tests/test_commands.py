@@ -59,7 +59,7 @@ def test_same_seed_gives_identical_bytes(data, tmp_path):
 def test_divergence_is_recorded_with_exit_0(data, tmp_path, capsys):
     assert train(data, tmp_path / "d.h5", "--eta-min", "1e4", "--eta-max", "1e6", "--lam", "0") == 0
     run = read_run(tmp_path / "d.h5")
-    assert run.status == "diverged" and run.stopped_at is not None
+    assert run.status == "diverged" and run.history["step"][-1] == run.stopped_at > 0
     assert "diverged" in capsys.readouterr().out
 
 
@@ -118,7 +118,8 @@ def test_gradcheck_cli_passes_and_fails(data, tmp_path, capsys):
 
 
 def test_bench_reports_ratios(tmp_path, capsys, data):
-    """Tiny sizes, sane fields; no timing is asserted."""
+    """Tiny sizes: the numbers hang together (floors, ratios, phases, speedup) and the
+    table prints them; no timing is asserted."""
     out = tmp_path / "b.json"
     run = ["--data", str(data), "--n-s", "5", "--cycles", "1", "--eval-every", "5", "--eval-train-subset", "100"]
     args = [
@@ -137,21 +138,46 @@ def test_bench_reports_ratios(tmp_path, capsys, data):
     ]
     assert main(args) == 0
     res = json.loads(out.read_text())
+    text = capsys.readouterr().out
+
+    def ms(t):  # CPU ms (wall ms), as the table prints a time
+        return f"{t['cpu'] * 1e3:.3f} ({t['wall'] * 1e3:.3f})"
+
     for net in ("3-layer", "9-layer"):
         e = res["update"]["nets"][net]
-        assert e["floor_s"]["cpu"] > 0 and e["ratio_bn"]["cpu"] > 0 and e["ratio_no_bn_dout_din"]["wall"] > 0
-    assert res["update"]["gather_s"]["cpu"] > 0
+        for clock in ("cpu", "wall"):  # the floor is the faster layout's; ratios are over the floors
+            assert e["floor_s"][clock] == min(e["floor_dout_din_s"][clock], e["floor_din_dout_s"][clock])
+            for kind in ("no_bn", "bn"):
+                update = e[f"update_{kind}_s"][clock]
+                assert e[f"ratio_{kind}"][clock] == pytest.approx(update / e["floor_s"][clock])
+                assert e[f"ratio_{kind}_dout_din"][clock] == pytest.approx(update / e["floor_dout_din_s"][clock])
+        # the table shows what was measured
+        [line] = [line for line in text.splitlines() if line.startswith(f"  {net} ")]
+        shown = [ms(e["floor_s"]), ms(e["update_no_bn_s"]), ms(e["update_bn_s"]), f"{e['ratio_bn']['cpu']:.2f}x"]
+        assert all(cell in line for cell in shown), (line, shown)
+    assert f"(not in the update): {ms(res['update']['gather_s'])} ms" in text
     kmlp = res["run"]["runs"]["kmlp"]
     assert kmlp["updates"] == 10 and kmlp["status"] == "completed"
     # step 0, 5 and 10 on 100 training + 30 validation images; then all 270 + 100 test
     assert kmlp["evaluated_images"] == 3 * (100 + 30) + 270 + 100
-    assert kmlp["ratio"]["cpu"] > 0 and kmlp["floor_s"]["cpu"] > 0 and kmlp["load_s"]["cpu"] > 0
+    # one round: the run's floor is its updates and images at the floor's per-unit times,
+    # its ratio the run's time over that; its phases lie within the run's time
+    for clock in ("cpu", "wall"):
+        per_update, per_image = res["run"]["floor_per_update_s"][clock], res["run"]["floor_per_image_s"][clock]
+        floor = kmlp["updates"] * per_update + kmlp["evaluated_images"] * per_image
+        assert kmlp["floor_s"][clock] == pytest.approx(floor)
+        assert kmlp["ratio"][clock] == pytest.approx(kmlp["total_s"][clock] / floor)
+        phases = kmlp["load_s"][clock] + kmlp["updates_s"][clock] + kmlp["evaluation_s"][clock]
+        assert phases <= kmlp["total_s"][clock]
     assert "(1 threads)" in res["environment"]["blas"]
-    text = capsys.readouterr().out
     assert "x floor" in text and "whole run: 3-layer BN, 10 updates" in text
     if res["torch"]["available"]:
-        assert res["run"]["runs"]["torch"]["evaluated_images"] == kmlp["evaluated_images"]
-        assert res["run"]["speedup_over_torch"]["cpu"] > 0
+        torch_run = res["run"]["runs"]["torch"]
+        assert torch_run["evaluated_images"] == kmlp["evaluated_images"]
+        for clock in ("cpu", "wall"):  # one round: PyTorch's time over kmlp's
+            speedup = torch_run["total_s"][clock] / kmlp["total_s"][clock]
+            assert res["run"]["speedup_over_torch"][clock] == pytest.approx(speedup)
+        assert f"kmlp is {res['run']['speedup_over_torch']['cpu']:.2f}x as fast as PyTorch" in text
     else:
         assert "PyTorch: not installed" in text and "torch" not in res["run"]["runs"]
 

@@ -1,4 +1,5 @@
-"""Downloading against a local HTTP server: good file, wrong checksum, cut connection, 404."""
+"""Downloading against a local HTTP server: good file, wrong checksum, cut connection, 404;
+and the workflow's `download` rule against it (no archive configured, data.url set)."""
 
 from __future__ import annotations
 
@@ -11,18 +12,29 @@ import pytest
 
 import cifar_fake
 from kmlp import cli
+from kmlp.data.dataset import load
 from kmlp.data.download import download
 from kmlp.errors import KmlpError
+from workflow_project import make_project, snakemake
 
 PAYLOAD = cifar_fake.archive_bytes(cifar_fake.make_batches(20, 30, seed=1))
 MD5 = hashlib.md5(PAYLOAD).hexdigest()
 
 
+REQUESTS: list[str] = []  # the paths asked for, in order
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 (http.server's naming)
+        REQUESTS.append(self.path)
         if self.path == "/cifar.tar.gz":
             self._head(200, len(PAYLOAD))
             self.wfile.write(PAYLOAD)
+        elif self.path.startswith("/moved/"):  # a redirect, as a mirror or a CDN answers
+            self.send_response(302)
+            self.send_header("Location", self.path.removeprefix("/moved"))
+            self.send_header("Content-Length", "0")
+            self.end_headers()
         elif self.path == "/cut.tar.gz":  # promises all bytes, sends half, hangs up
             self._head(200, len(PAYLOAD))
             self.wfile.write(PAYLOAD[: len(PAYLOAD) // 2])
@@ -127,3 +139,42 @@ def test_interrupt_keeps_nothing(server, tmp_path, monkeypatch):
 def test_bad_md5_argument(tmp_path):
     with pytest.raises(KmlpError, match="not a 32-digit"):
         download("http://127.0.0.1:1/x", tmp_path / "x", "abc", progress=False)
+
+
+# -- the workflow's download rule ----------------------------------------------------
+def download_project(root, url, md5):
+    """A tiny project with no local archive: the data set comes from ``url``."""
+    return make_project(root, data={"url": url, "archive": "", "md5": md5, "val_size": 30})
+
+
+@pytest.mark.slow
+def test_the_workflow_downloads_through_a_redirect_and_prepares(server, tmp_path):
+    root = download_project(tmp_path / "p", f"{server}/moved/cifar.tar.gz", MD5)
+    REQUESTS.clear()
+    proc = snakemake(root, "--cores", "1", "results/data/cifar10.h5")
+    assert REQUESTS == ["/moved/cifar.tar.gz", "/cifar.tar.gz"]
+    log = proc.stdout + proc.stderr
+    assert "rule download:" in log and "rule prepare:" in log
+    assert (root / "results/data/cifar-10-python.tar.gz").read_bytes() == PAYLOAD
+    assert leftovers(root / "results/data") == ["cifar-10-python.tar.gz", "cifar10.h5"]
+    ds = load(root / "results/data/cifar10.h5")
+    assert ds.source_md5 == MD5 and (len(ds.y_train), len(ds.y_val), len(ds.y_test)) == (70, 30, 30)
+    assert "100.0%" in (root / "results/logs/download.log").read_text()
+
+
+@pytest.mark.slow
+def test_the_workflow_refuses_a_download_with_the_wrong_md5_and_keeps_nothing(server, tmp_path):
+    wrong = "f" * 32
+    root = download_project(tmp_path / "p", f"{server}/cifar.tar.gz", wrong)
+    proc = snakemake(root, "--cores", "1", "results/data/cifar10.h5", check=False)
+    assert proc.returncode != 0 and "rule prepare:" not in proc.stdout + proc.stderr
+    lines = (root / "results/logs/download.log").read_text().splitlines()
+    errors = [line for line in lines if "error" in line]
+    assert errors == [
+        f"kmlp download: error: the download of {server}/cifar.tar.gz has MD5 {MD5} but {wrong} was expected "
+        "(corrupt transfer or a different file); nothing was kept"
+    ], lines
+    assert not any("Traceback" in line for line in lines)
+    # no archive and no temporary file anywhere: what is left is the job's log
+    kept = sorted(p.relative_to(root).as_posix() for p in (root / "results").rglob("*") if p.is_file())
+    assert kept == ["results/logs/download.log"]

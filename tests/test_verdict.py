@@ -2,6 +2,7 @@
 outside the interval one run of ours falls in; pooling; the sampling term; one seed
 changed. Expected numbers are computed here from the formulas, not by the module."""
 
+import itertools
 import math
 from pathlib import Path
 
@@ -17,9 +18,9 @@ TINY = Path(__file__).resolve().parents[1] / ".test" / "config" / "config.yaml"
 # The tiny config's rule: 95 % consistent, 99.9 % inconsistent, sampling on val_acc, 3 decimals.
 RULE = yaml.safe_load(TINY.read_text())["verdict"]
 ROUNDING = 1e-3 / math.sqrt(12)
-# Student's t quantiles from tables (4 and 8 degrees of freedom)
-T975 = {4: 2.7764451, 8: 2.3060041}
-T9995 = {4: 8.6103016, 8: 5.0413054}
+# Student's t quantiles from tables (2, 3, 4, 6 and 8 degrees of freedom)
+T975 = {2: 4.3026527, 3: 3.1824463, 4: 2.7764451, 6: 2.4469119, 8: 2.3060041}
+T9995 = {2: 31.599055, 3: 12.923979, 4: 8.6103016, 6: 5.9588157, 8: 5.0413054}
 
 
 def run(exp, seed, value, paper=None, metric="test_acc", eval_size=10000, status="completed"):
@@ -72,6 +73,58 @@ def test_inside_at_the_edge_and_outside_the_interval(where, expected):
     assert row.verdict == expected
 
 
+def level(z, df):
+    """The verdict rule with the tables' quantiles."""
+    return "consistent" if abs(z) <= T975[df] else "inconsistent" if abs(z) > T9995[df] else "borderline"
+
+
+def exact_stability(values, paper, others=()):
+    """The verdict of ``values`` (pooled with the seeds ``others`` of another experiment),
+    and the share of all n^n resamples of its seeds, with replacement and equally likely,
+    that give the same verdict: the bootstrap's limit, enumerated."""
+    n = len(values)
+    others_ss = float(np.sum((np.asarray(others) - np.mean(others)) ** 2)) if len(others) else 0.0
+    df = n - 1 + max(len(others) - 1, 0)
+
+    def verdict(sample):
+        mean = sum(sample) / n
+        s2 = (sum((v - mean) ** 2 for v in sample) + others_ss) / df
+        return level((paper - mean) / math.sqrt(s2 * (1 + 1 / n) + ROUNDING**2), df)
+
+    seen = verdict(values)
+    resamples = list(itertools.product(values, repeat=n))
+    return seen, sum(verdict(r) == seen for r in resamples) / len(resamples)
+
+
+def within_bootstrap_error(share, exact, resamples):
+    """A bootstrap share is a binomial proportion: within 4 standard errors of its limit."""
+    return abs(share - exact) <= 4 * math.sqrt(exact * (1 - exact) / resamples)
+
+
+@pytest.mark.parametrize(
+    "values, paper, others, expected",
+    [
+        ([0.50, 0.52, 0.55], 0.62, [], ("consistent", 15 / 27)),
+        ([0.50, 0.51, 0.53, 0.56], 0.60, [], ("consistent", 170 / 256)),
+        ([0.50, 0.52, 0.55], 0.59, [0.40, 0.42, 0.44, 0.46, 0.48], ("consistent", 20 / 27)),
+        ([0.50, 0.52, 0.55], 0.62, [0.40, 0.42, 0.44, 0.46, 0.48], ("borderline", 23 / 27)),
+    ],
+    ids=["3-seeds", "4-seeds", "pooled", "pooled-borderline"],
+)
+def test_stability_is_the_bootstrap_estimate_of_the_share_of_all_resamples(values, paper, others, expected):
+    """Against exact enumeration (3^3 or 4^4 resamples, the other pool member's seeds fixed),
+    with 4000 resamples: a binomial standard error of at most 0.008."""
+    assert exact_stability(values, paper, others) == pytest.approx(expected)
+    rule = VerdictRule.from_dict(
+        {**RULE, "bootstrap": {"resamples": 4000, "seed": 0},
+         "pools": {"p": {"metric": "test_acc", "experiments": ["e", "f"]}} if others else {}}
+    )  # fmt: skip
+    runs = [run("e", s, v, paper) for s, v in enumerate(values, 1)] + [run("f", s, v) for s, v in enumerate(others, 1)]
+    row = summary_frame(runs, rule).set_index(["experiment", "metric"]).loc[("e", "test_acc")]
+    assert row.verdict == expected[0]
+    assert within_bootstrap_error(row.stability, expected[1], 4000), (row.stability, expected[1])
+
+
 def test_one_seed_changed_moves_the_verdict_and_its_stability():
     sigma = one_run_spread(VALUES)
     paper = 0.52 + 1.2 * T975[4] * sigma  # borderline with these seeds
@@ -81,7 +134,15 @@ def test_one_seed_changed_moves_the_verdict_and_its_stability():
     after = judged([run("e", s, v, paper) for s, v in enumerate(wider, 1)])
     assert after.verdict == "consistent"
     assert after.z == pytest.approx((paper - np.mean(wider)) / one_run_spread(wider))
-    assert 0 <= before.stability <= 1 and 0 <= after.stability <= 1
+    # the verdict's stability moves too: 2740 of the 5^5 resamples give "borderline"
+    # before, 2100 "consistent" after (enumerated); the tiny config's 200 resamples
+    # estimate each within its binomial error
+    assert exact_stability(VALUES, paper) == ("borderline", 2740 / 3125)
+    assert exact_stability(wider, paper) == ("consistent", 2100 / 3125)
+    resamples = RULE["bootstrap"]["resamples"]
+    assert within_bootstrap_error(before.stability, 2740 / 3125, resamples), before.stability
+    assert within_bootstrap_error(after.stability, 2100 / 3125, resamples), after.stability
+    assert after.stability < before.stability
 
 
 def test_pooling_shares_the_variance_and_its_degrees_of_freedom():

@@ -11,12 +11,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
+from kmlp import MLP
+from kmlp.data.dataset import load
 from kmlp.nn.settings import GradcheckSettings, TrainSettings
-from kmlp.runs import read_run
-from workflow_project import REPO, make_project, outputs, snakemake
+from kmlp.runs import load_model, read_run
+from workflow_project import LATEX, REPO, make_project, outputs, path_without, snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -47,26 +50,32 @@ def test_every_output_exists_and_parses(project):
     for check in cfg["gradcheck"]["checks"]:
         doc = json.loads((project / f"results/gradcheck/{check}.json").read_text())
         assert doc["passed"] and doc["name"] == check
+    ds = load(project / "results/data/cifar10.h5")
     for exp in cfg["experiments"]:
         for seed in cfg["seeds"]:
-            run = read_run(project / f"results/runs/{exp}/seed{seed}.h5", weights=True)
+            path = project / f"results/runs/{exp}/seed{seed}.h5"
+            run = read_run(path, weights=True)
             assert run.experiment == exp and run.seed == seed and run.status == "completed"
             assert run.paper == cfg["experiments"][exp]["paper"]
             assert run.data_md5 == cfg["data"]["md5"]
-            assert 0 <= run.final["test_acc"] <= 1 and "W1" in run.weights
+            # the final test accuracy is what the stored weights give on the test set
+            assert run.eval_sizes["test"] == len(ds.y_test) == 100
+            assert run.final["test_acc"] == load_model(path).evaluate(ds.X_test, ds.y_test)[2]
     for fig in cfg["figures"]:
         assert (project / f"results/figures/{fig}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert (project / f"results/figures/{fig}.pdf").read_bytes()[:5] == b"%PDF-"
-    for table in [*cfg["tables"], "gradcheck", "summary", "diagnostics", "lambda_search"]:
+    for table, rows in expected_rows(project, cfg).items():
         tex = (project / f"results/tables/{table}.tex").read_text()
         assert "\\toprule" in tex and "\\bottomrule" in tex and cfg["data"]["md5"] in tex
-        lines = [
-            line
-            for line in (project / f"results/tables/{table}.csv").read_text().splitlines()
-            if not line.startswith("#")
+        got = [
+            tuple(f"{float(row[k]):.12f}" if k == "mean" else row[k] for k in rows[0])
+            for row in csv.DictReader(
+                line
+                for line in (project / f"results/tables/{table}.csv").read_text().splitlines()
+                if not line.startswith("#")
+            )
         ]
-        rows = list(csv.DictReader(lines))
-        assert rows
+        assert sorted(got) == sorted(rows[1]), table
     summary = list(
         csv.DictReader(line for line in (project / "results/tables/summary.csv").open() if not line.startswith("#"))
     )
@@ -76,13 +85,58 @@ def test_every_output_exists_and_parses(project):
     best = json.loads((project / "results/lambda_search/best.json").read_text())["best"]
     final = read_run(project / "results/runs/lsearch-final/seed1.h5")
     assert final.settings["lam"] == best["lam"] and final.settings["cycles"] == 2
-    assert (project / "results/tables/lambda_search.csv").exists()
     assert all(r["verdict"] in ("consistent", "borderline", "inconsistent") for r in summary)
     report = (project / "results/report/report.tex").read_text()
     assert "\\input{../tables/summary.tex}" in report
     record = (project / "docs/reproduction.md").read_text()
     assert cfg["data"]["md5"] in record and "figures/figure1.png" in record
-    assert (project / "docs/figures/figure2.png").exists()
+    for fig in cfg["figures"]:  # the record's figures are the workflow's
+        shown = (project / f"docs/figures/{fig}.png").read_bytes()
+        assert shown == (project / f"results/figures/{fig}.png").read_bytes(), fig
+
+
+def expected_rows(project, cfg) -> dict:
+    """Per table, (the CSV columns that identify a row, the rows the config asks for);
+    a grid table's rows with the mean of the cell's run files (to 12 digits)."""
+
+    def mean(exp, metric):
+        seeds = cfg["experiments"][exp].get("seeds", cfg["seeds"])
+        return np.mean([read_run(project / f"results/runs/{exp}/seed{s}.h5").final[metric] for s in seeds])
+
+    tables = {}
+    for name, spec in cfg["tables"].items():
+        metrics = spec.get("column_metrics") or [spec["metric"]] * len(spec["columns"])
+        tables[name] = (
+            ("row", "column", "experiment", "metric", "mean"),
+            [
+                (row, col, exp, metric, f"{mean(exp, metric):.12f}")
+                for row, exps in spec["rows"].items()
+                for col, exp, metric in zip(spec["columns"], exps, metrics, strict=True)
+            ],
+        )
+    d = cfg["gradcheck"]["input_dim"]
+    tables["gradcheck"] = (
+        ("check", "parameter", "passed"),
+        [
+            (name, parameter, "yes")
+            for name, check in cfg["gradcheck"]["checks"].items()
+            for parameter in MLP([d, *check["hidden"], 10], batch_norm=check["batch_norm"]).parameters()
+        ],
+    )
+    tables["summary"] = (
+        ("experiment", "metric", "paper"),
+        [(e, m, repr(float(v))) for e, spec in cfg["experiments"].items() for m, v in spec["paper"].items()]
+        + [("lsearch-final", m, repr(float(v))) for m, v in cfg["lambda_search"]["final"]["paper"].items()],
+    )
+    split_metrics = [(f"{e}: {split}", e) for e in cfg["diagnostics"]["experiments"] for split in ("val", "test")]
+    columns = ("moving averages", "batch statistics", "sampling std (binomial)")
+    tables["diagnostics"] = (("row", "experiment", "column"), [(r, e, c) for r, e in split_metrics for c in columns])
+    search = cfg["lambda_search"]
+    runs = [f"lsearch-coarse-{i:02d}" for i in range(search["coarse"]["n"])]
+    runs += [f"lsearch-fine-{i:02d}" for i in range(search["fine"]["n"])]
+    runs += [f"lsearch-top-{i}" for i in range(search["confirm"]["top"])]
+    tables["lambda_search"] = (("experiment",), [(r,) for r in runs])
+    return tables
 
 
 def test_second_invocation_has_nothing_to_do(project):
@@ -115,13 +169,59 @@ def test_a_changed_setting_retrains_in_the_same_invocation(project):
     assert "gradtable" not in jobs, jobs
 
 
-def test_pdf_target_without_latex_says_so(project):
-    if shutil.which("pdflatex") or shutil.which("latexmk"):
-        pytest.skip("a LaTeX installation is present")
+def plain(text: str) -> str:
+    """Text as pdftotext gives it back from the report: words apart by single spaces, and
+    without the letters that LaTeX's T1 fonts set as ligatures (pdftotext drops them)."""
+    return re.sub("ffi|ffl|ff|fi|fl", "", " ".join(text.split()))
+
+
+@pytest.mark.needs("latex")
+def test_the_report_compiles_with_latex(project, tmp_path):
+    """`snakemake results/report/report.pdf` with a real LaTeX (CI installs a minimal TeX
+    Live): a PDF of several pages whose text holds every table's caption and numbers and
+    every figure, its caption and its own text (title, legend)."""
+    found = {p: shutil.which(p) for p in ("pdflatex", "latexmk", "pdftotext", "pdfinfo")}
+    if not (found["pdflatex"] or found["latexmk"]) or not (found["pdftotext"] and found["pdfinfo"]):
+        pytest.skip(
+            f"needs LaTeX (latexmk or pdflatex) and poppler's pdftotext and pdfinfo, found {found}: "
+            "whether the report compiles, and what its PDF holds, is not checked here"
+        )
+    work = tmp_path / "copy"
+    shutil.copytree(project, work, symlinks=True)
+    snakemake(work, "--cores", "2", "results/report/report.pdf")
+    pdf = work / "results/report/report.pdf"
+    assert pdf.read_bytes().startswith(b"%PDF-")
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+    pages = int(re.search(r"^Pages:\s+(\d+)$", info, re.M).group(1))
+    text = plain(subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout)
+    report = (work / "results/report/report.tex").read_text()
+    tables = re.findall(r"\\input\{\.\./tables/(\w+)\.tex\}", report)
+    figures = re.findall(r"\\includegraphics\[[^]]*\]\{\.\./figures/(\w+)\.pdf\}", report)
+    cfg = yaml.safe_load((work / "config/config.yaml").read_text())
+    assert tables == ["summary", "gradcheck", *cfg["tables"], "lambda_search", "diagnostics"]
+    assert figures == list(cfg["figures"]) and pages >= 2
+    for k in range(1, len(tables) + 1):
+        assert f"Table {k}:" in text, k
+    for name in cfg["tables"]:
+        assert plain(cfg["tables"][name]["caption"]) in text, name
+        tex = (work / f"results/tables/{name}.tex").read_text()
+        cells = re.findall(r"\$(\d+\.\d+) \\pm (\d+\.\d+)\$", tex)
+        assert cells and all(f"{a} ± {b}" in text for a, b in cells), name
+    for k, name in enumerate(figures, 1):
+        assert f"Figure {k}: {plain(name)}" in text
+        assert plain(cfg["figures"][name]["title"]) in text  # drawn in the figure itself
+        for exp in cfg["figures"][name]["experiments"]:
+            assert f"{exp} (n=" in text, (name, exp)
+
+
+def test_pdf_target_without_latex_says_so(project, tmp_path, monkeypatch):
+    """The README's "says so if absent", on any machine: LaTeX hidden from PATH."""
+    monkeypatch.setenv("PATH", path_without(LATEX, tmp_path / "bin"))
     proc = snakemake(project, "--cores", "1", "results/report/report.pdf", check=False)
     assert proc.returncode != 0
     log = (project / "results/logs/report_pdf.log").read_text()
     assert "no LaTeX installation found" in log
+    assert not (project / "results/report/report.pdf").exists()
 
 
 def test_changing_one_lambda_reruns_only_affected_jobs(project, tmp_path):

@@ -48,6 +48,26 @@ def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.Compl
     return proc
 
 
+def path_without(programs: set[str], farm: Path) -> str:
+    """A PATH with every program of this one but ``programs``: symlinks in ``farm`` to the
+    first of each name (so a test can hide a LaTeX installation without hiding bash)."""
+    farm.mkdir(parents=True, exist_ok=True)
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        if not folder or not Path(folder).is_dir():
+            continue
+        for exe in Path(folder).iterdir():
+            link = farm / exe.name
+            if exe.name in programs or link.exists() or link.is_symlink() or not os.access(exe, os.X_OK):
+                continue
+            if exe.is_file():
+                link.symlink_to(exe)
+    return str(farm)
+
+
+#: What ``kmlp pdf`` looks for (kmlp.report.document).
+LATEX = {"latexmk", "pdflatex"}
+
+
 def without_times(record: str) -> str:
     """The reproduction record less its measured times (the section "Compute time")."""
     kept, skipping = [], False

@@ -29,7 +29,7 @@ rule table:
     input:
         # the table's runs and those pooled with them (the verdict pools their variance)
         runs=lambda wc: runs_of(
-            study.verdict.pooled_with(study.tables[wc.table].experiments)
+            study.pooled_with(study.tables[wc.table].experiments)
         ),
     output:
         tex=f"{RESULTS}/tables/{{table}}.tex",
@@ -106,7 +106,7 @@ rule gradtable:
 
 rule summary:
     input:
-        runs_of(study.verdict.pooled_with(study.paper_experiments())),
+        runs_of(study.pooled_with(study.paper_experiments())),
     output:
         tex=f"{RESULTS}/tables/summary.tex",
         csv=report(

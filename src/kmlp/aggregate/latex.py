@@ -109,7 +109,7 @@ def grid_tex(caption: str, row_label: str, cells: pd.DataFrame, label: str, comm
     frame.columns = pd.MultiIndex.from_tuples(frame.columns)
     note = (
         f"Ours: mean $\\pm$ sample std over $n={n_full}$ seeds unless marked; $^\\dagger$: runs diverged or gave "
-        "non-finite values and are left out." + (f" Verdict: {rule_note}." if show_verdict else "")
+        "non-finite values and are left out." + (f" Verdict: {tex_escape(rule_note)}." if show_verdict else "")
     )
     colspec = "l" + ("rr" + ("l" if show_verdict else "")) * len(columns)
     return _latex(frame, comments, tex_text(caption), label, False, colspec, note,

@@ -4,7 +4,7 @@ The layer functions in :mod:`kmlp.nn.layers` are the reference: clear, one funct
 step, new arrays as they go. An update made of them took 1.3 times as long as its matrix
 products alone (3-layer net with batch norm, batch 100), the rest going to allocating
 arrays and to some 80 NumPy calls on 100 x 50 arrays. This module does the same
-arithmetic, op for op and so with the same bits, but
+arithmetic, op for op, but
 
 * every intermediate lives in a buffer made once per batch size (``out=``);
 * the weight matrices of all layers are one flat buffer and the vectors (b, gamma,
@@ -13,11 +13,19 @@ arithmetic, op for op and so with the same bits, but
 * the batch statistics of all layers are one flat vector, so the moving averages are
   three calls;
 * ReLU and its mask compare with a zero array, not the scalar 0 (same result, a third
-  of the cost on small arrays).
+  of the cost on small arrays);
+* W1's gradient is multiplied out as X^T G into W1's d_in x d_out storage, where the
+  layers compute G^T X (d_out x d_in). It is the same sum, but with the operands swapped
+  a BLAS may add its terms in another order: OpenBLAS's SkylakeX kernels do not, its
+  Haswell kernels do (inner dimension 8 or more), and that product then differs in its
+  last bits, within the rounding bound of a sum of n terms.
 
-``tests/test_fast.py`` holds it to the reference: the update equals
-``cost_and_gradients`` followed by plain gradient descent, and the logits equal
-``forward(X, "eval")``.
+So every value but W1's gradient has the layers' bits on any BLAS kernel, and W1's too
+where the kernel adds both layouts alike. ``tests/test_fast.py`` holds it to the
+reference: bit for bit against the layer functions with W1's product in this layout,
+and against them as they are within that bound; the update equals
+``cost_and_gradients`` followed by plain gradient descent; the logits equal
+``forward(X, "eval")`` bit for bit.
 """
 
 from __future__ import annotations

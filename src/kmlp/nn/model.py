@@ -83,7 +83,8 @@ class MLP:
         # Storage: every weight matrix in one flat buffer, every vector (b, gamma, beta)
         # in another, so an update is a few NumPy calls for the whole net (kmlp.nn.fast).
         # W1 is stored d_in x d_out: the two big products of an update, x W1^T and the
-        # gradient of W1, are faster that way with OpenBLAS, with the same bits.
+        # gradient of W1, are faster that way with OpenBLAS (the gradient's product, X^T G
+        # instead of G^T X, may round differently in the last bits under some kernels).
         # ``parameters()`` shows every W as d_out x d_in (W1 as a transposed view).
         self.flat_weights = np.empty(sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=True)), self.dtype)
         self.flat_vectors = np.zeros(sum(sizes[1:]) + (2 * sum(sizes[1:-1]) if self.batch_norm else 0), self.dtype)

@@ -155,6 +155,11 @@ class Study:
         found = {e: self.configured(e).get("reading", "") for e in self.experiments}
         return {e: r for e, r in found.items() if r}
 
+    def pooled_with(self, experiments) -> list[str]:
+        """The experiments and every experiment of the study pooled with one of them: the
+        runs a verdict on them reads."""
+        return [e for e in self.verdict.pooled_with(experiments) if e in self.experiments]
+
     def paper_experiments(self) -> list[str]:
         """Experiments the report gives a number for: what the summary compares."""
         return [e for e in self.experiments if self.paper(e)]
@@ -253,6 +258,8 @@ class Study:
                 found += unknown(f"{key}.rows[{label!r}]", cells if isinstance(cells, list) else [])
         found += unknown("diagnostics.experiments", self.diagnostics)
         found += [_under("verdict", p) for p in VerdictRule.check(self.config["verdict"])]
+        # a pool may name the search's runs: they count when the search is switched on
+        known |= set(Search(self.config["lambda_search"]).runs)
         for name, pool in self.config["verdict"]["pools"].items():
             found += unknown(f"verdict.pools.{name}.experiments", pool["experiments"])
         return found
