@@ -28,9 +28,7 @@ rule figure:
 rule table:
     input:
         # the table's runs and those pooled with them (the verdict pools their variance)
-        runs=lambda wc: runs_of(
-            study.pooled_with(study.tables[wc.table].experiments)
-        ),
+        runs=lambda wc: runs_of(study.pooled_with(study.tables[wc.table].experiments)),
     output:
         tex=f"{RESULTS}/tables/{{table}}.tex",
         csv=report(
