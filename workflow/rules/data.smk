@@ -34,6 +34,10 @@ rule prepare:
         f"{RESULTS}/benchmarks/prepare{{variant}}.tsv"
     wildcard_constraints:
         variant="(" + "|".join(map(re.escape, val_sizes())) + ")",
+    # On a cluster (profiles/slurm) the data sets and the gradient checks go to SLURM
+    # together, as one job.
+    group:
+        "setup"
     conda:
         "../envs/kmlp.yaml"
     resources:

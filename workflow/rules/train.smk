@@ -12,6 +12,14 @@ rule train:
         f"{RESULTS}/logs/train/{{experiment}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{experiment}}/seed{{seed}}.tsv"
+    # On a cluster (profiles/slurm) runs are sent to SLURM in groups; the lambda search's
+    # passes wait for each other's picks, so each pass is a group of its own.
+    group:
+        lambda wc: (
+            wc.experiment.rstrip("0123456789-")
+            if wc.experiment in SEARCH_RUNS
+            else "train"
+        )
     conda:
         "../envs/kmlp.yaml"
     threads: 1
