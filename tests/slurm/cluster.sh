@@ -216,8 +216,13 @@ SlurmctldLogFile=$STATE/log/slurmctld.log
 SlurmdLogFile=$STATE/log/slurmd.log
 SlurmctldDebug=info
 SlurmdDebug=info
-# no usable cgroups here (container / VM without a cgroup manager)
-ProctrackType=proctrack/linuxproc
+# No usable cgroups here (container / VM without a cgroup manager).  Track a job's
+# processes by process group, not by parentage (proctrack/linuxproc): a cancelled job's
+# Snakemake, orphaned when its batch shell died, escaped linuxproc's kill and stayed
+# behind; with pgid it is killed with the rest (KillWait seconds after SIGTERM), as
+# proctrack/cgroup does on production clusters.
+ProctrackType=proctrack/pgid
+KillWait=5
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/linux
 # sample each task's memory every second: the tests' jobs last seconds, and sacct's
