@@ -10,6 +10,9 @@
 # configured or started, so it does not touch (or need) /etc/slurm, /etc/munge,
 # /var/lib/mysql or a service manager.  Ports are picked free at start.
 # Clients use the cluster after `source STATE_DIR/env` (sets SLURM_CONF).
+# Like a production cluster it enforces associations: besides the default partition
+# "debug" it has a partition "study" that only the account "kmlp-project" may use, and
+# the user who starts it (root) is in that account (`start` prints both names).
 #
 # Daemons: munged -> mariadbd -> slurmdbd -> slurmctld -> slurmd, each started
 # directly in the foreground mode of the daemon, detached with setsid, its PID
@@ -37,6 +40,10 @@ declare -A NEEDED_CMDS=(
   [mariadb]=mariadb-server [mariadb-admin]=mariadb-server
 )
 CLUSTER_NAME=kmlp
+# The partition the tests submit to (not the default one) and the only account that
+# may use it; the user running the cluster (root) gets an association with it.
+STUDY_PARTITION=study
+STUDY_ACCOUNT=kmlp-project
 TIMEOUT=${KMLP_SLURM_TIMEOUT:-60}
 
 log() { printf '[cluster.sh %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -170,7 +177,8 @@ wait_for() {
 
 node_idle() {
   local st
-  st=$(sinfo -h -N -n "$NODE" -o %T 2>/dev/null) || return 1
+  # one line per partition the node is in
+  st=$(sinfo -h -N -n "$NODE" -o %T 2>/dev/null | sort -u) || return 1
   [ "$st" = idle ]
 }
 
@@ -208,11 +216,18 @@ SlurmctldLogFile=$STATE/log/slurmctld.log
 SlurmdLogFile=$STATE/log/slurmd.log
 SlurmctldDebug=info
 SlurmdDebug=info
-# no usable cgroups here (container / VM without a cgroup manager)
-ProctrackType=proctrack/linuxproc
+# No usable cgroups here (container / VM without a cgroup manager).  Track a job's
+# processes by process group, not by parentage (proctrack/linuxproc): a cancelled job's
+# Snakemake, orphaned when its batch shell died, escaped linuxproc's kill and stayed
+# behind; with pgid it is killed with the rest (KillWait seconds after SIGTERM), as
+# proctrack/cgroup does on production clusters.
+ProctrackType=proctrack/pgid
+KillWait=5
 TaskPlugin=task/none
 JobAcctGatherType=jobacct_gather/linux
-JobAcctGatherFrequency=30
+# sample each task's memory every second: the tests' jobs last seconds, and sacct's
+# MaxRSS stays empty for a job that ends before the first sample
+JobAcctGatherFrequency=task=1
 MpiDefault=none
 MailProg=/bin/true
 SwitchType=switch/none
@@ -231,12 +246,21 @@ AccountingStoragePort=$DBD_PORT
 # with auth/munge this is the MUNGE socket for talking to slurmdbd (clients
 # such as sacct/sacctmgr ignore AuthInfo for that connection)
 AccountingStoragePass=$STATE/munge/munge.socket
-# store sbatch --comment (the Snakemake plugin puts rule_<rule>_wildcards_...
-# there) so that sacct -o Comment shows which rule a job was
+# store sbatch --comment (profiles/slurm/sbatch-submit.py puts kmlp:<group or
+# rule>[:<wildcards>] there) so that sacct -o Comment shows which jobs a job was
 AccountingStoreFlags=job_comment
+# a job must name an account the user has an association with (or have a default
+# one), as on production clusters; sbatch refuses the others at once
+AccountingStorageEnforce=associations
+# refuse at submission a job that no partition could ever run (more CPUs or memory
+# than a node has) instead of leaving it pending forever
+EnforcePartLimits=ALL
 JobCompType=jobcomp/none
 NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$real_mem State=UNKNOWN
 PartitionName=debug Nodes=ALL Default=YES MaxTime=INFINITE State=UP
+# not the default partition: jobs get here only with --partition=$STUDY_PARTITION,
+# and only under the account $STUDY_ACCOUNT
+PartitionName=$STUDY_PARTITION Nodes=ALL Default=NO MaxTime=INFINITE State=UP AllowAccounts=$STUDY_ACCOUNT
 EOF
 
   cat >"$STATE/etc/slurmdbd.conf" <<EOF
@@ -371,6 +395,12 @@ start() {
   # register the cluster before slurmctld first talks to slurmdbd
   cluster_registered || sacctmgr -i add cluster "$CLUSTER_NAME" >"$STATE/log/sacctmgr.out" 2>&1 \
     || { tail_log "$STATE/log/sacctmgr.out"; die "sacctmgr add cluster failed"; }
+  # the study's account, and this user in it (root keeps its default account root)
+  { sacctmgr -i add account "$STUDY_ACCOUNT" cluster="$CLUSTER_NAME" \
+      Description="kmlp test project" Organization=kmlp \
+    && sacctmgr -i add user "$(id -un)" account="$STUDY_ACCOUNT" cluster="$CLUSTER_NAME"; } \
+    >>"$STATE/log/sacctmgr.out" 2>&1 \
+    || { tail_log "$STATE/log/sacctmgr.out"; die "sacctmgr add account/user failed"; }
   log "slurmdbd up (pid $LAST_PID, port $DBD_PORT)"
 
   launch slurmctld "$STATE/log/slurmctld.out" slurmctld -D -i -f "$SLURM_CONF"
@@ -397,6 +427,8 @@ start() {
   trap - EXIT
   log "cluster '$CLUSTER_NAME' up in $(elapsed "$t0") s (total incl. package check $(elapsed "$t_all") s)"
   echo "BRINGUP_SECONDS=$(elapsed "$t0")"
+  echo "STUDY_PARTITION=$STUDY_PARTITION"
+  echo "STUDY_ACCOUNT=$STUDY_ACCOUNT"
   echo "Use it with: source $STATE/env"
 }
 

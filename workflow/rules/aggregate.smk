@@ -1,3 +1,17 @@
+# Tables, figures, the report and the record take seconds: on a cluster (profiles/slurm)
+# they run where Snakemake runs instead of waiting for SLURM (diagnose, which reads the
+# whole data set with two threads, stays a cluster job).
+localrules:
+    figure,
+    table,
+    lambda_table,
+    gradtable,
+    summary,
+    report_tex,
+    report_pdf,
+    record,
+
+
 rule figure:
     input:
         lambda wc: runs_of(study.figures[wc.figure].experiments),

@@ -114,6 +114,13 @@ def train_settings(wildcards):
     return json.dumps(settings.as_dict(), sort_keys=True)
 
 
+def train_group(wildcards):
+    """The SLURM job a run goes in (profiles/slurm): the configured experiments' runs
+    together, each pass of the lambda search apart (it waits for the pass before)."""
+    search_pass = SEARCH.pass_of(wildcards.experiment) if SEARCH else None
+    return f"lsearch-{search_pass}" if search_pass else "train"
+
+
 def train_mem_mb(wildcards, input):
     """A training job's memory in MB (kmlp.nn.settings.TrainSettings.memory_mb: measured)."""
     return study.memory_mb(wildcards.experiment, input.size)

@@ -36,6 +36,10 @@ rule prepare:
         variant="("
         + "|".join(re.escape(data_variant(v)) for v in study.val_sizes())
         + ")",
+    # On a cluster (profiles/slurm) the data sets and the gradient checks go to SLURM
+    # together, as one job.
+    group:
+        "setup"
     conda:
         "../envs/kmlp.yaml"
     resources:

@@ -7,6 +7,10 @@ rule gradcheck:
         f"{RESULTS}/logs/gradcheck/{{check}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/gradcheck/{{check}}.tsv"
+    # On a cluster (profiles/slurm) the data sets and the gradient checks go to SLURM
+    # together, as one job.
+    group:
+        "setup"
     conda:
         "../envs/kmlp.yaml"
     threads: 1

@@ -1,3 +1,11 @@
+# The search's draws and picks take a second: on a cluster they run where Snakemake runs.
+localrules:
+    lambda_grid,
+    lambda_coarse,
+    lambda_fine,
+    lambda_best,
+
+
 checkpoint lambda_grid:
     output:
         f"{RESULTS}/lambda_search/grid.json",

@@ -12,15 +12,19 @@ rule train:
         f"{RESULTS}/logs/train/{{experiment}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{experiment}}/seed{{seed}}.tsv"
+    # On a cluster (profiles/slurm) runs are sent to SLURM in groups; the lambda search's
+    # passes wait for each other's picks, so each pass is a group of its own.
+    group:
+        train_group
     conda:
         "../envs/kmlp.yaml"
     threads: 1
     resources:
         # the data set in the run's dtype and more (train_mem_mb: measured); runtime
-        # in minutes, measured at most 18 s (9-layer, 9,000 updates), with head-room
-        # for slower cluster nodes
+        # in minutes, measured at most 18 s (9-layer, 9,000 updates): 10 times that for
+        # slower cluster nodes (a SLURM job of many runs asks for the sum of its rounds)
         mem_mb=train_mem_mb,
-        runtime=10,
+        runtime=3,
     params:
         settings=train_settings,
         paper=lambda wc: json.dumps(study.paper(wc.experiment), sort_keys=True),
