@@ -35,19 +35,11 @@ from pathlib import Path
 
 import pytest
 
+from kmlp.environment import cpu_model
 from workflow_project import outputs
 
 pytestmark = [pytest.mark.slow, pytest.mark.needs("golden")]
 GOLDEN = Path(__file__).parent / "golden" / "tiny.json"
-
-
-def cpu_model() -> str:
-    info = Path("/proc/cpuinfo")
-    if info.exists():
-        for line in info.read_text(errors="replace").splitlines():
-            if line.startswith(("model name", "Model", "cpu model")):
-                return line.split(":", 1)[1].strip()
-    return platform.processor()
 
 
 def numpy_simd() -> list[str]:

@@ -107,7 +107,9 @@ RUN_TIMEOUT = 600
 pytestmark = [
     pytest.mark.slurm,
     pytest.mark.skipif(
-        os.environ.get("KMLP_SLURM") != "1", reason="SLURM end-to-end test; set KMLP_SLURM=1 (needs root, Debian 12)"
+        os.environ.get("KMLP_SLURM") != "1",
+        reason="set KMLP_SLURM=1 (needs root, Debian 12) to bring up a real SLURM cluster: profiles/slurm (its job "
+        "count, sacct requests, partition and account, retries after scancel, Ctrl-C) is not checked here",
     ),
 ]
 

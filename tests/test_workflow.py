@@ -295,6 +295,43 @@ def test_default_config_plans_every_configuration_and_seed(tmp_path):
         (TrainSettings if "n_batch" in values else GradcheckSettings).from_dict(values)
 
 
+def local_rules() -> set[str]:
+    """The rules the workflow runs where Snakemake runs (its `localrules:` blocks)."""
+    text = "".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
+    return {name for block in re.findall(r"^localrules:\n((?:    \w+,\n)+)", text, re.M)
+            for name in re.findall(r"\w+", block)} | {"all"}  # fmt: skip
+
+
+def test_the_full_study_goes_to_slurm_as_seven_jobs(tmp_path):
+    """profiles/slurm as shipped, on the full study with the lambda search (a small archive
+    stands in for CIFAR-10): every pass of training runs one job, the data sets and checks
+    one, diagnose one; everything else runs where Snakemake runs."""
+    from cifar_fake import write_archive
+
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    shutil.copytree(REPO / "docs", tmp_path / "docs")
+    md5 = write_archive(tmp_path / "fake.tar.gz", n_train_per_batch=60, n_test=100, seed=0)
+    (tmp_path / "fake.yaml").write_text(f"data: {{archive: fake.tar.gz, md5: '{md5}'}}\n")
+    overlays = [str(tmp_path / "config" / "rebuild-archive.yaml"), str(tmp_path / "fake.yaml")]
+    proc = snakemake(tmp_path, "--profile", str(REPO / "profiles" / "slurm"), "--configfile", *overlays, "-n")
+    members, alone, group = {}, [], None
+    for line in (proc.stdout + proc.stderr).splitlines():
+        if m := re.search(r"Group job (\S+) \(jobs in", line):
+            group = members.setdefault(m.group(1), [])
+        elif m := re.match(r"(    )?(?:rule|checkpoint) (\w+):$", line):
+            if m.group(1) and group is not None:  # a job of the group above
+                group.append(m.group(2))
+            elif not m.group(1):  # a job of its own
+                group = None
+                alone += [m.group(2)] if m.group(2) not in local_rules() else []
+    assert {name: len(jobs) for name, jobs in members.items()} == {
+        "setup": 2 + 10, "train": 270, "lsearch-coarse": 8, "lsearch-fine": 8, "lsearch-confirm": 15,
+        "lsearch-final": 10}  # fmt: skip
+    assert set(members["train"]) == {"train"} and set(members["setup"]) == {"prepare", "gradcheck"}
+    assert alone == ["diagnose"]
+    assert len(members) + len(alone) == 7
+
+
 def test_snakemake_report_shows_every_figure_and_table(project, tmp_path):
     import zipfile
 
