@@ -92,19 +92,24 @@ def search_runs(*passes):
 
 
 # -- the lambda search: a run's lambda is picked by a checkpoint ----------------------
+def picking(experiment):
+    """The checkpoint that draws or picks a search run's lambda (None for another run)."""
+    if SEARCH and SEARCH.pass_of(experiment):
+        return getattr(checkpoints, f"lambda_{SEARCH.picked_by(experiment)}").get()
+    return None
+
+
 def search_inputs(wildcards):
     """A search run waits for the pass that draws or picks its lambda."""
-    if SEARCH and SEARCH.pass_of(wildcards.experiment):
-        picked_by = SEARCH.picked_by(wildcards.experiment)
-        return getattr(checkpoints, f"lambda_{picked_by}").get().output
-    return []
+    picked = picking(wildcards.experiment)
+    return picked.output if picked else []
 
 
 def run_lambda(experiment):
     """A search run's lambda (None for a configured experiment: its own)."""
-    if not (SEARCH and SEARCH.pass_of(experiment)):
+    picked = picking(experiment)
+    if picked is None:
         return None
-    picked = getattr(checkpoints, f"lambda_{SEARCH.picked_by(experiment)}").get()
     return SEARCH.lam(experiment, json.loads(Path(picked.output[0]).read_text()))
 
 

@@ -299,6 +299,14 @@ def judge(frame: pd.DataFrame, rule: VerdictRule, numbers=None) -> pd.DataFrame:
     return stats
 
 
+def _rest_of_pool(row) -> tuple[float, float]:
+    """The pooled sum of squares and degrees of freedom of a number's pool without its own
+    learned runs: what a resample of those runs is pooled with again."""
+    own_df = max(row.n - row.collapsed - 1, 0)
+    own_ss = row.learned_std**2 * own_df if own_df else 0.0
+    return row.s_seed**2 * row.df - own_ss, row.df - own_df
+
+
 def _stability(frame: pd.DataFrame, stats: pd.DataFrame, rule: VerdictRule, key) -> float:
     """The share of bootstrap resamples of this experiment's seeds giving the same verdict."""
     exp, metric = key
@@ -314,7 +322,7 @@ def _stability(frame: pd.DataFrame, stats: pd.DataFrame, rule: VerdictRule, key)
         return float(np.mean([_resampled_verdict(d, row, rule, metric) == row.verdict for d in draws]))
     means = draws.mean(axis=1)
     own_ss = ((draws - means[:, None]) ** 2).sum(axis=1)  # this experiment's (n - 1) s²
-    others_ss = (row.s_seed**2) * row.df - (row["std"] ** 2) * (n - 1)
+    others_ss, _ = _rest_of_pool(row)
     s_seed = np.sqrt(np.clip(others_ss + own_ss, 0, None) / row.df)
     sigma, _, _ = _sigma(s_seed, n, means, row.eval_size, metric in rule.sampling, rule)
     z = (row.paper - means) / sigma
@@ -324,15 +332,11 @@ def _stability(frame: pd.DataFrame, stats: pd.DataFrame, rule: VerdictRule, key)
 def _resampled_verdict(values, row, rule: VerdictRule, metric: str) -> str:
     """The verdict of a number whose runs split, on one resample of its runs' values."""
     collapsed = at_chance(values, row.chance)
-    k, n = int(collapsed.sum()), len(values)
     if row.by == "collapse rate":
-        return _collapse_verdict(k, n, rule)
+        return _collapse_verdict(int(collapsed.sum()), len(values), rule)
     learned = values[~collapsed]
-    own_df = max(len(learned) - 1, 0)
-    others_ss = (row.s_seed**2) * row.df - (row.learned_std**2 if row.n - row.collapsed > 1 else 0.0) * (
-        row.n - row.collapsed - 1
-    )
-    df = row.df - max(row.n - row.collapsed - 1, 0) + own_df
+    others_ss, others_df = _rest_of_pool(row)
+    df = others_df + max(len(learned) - 1, 0)
     if len(learned) == 0 or df <= 0:
         return "n/a"
     s_seed = math.sqrt(max(others_ss + float(((learned - learned.mean()) ** 2).sum()), 0.0) / df)

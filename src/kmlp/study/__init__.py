@@ -41,33 +41,28 @@ class Figure:
     title: str
 
 
-@dataclass(frozen=True)
 class Search:
     """The course's coarse-to-fine lambda search: its runs are experiments too, in four
     passes. Each pass's lambdas come from a JSON document the one before wrote
     (``kmlp lambda-grid`` / ``lambda-pick``): the grid, then the coarse, fine and best picks."""
 
-    config: dict
-
     #: pass -> the document its lambdas come from
     PICKED_BY = {"coarse": "grid", "fine": "coarse", "confirm": "fine", "final": "best"}
 
-    @property
-    def passes(self) -> dict[str, list[str]]:
-        c = self.config
-        return {
-            "coarse": [f"{SEARCH_PREFIX}coarse-{i:02d}" for i in range(c["coarse"]["n"])],
-            "fine": [f"{SEARCH_PREFIX}fine-{i:02d}" for i in range(c["fine"]["n"])],
-            "confirm": [f"{SEARCH_PREFIX}top-{i}" for i in range(c["confirm"]["top"])],
+    def __init__(self, config: dict):
+        self.config = config
+        #: pass -> its runs, in order (named once: the workflow asks for every job)
+        self.passes = {
+            "coarse": [f"{SEARCH_PREFIX}coarse-{i:02d}" for i in range(config["coarse"]["n"])],
+            "fine": [f"{SEARCH_PREFIX}fine-{i:02d}" for i in range(config["fine"]["n"])],
+            "confirm": [f"{SEARCH_PREFIX}top-{i}" for i in range(config["confirm"]["top"])],
             "final": [f"{SEARCH_PREFIX}final"],
         }
-
-    @property
-    def runs(self) -> list[str]:
-        return [e for names in self.passes.values() for e in names]
+        self._pass = {e: p for p, names in self.passes.items() for e in names}
+        self.runs = list(self._pass)
 
     def pass_of(self, experiment: str) -> str | None:
-        return next((p for p, names in self.passes.items() if experiment in names), None)
+        return self._pass.get(experiment)
 
     def picked_by(self, experiment: str) -> str:
         """The document that holds this run's lambda: grid, coarse, fine or best."""
