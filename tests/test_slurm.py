@@ -1,28 +1,36 @@
-"""End-to-end tests of profiles/slurm on a real single-node SLURM cluster.
+"""End-to-end tests of profiles/slurm on a real SLURM cluster of two compute nodes.
 
 Skipped unless KMLP_SLURM=1.  Needs root and Debian 12 (tests/slurm/cluster.sh installs
-munge, slurm and mariadb with apt-get when they are missing).  The cluster has a partition
-that is not the default one ("study"), open to one account only, and enforces
-associations; the profile is used with that partition and account written into a copy of
-it, exactly where its comments tell a user to.
+munge, slurm and mariadb with apt-get when they are missing, and runs two slurmd on this
+machine, node1 and node2, with this machine's CPUs shared out: one each on 2 cores).  The
+cluster has a partition that is not the default one ("study", both nodes) and one with the
+first node only ("single"), open to one account only, and enforces associations; the
+profile is used with a partition and that account written into a copy of it, exactly where
+its comments tell a user to.
 
 The project is the real workflow on the tiny configuration (.test/config) with more seeds
-and longer runs, so that the training job carries 33 runs.  It is run once locally
-(`snakemake --cores 2`, the reference), then on SLURM in fresh copies at the same path:
+and longer runs, cut into chunks of a few runs (cluster.chunk_minutes), so that the
+training is a dozen SLURM jobs.  It is run once locally (`snakemake --cores 2`, the
+reference), then on SLURM in fresh copies at the same path:
 
 1. a wrong account, and none: refused within seconds with sbatch's message, no job left;
-2. a whole run: outputs byte-identical to the local run; `sacct` shows the designed jobs
-   (one per pass of runs, one for the data and checks, one for diagnose) and nothing
-   else, each COMPLETED in the study partition under the study account, MaxRSS below
-   ReqMem, Elapsed below Timelimit, and ReqCPUS equal to the threads its workflow jobs
-   used at once (as the Snakemake inside it logged them); the runs of each job of
-   training runs overlapped in time, two at a time on its two CPUs (measured from their
-   log files' mtimes and benchmarks);
-3. the running training job cancelled with scancel: resubmitted by the profile's retry,
-   the study completes with every output byte-identical to the local run;
-4. snakemake interrupted with SIGINT: no job of ours left in squeue, no half-written run
-   taken as done, and the next invocation plans and redoes only the missing runs (and
-   any left marked incomplete).
+2. a whole run: outputs byte-identical to the local run; `sacct` shows one job per chunk
+   the study plans (and the setup) and nothing else, each COMPLETED in the
+   study partition under the study account, with one CPU, the time limit the cost model
+   gives its runs, Elapsed below it, MaxRSS below ReqMem and ReqMem at most twice MaxRSS
+   plus the model's 400 MB floor; and jobs ran on both nodes;
+3. the same 45 runs on one node (partition "single") and on two: two take at most 0.6
+   times the wall time of one;
+4. a running chunk cancelled with scancel, and a node lost (its slurmd and every process of
+   its jobs killed): the failure is reported in one line with the job's id, state and log;
+   the retry trains only the runs that were running in the dead job, counted from the job
+   logs of every SLURM job of the study (the runs each Snakemake inside a job started); the
+   study completes byte-identical to the local run;
+5. a job over its time limit and one over its memory: reported as TIMEOUT and
+   OUT_OF_MEMORY, with the job id and its log;
+6. snakemake interrupted with SIGINT: no job of ours left in squeue, no half-written run
+   taken as done, and the next invocation plans and redoes only the missing runs (and any
+   left marked incomplete).
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from __future__ import annotations
 import base64
 import collections
 import fnmatch
+import math
 import os
 import re
 import shutil
@@ -44,27 +53,26 @@ import pytest
 import yaml
 
 import workflow_project
+from kmlp.study import Study
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER_SH = REPO / "tests" / "slurm" / "cluster.sh"
 SLURM_PROFILE = REPO / "profiles" / "slurm"
+SCHEMA_DEFAULTS = {"chunk_minutes": 2, "time_factor": 2, "speed": 1.0}
 
-# The tiny config with ten seeds and 600 steps a half cycle (lambda search too): 33 runs
-# in the training job (about 10 s on the test node's 2 CPUs), long enough to cancel or
-# interrupt it halfway, and runs long enough (about 0.5 s) to see them overlap.
+# The tiny config with 14 seeds (45 runs of the configured experiments) and 600 steps a
+# half cycle (lambda search too; about a second a run with its start), cut into chunks of
+# a few runs: long enough to cancel a job or lose a node while it runs.
 TINY = yaml.safe_load((REPO / ".test" / "config" / "config.yaml").read_text())
 OVERRIDES = {
-    "seeds": list(range(1, 11)),
+    "seeds": list(range(1, 15)),
     "training": {**TINY["training"], "n_s": 600},
     "lambda_search": {**TINY["lambda_search"], "n_s": 600},
+    "cluster": {**TINY["cluster"], "chunk_minutes": 0.25},
 }
-# groups of training runs (workflow/rules/train.smk): their runs must overlap in time
-RUN_GROUPS = {"train", "lsearch-coarse", "lsearch-fine", "lsearch-confirm", "lsearch-final"}
 
-# The test node's CPUs: the profile's `cores` (CPUs per job) for the test.
-CORES = 2
 # Options added to the profile for quick runs on an idle test cluster.
-FAST = ["--cores", str(CORES), "--seconds-between-status-checks", "2", "--latency-wait", "5"]
+FAST = ["--seconds-between-status-checks", "2", "--latency-wait", "5"]
 
 # Files produced by a run that may legitimately differ between runs
 # (glob patterns relative to the project root; .snakemake/ is always skipped).
@@ -92,14 +100,10 @@ LOCAL_RULES = {
     "lambda_coarse",
     "lambda_fine",
     "lambda_best",
+    "diagnose",
 }
-# The SLURM jobs of a whole run, by job name (group or rule): each pass of runs, the
-# data sets with the gradient checks, and diagnose.
-DESIGNED_JOBS = collections.Counter(
-    ["setup", "train", "lsearch-coarse", "lsearch-fine", "lsearch-confirm", "lsearch-final", "diagnose"]
-)
-# threads of the rules whose jobs go to SLURM (workflow/rules/*.smk; train: set-threads 1)
-THREADS = {"prepare": 1, "gradcheck": 1, "train": 1, "diagnose": 2}
+# The memory model's floor for Python and the Snakemake in a job (TrainSettings.memory_mb)
+MEM_FLOOR_MB = 400
 
 # Upper bound for one SLURM run (a broken status query would make Snakemake wait).
 RUN_TIMEOUT = 600
@@ -108,8 +112,9 @@ pytestmark = [
     pytest.mark.slurm,
     pytest.mark.skipif(
         os.environ.get("KMLP_SLURM") != "1",
-        reason="set KMLP_SLURM=1 (needs root, Debian 12) to bring up a real SLURM cluster: profiles/slurm (its job "
-        "count, sacct requests, partition and account, retries after scancel, Ctrl-C) is not checked here",
+        reason="set KMLP_SLURM=1 (needs root, Debian 12) to bring up a real SLURM cluster: profiles/slurm (its jobs "
+        "over two nodes, sacct requests, partition and account, the runs redone after scancel or a lost node, "
+        "TIMEOUT and OOM reports, Ctrl-C) is not checked here",
     ),
 ]
 
@@ -184,19 +189,38 @@ def _profile(dest: Path, partition: str, account: str) -> Path:
 
 
 def _squeue_ours(project: Path, env: dict[str, str]) -> list[str]:
-    """squeue lines (id, name, state) of jobs whose working directory is the project."""
+    """squeue lines (id, name, state, node) of jobs whose working directory is the project."""
     out = subprocess.run(
-        ["squeue", "--noheader", "--format=%i|%j|%T|%Z"], env=env, capture_output=True, text=True, timeout=60
+        ["squeue", "--noheader", "--format=%i|%j|%T|%N|%Z"], env=env, capture_output=True, text=True, timeout=60
     ).stdout
     return [line for line in out.splitlines() if line.split("|")[-1] == str(project)]
 
 
-SACCT_FIELDS = ["JobID", "JobName", "State", "Partition", "Account", "ReqCPUS", "ReqMem", "Timelimit", "Elapsed"]
+SACCT_FIELDS = [
+    "JobID",
+    "JobName",
+    "State",
+    "Partition",
+    "Account",
+    "NodeList",
+    "ReqCPUS",
+    "ReqMem",
+    "Timelimit",
+    "Elapsed",
+]
 
 
 def _sacct(fields: list[str], env: dict[str, str]) -> list[dict[str, str]]:
     proc = subprocess.run(
-        ["sacct", "--allusers", "--noheader", "--parsable2", "--starttime=now-1days", f"--format={','.join(fields)}"],
+        [
+            "sacct",
+            "--allusers",
+            "--noheader",
+            "--parsable2",
+            "--units=K",
+            "--starttime=now-1days",
+            f"--format={','.join(fields)}",
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -212,8 +236,8 @@ def _last_jobid(env: dict[str, str]) -> int:
 
 
 def _sacct_jobs(project: Path, env: dict[str, str], after: int) -> list[dict]:
-    """The SLURM jobs that ran in the project since job id `after`, with MaxRSS (the
-    largest of their steps')."""
+    """The SLURM jobs that ran in the project since job id `after`, oldest first, with
+    MaxRSS (the largest of their steps')."""
     fields = [*SACCT_FIELDS, "MaxRSS", "WorkDir"]
     jobs: dict[str, dict] = {}
     for row in _sacct(fields, env):
@@ -223,7 +247,7 @@ def _sacct_jobs(project: Path, env: dict[str, str], after: int) -> list[dict]:
                 jobs[job] = {**row, "MaxRSS_KB": 0}
         elif job in jobs:
             jobs[job]["MaxRSS_KB"] = max(jobs[job]["MaxRSS_KB"], _kb(row["MaxRSS"]))
-    return list(jobs.values())
+    return sorted(jobs.values(), key=lambda j: int(j["JobID"]))
 
 
 def _kb(size: str) -> int:
@@ -250,70 +274,24 @@ def _slurm_log(project: Path, job: dict) -> str:
     return (project / ".snakemake" / "slurm_logs" / job["JobName"] / f"{job['JobID']}.log").read_text()
 
 
-def _members(project: Path, job: dict) -> list[tuple[str, dict[str, str]]]:
-    """The workflow jobs a SLURM job ran: the --target-jobs of the Snakemake inside it."""
-    m = re.search(r"--target-jobs (.*?) --allowed-rules", _slurm_log(project, job))
-    assert m, f"no --target-jobs in the log of job {job['JobID']}"
-    members = []
-    for spec in m.group(1).split():
-        rule, _, wildcards = spec.strip("'").partition(":")
-        members.append((rule, dict(kv.split("=", 1) for kv in wildcards.split(",") if kv)))
-    return members
+def _started(log: str) -> list[str]:
+    """The run files the Snakemake inside a SLURM job started training, in its log's order."""
+    return re.findall(r"^localrule train:\n(?:    .*\n)*?    output: (\S+)$", log, re.M)
 
 
-def _paths(rule: str, wc: dict[str, str]) -> tuple[str, str]:
-    """(log, benchmark) of a workflow job, as the rules name them."""
-    if rule == "train":
-        name = f"train/{wc['experiment']}/seed{wc['seed']}"
-    elif rule == "gradcheck":
-        name = f"gradcheck/{wc['check']}"
-    elif rule == "prepare":
-        name = f"prepare{wc['variant']}"
-    else:
-        name = rule
-    return f"results/logs/{name}.log", f"results/benchmarks/{name}.tsv"
+def _finished_runs(log: str) -> list[str]:
+    """The run files the Snakemake inside a SLURM job finished."""
+    started = dict(
+        re.findall(r"^localrule train:\n(?:    .*\n)*?    output: (\S+)\n(?:    .*\n)*?    jobid: (\d+)$", log, re.M)
+    )
+    done = set(re.findall(r"^Finished jobid: (\d+)", log, re.M))
+    return [run for run, jobid in started.items() if jobid in done]
 
 
-def _interval(project: Path, rule: str, wc: dict[str, str]) -> tuple[float, float]:
-    """When a workflow job ran: its log file is closed when its command ends (Snakemake
-    touches outputs and benchmarks after a job, never logs), and it started its
-    benchmark's wall time before."""
-    log, bench = _paths(rule, wc)
-    end = (project / log).stat().st_mtime
-    header, values = (project / bench).read_text().splitlines()[:2]
-    seconds = float(dict(zip(header.split("\t"), values.split("\t"), strict=True))["s"])
-    return end - seconds, end
-
-
-def _peak_threads_logged(log: str) -> int:
-    """Most threads in use at once as the Snakemake inside a SLURM job ran its jobs: in
-    the order of its log, a job holds its threads from its "localrule NAME:" block (with
-    "jobid: N" and, above 1, "threads: T") to its "Finished jobid: N" line."""
-    running: dict[str, int] = {}
-    peak = 0
-    for block in re.split(r"^(?=localrule \w+:$|Finished jobid: )", log, flags=re.M):
-        if block.startswith("localrule "):
-            jobid = re.search(r"^    jobid: (\d+)$", block, re.M).group(1)
-            threads = re.search(r"^    threads: (\d+)$", block, re.M)
-            running[jobid] = int(threads.group(1)) if threads else 1
-            peak = max(peak, sum(running.values()))
-        elif block.startswith("Finished jobid: "):
-            running.pop(re.match(r"Finished jobid: (\d+)", block).group(1))
-    return peak
-
-
-def _peak_threads(intervals: list[tuple[float, float, int]], margin: float = 0.1) -> int:
-    """Most threads in use at once; each interval shrunk by `margin` seconds at both ends,
-    so that a run starting as another ends does not count as overlapping it."""
-    events = []
-    for start, end, threads in intervals:
-        if end - start > 2 * margin:
-            events += [(start + margin, threads), (end - margin, -threads)]
-    peak = level = 0
-    for _, delta in sorted(events, key=lambda e: (e[0], e[1])):
-        level += delta
-        peak = max(peak, level)
-    return peak
+def _trainings(project: Path, jobs: list[dict]) -> collections.Counter:
+    """How often each run was started, over the logs of all the study's SLURM jobs: a run
+    trained twice was started in two jobs."""
+    return collections.Counter(run for job in jobs for run in _started(_slurm_log(project, job)))
 
 
 def _outputs(root: Path, sources: set[str]) -> set[str]:
@@ -364,21 +342,40 @@ def _start(args: list[str], cwd: Path, env: dict[str, str], log: Path) -> subpro
     return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
 
 
-def _wait_for_training(proc: subprocess.Popen, project: Path, env: dict[str, str], log: Path, runs: int = 3) -> str:
-    """The SLURM id of the running training job, once `runs` of its runs are written."""
-    main = set(TINY["experiments"])
+def _catch_chunk(proc: subprocess.Popen, project: Path, env: dict[str, str], log: Path, node: str | None = None):
+    """A running chunk of training runs (on ``node``, if given) that has finished a run
+    and has one left: (its squeue fields, the runs it finished so far)."""
     deadline = time.monotonic() + RUN_TIMEOUT
     while time.monotonic() < deadline:
-        jobs = [line.split("|") for line in _squeue_ours(project, env)]
-        running = [job[0] for job in jobs if job[1:3] == ["train", "RUNNING"]]
-        done = [f for f in _run_files(project) if f.split("/")[2] in main]
-        if running and len(done) >= runs:
-            return running[0]
+        for line in _squeue_ours(project, env):
+            jobid, name, state, nodes, _ = line.split("|")
+            if not (name.startswith("train-") and state == "RUNNING") or (node and nodes != node):
+                continue
+            path = project / ".snakemake" / "slurm_logs" / name / f"{jobid}.log"
+            text = path.read_text() if path.exists() else ""
+            finished, started = _finished_runs(text), _started(text)
+            members = re.search(r"--target-jobs (.*?) --", text)
+            if finished and members and len(finished) < len(members.group(1).split()) and started:
+                return {"JobID": jobid, "JobName": name, "NodeList": nodes}, finished
         if proc.poll() is not None:
             _dump(log.read_text(), project)
-            raise AssertionError(f"snakemake ended ({proc.returncode}) before its training job was caught running")
-        time.sleep(0.1)
-    raise AssertionError("the training job did not start")
+            raise AssertionError(f"snakemake ended ({proc.returncode}) before a chunk was caught running")
+        time.sleep(0.05)
+    raise AssertionError("no chunk of runs was caught running")
+
+
+def _expected_minutes(study: Study, config: dict, job: dict, project: Path) -> int:
+    """The time limit the cost model gives a chunk job: its runs' predicted seconds,
+    times cluster.time_factor, in whole minutes (workflow/rules/common.smk)."""
+    runs = _started(_slurm_log(project, job)) or []
+    members = re.search(r"--target-jobs (.*?) --", _slurm_log(project, job)).group(1).split()
+    specs = [dict(kv.split("=", 1) for kv in m.strip("'").partition(":")[2].split(",")) for m in members]
+    assert len(specs) >= len(runs)
+    chunk = study.chunks[(specs[0]["experiment"], int(specs[0]["seed"]))]
+    factor = config["cluster"]["time_factor"]
+    job_s = math.ceil(factor * (chunk.seconds + 10.0))
+    run_s = max(math.ceil(factor * study.run_seconds(s["experiment"])) for s in specs)
+    return max(1, round(min(job_s, len(specs) * run_s) / 60))
 
 
 # ----------------------------------------------------------------- fixtures --
@@ -386,7 +383,7 @@ def _wait_for_training(proc: subprocess.Popen, project: Path, env: dict[str, str
 
 @pytest.fixture(scope="module")
 def slurm_cluster():
-    """A running single-node SLURM cluster: its env, partition and account."""
+    """A running SLURM cluster of two nodes: its env, partitions and account."""
     # munged wants every directory above its socket world-searchable, and the socket
     # path short: not under pytest's 0700 tmp dirs.  On tmpfs when possible: MariaDB and
     # slurmdbd fsync a lot (bring-up ~3 s vs ~10 s).
@@ -397,20 +394,26 @@ def slurm_cluster():
     t0 = time.monotonic()
     try:
         proc = subprocess.run(
-            ["bash", str(CLUSTER_SH), "start", str(state)], capture_output=True, text=True, timeout=900
+            ["bash", str(CLUSTER_SH), "start", str(state)],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env={**os.environ, "KMLP_SLURM_NODES": "2"},
         )
         print(proc.stderr, file=sys.stderr)
         print(proc.stdout)
         if proc.returncode != 0:
             pytest.fail(f"cluster.sh start failed ({proc.returncode}), see output above")
-        info = dict(re.findall(r"^(\w+)=(\S+)$", proc.stdout, re.M))
+        info = dict(re.findall(r"^(\w+)=(.+)$", proc.stdout, re.M))
         bringup = time.monotonic() - t0
         print(f"SLURM cluster up: {bringup:.1f} s including package check, daemons {info['BRINGUP_SECONDS']} s")
         yield {
             "state": state,
             "env": _venv_env(_cluster_env(state)),
             "partition": info["STUDY_PARTITION"],
+            "single": info["SINGLE_PARTITION"],
             "account": info["STUDY_ACCOUNT"],
+            "nodes": info["NODES"].split(),
             "bringup": bringup,
         }
     finally:
@@ -436,8 +439,9 @@ class Projects:
         self.count = 0
         self.local = self.fresh()
         self.sources = _files(self.local)
+        self.config = yaml.safe_load((self.local / "config" / "config.yaml").read_text())
         t0 = time.monotonic()
-        _snakemake(["--cores", str(CORES)], self.local, _venv_env())
+        _snakemake(["--cores", "2"], self.local, _venv_env())
         self.local_seconds = time.monotonic() - t0
         self.local = self._move_aside("local")
 
@@ -455,6 +459,10 @@ class Projects:
         shutil.copytree(REPO / "workflow", root / "workflow", ignore=shutil.ignore_patterns("__pycache__"))
         return root
 
+    def study(self) -> Study:
+        """The study as the workflow reads it (the schema's defaults are all in the file)."""
+        return Study(self.config).check()
+
 
 @pytest.fixture(scope="module")
 def projects(tmp_path_factory):
@@ -463,7 +471,7 @@ def projects(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def profile(slurm_cluster, tmp_path_factory):
-    """profiles/slurm with the cluster's study partition and account filled in."""
+    """profiles/slurm with the cluster's study partition (both nodes) and account filled in."""
     return _profile(tmp_path_factory.mktemp("profile") / "slurm", slurm_cluster["partition"], slurm_cluster["account"])
 
 
@@ -491,10 +499,16 @@ def test_job_without_a_valid_account_is_refused_at_once(slurm_cluster, projects,
 def test_slurm_run_matches_local_run(slurm_cluster, projects, profile):
     env = slurm_cluster["env"]
     project = projects.fresh()
+    study = projects.study()
+    # the plan: one job per chunk of the configured runs and the setup (the search's
+    # passes are planned as their checkpoints pick their lambdas)
     dry = _snakemake(["--profile", str(profile), *FAST, "--dry-run"], project, env, timeout=300)
     planned = collections.Counter(re.findall(r"Group job (\S+) \(jobs in", dry.stdout))
     planned.update(r for r in re.findall(r"^rule (\w+):$", dry.stdout, re.M) if r not in LOCAL_RULES)
-    assert planned == DESIGNED_JOBS, f"the dry run plans {dict(planned)} SLURM jobs"
+    configured = {c.name for (e, _), c in study.chunks.items() if e in study.config["experiments"]}
+    assert len(configured) >= 6, f"the test config should make several chunks, not {sorted(configured)}"
+    assert {n for n in planned if n.startswith("train-")} == configured, dict(planned)
+    assert planned["setup"] == 1 and max(planned.values()) == 1, dict(planned)
 
     first = _last_jobid(env)
     t0 = time.monotonic()
@@ -507,85 +521,170 @@ def test_slurm_run_matches_local_run(slurm_cluster, projects, profile):
     n_outputs = _assert_same_outputs(projects.local, project, projects.sources)
 
     jobs = _sacct_jobs(project, env, first)
-    print(
-        "\nsacct; MaxRSS: its largest step's; jobs: workflow jobs it ran; used: most threads they used at once"
-        " (as logged by the Snakemake inside it); measured: the same from their log files' mtimes and benchmarks"
-    )
-    print("  " + " ".join(f"{f:>14}" for f in [*SACCT_FIELDS, "MaxRSS", "jobs", "used", "measured"]))
+    names = collections.Counter(job["JobName"] for job in jobs)
+    every_chunk = {c.name for c in study.chunks.values()}
+    assert max(names.values()) == 1, f"a job ran twice: {names}"
+    assert set(names) == every_chunk | {"setup"}, f"SLURM jobs {sorted(names)}"
+    print("\nsacct; MaxRSS: its largest step's; runs: the runs it trained; limit: the cost model's, minutes")
+    print("  " + " ".join(f"{f:>14}" for f in [*SACCT_FIELDS, "MaxRSS", "runs", "limit"]))
     problems = []
-    measured = {}
     for job in jobs:
-        members = _members(project, job)
-        peak = _peak_threads_logged(_slurm_log(project, job))
-        intervals = [(*_interval(project, rule, wc), THREADS[rule]) for rule, wc in members]
-        # the shortest jobs (0.2 s: data set, checks) are too short to be timed this way
-        if min(end - start for start, end, _ in intervals) > 0.3:
-            measured[job["JobName"]] = _peak_threads(intervals)
-        values = [job[f] for f in SACCT_FIELDS]
-        values += [f"{job['MaxRSS_KB']}K", len(members), peak, measured.get(job["JobName"], "-")]
-        print("  " + " ".join(f"{v:>14}" for v in values))
         name = f"job {job['JobID']} ({job['JobName']})"
+        trained = _started(_slurm_log(project, job))
+        limit = _expected_minutes(study, projects.config, job, project) if trained else None
+        values = [job[f] for f in SACCT_FIELDS] + [f"{job['MaxRSS_KB']}K", len(trained), limit or "-"]
+        print("  " + " ".join(f"{v:>14}" for v in values))
         if job["State"] != "COMPLETED":
             problems.append(f"{name}: state {job['State']}")
         if (job["Partition"], job["Account"]) != (slurm_cluster["partition"], slurm_cluster["account"]):
             problems.append(f"{name}: partition {job['Partition']}, account {job['Account']}")
-        if not 0 < job["MaxRSS_KB"] < _kb(job["ReqMem"]):
+        if job["ReqCPUS"] != "1":
+            problems.append(f"{name}: ReqCPUS {job['ReqCPUS']}, not 1 (cores: 1 in the profile)")
+        if not 0 < job["MaxRSS_KB"] < _kb(job["ReqMem"]) <= 2 * job["MaxRSS_KB"] + MEM_FLOOR_MB * 1024:
             problems.append(f"{name}: MaxRSS {job['MaxRSS_KB']}K, ReqMem {job['ReqMem']}")
         if not _seconds(job["Elapsed"]) < _seconds(job["Timelimit"]):
             problems.append(f"{name}: Elapsed {job['Elapsed']}, Timelimit {job['Timelimit']}")
-        if int(job["ReqCPUS"]) != peak:
-            problems.append(f"{name}: ReqCPUS {job['ReqCPUS']}, but its runs used {peak} threads at once")
+        if limit is not None and _seconds(job["Timelimit"]) != 60 * limit:
+            problems.append(f"{name}: Timelimit {job['Timelimit']}, the cost model gives {limit} min")
     assert not problems, "\n".join(problems)
-    names = collections.Counter(job["JobName"] for job in jobs)
-    assert names == DESIGNED_JOBS, f"SLURM jobs {dict(names)}, designed {dict(DESIGNED_JOBS)}"
-    # the runs of each group of training runs overlapped in time, as many at once as the
-    # job has CPUs
-    for job in jobs:
-        if job["JobName"] in RUN_GROUPS:
-            assert int(job["ReqCPUS"]) == CORES, job
-            assert measured.get(job["JobName"]) == CORES, f"runs of {job['JobName']} at once: {measured}"
-
+    trained = _trainings(project, jobs)
+    assert set(trained) == _run_files(projects.local) and max(trained.values()) == 1, trained
+    on = collections.Counter(job["NodeList"] for job in jobs if job["JobName"].startswith("train-"))
+    assert set(on) == set(slurm_cluster["nodes"]), f"chunks ran on {dict(on)}, not on both nodes"
     print(
         f"\nSLURM bring-up {slurm_cluster['bringup']:.1f} s; local run {projects.local_seconds:.1f} s;"
-        f" SLURM run {seconds:.1f} s as {len(jobs)} SLURM jobs ({n_outputs} output files identical)",
+        f" SLURM run {seconds:.1f} s as {len(jobs)} SLURM jobs, chunks per node {dict(on)}"
+        f" ({n_outputs} output files identical)",
         flush=True,
     )
 
 
-def test_cancelled_job_is_resubmitted_and_study_completes(slurm_cluster, projects, profile, tmp_path):
+def test_two_nodes_train_in_at_most_06_the_time_of_one(slurm_cluster, projects, profile, tmp_path):
+    """The 45 runs of the configured experiments, on the first node alone (partition
+    "single") and on both: measured one after the other, each from an empty results/."""
+    env = slurm_cluster["env"]
+    single = _profile(tmp_path / "single", slurm_cluster["single"], slurm_cluster["account"])
+    study = projects.study()
+    targets = [f"results/runs/{e}/seed{s}.h5" for e, s in study.runs(study.config["experiments"])]
+    assert len(targets) >= 40
+    times, nodes = {}, {}
+    for label, prof in (("one node", single), ("two nodes", profile)):
+        project = projects.fresh()
+        _snakemake(["--profile", str(prof), *FAST, "results/tables/gradcheck.csv"], project, env)
+        first = _last_jobid(env)
+        t0 = time.monotonic()
+        _snakemake(["--profile", str(prof), *FAST, *targets], project, env)
+        times[label] = time.monotonic() - t0
+        jobs = _sacct_jobs(project, env, first)
+        nodes[label] = collections.Counter(job["NodeList"] for job in jobs)
+        assert all(job["State"] == "COMPLETED" for job in jobs), jobs
+    ratio = times["two nodes"] / times["one node"]
+    print(f"\n{len(targets)} runs: one node {times['one node']:.1f} s, two nodes {times['two nodes']:.1f} s,")
+    print(f"ratio {ratio:.2f}; jobs per node {nodes}")
+    assert set(nodes["one node"]) == {slurm_cluster["nodes"][0]}
+    assert set(nodes["two nodes"]) == set(slurm_cluster["nodes"])
+    assert ratio <= 0.6, f"two nodes took {ratio:.2f} of one node's wall time"
+
+
+def _failure_costs_only_the_runs_in_flight(slurm_cluster, projects, profile, tmp_path, kill, expected_state):
+    """Kill a chunk job midway (``kill(job)``); the study must complete byte-identical to
+    the local run, having trained again only the runs that job was training."""
     env = slurm_cluster["env"]
     project = projects.fresh()
     log = tmp_path / "snakemake.log"
     first = _last_jobid(env)
-    t0 = time.monotonic()
     proc = _start(["--profile", str(profile), *FAST], project, env, log)
     try:
-        victim = _wait_for_training(proc, project, env, log)
-        done = len(_run_files(project))
-        subprocess.run(["scancel", victim], env=env, check=True, timeout=60)
-        print(f"scancel {victim} (the training job, {done} run files written) at {time.monotonic() - t0:.1f} s")
+        victim, finished = _catch_chunk(proc, project, env, log, node=slurm_cluster["nodes"][-1])
+        kill(victim)
+        path = project / ".snakemake" / "slurm_logs" / victim["JobName"] / f"{victim['JobID']}.log"
+        print(f"killed job {victim['JobID']} ({victim['JobName']}) on {victim['NodeList']}: {len(finished)} runs done")
         rc = proc.wait(RUN_TIMEOUT)
     finally:
         if proc.poll() is None:
             proc.kill()
-    seconds = time.monotonic() - t0
-    if rc != 0:
-        _dump(log.read_text(), project)
-    assert rc == 0, f"snakemake failed ({rc}) after the cancelled job"
     out = log.read_text()
-    assert "Trying to restart job" in out
+    if rc != 0:
+        _dump(out, project)
+    assert rc == 0, f"snakemake failed ({rc}) after the job was killed"
+    # the failure in one line on the terminal: job id, name, state and log
+    line = f"SLURM job {victim['JobID']} ({victim['JobName']}) ended {expected_state}"
+    assert line in out, out[-3000:]
+    assert f"log: .snakemake/slurm_logs/{victim['JobName']}/{victim['JobID']}.log" in out
     assert not _stray_snakemakes(project), _stray_snakemakes(project)
 
     jobs = _sacct_jobs(project, env, first)
     states = collections.defaultdict(list)
-    for job in sorted(jobs, key=lambda j: int(j["JobID"])):
+    for job in jobs:
         states[job["JobName"]].append(job["State"].split()[0])
-    print(f"sacct states: {dict(states)}")
-    assert states["train"] == ["CANCELLED", "COMPLETED"], states["train"]
-    others = {name: s for name, s in states.items() if name != "train"}
-    assert others == {name: ["COMPLETED"] for name in DESIGNED_JOBS if name != "train"}, others
+    assert states.pop(victim["JobName"]) == [expected_state, "COMPLETED"]
+    assert all(s == ["COMPLETED"] for s in states.values()), states
+    # counted: the runs trained twice are among those the dead job was training when it
+    # died (one at most: a job of one CPU trains one run at a time; none if it died
+    # between two runs, or after a run's file was written but before its end was logged)
+    dead_log = path.read_text()
+    finished = _finished_runs(dead_log)
+    in_flight = set(_started(dead_log)) - set(finished)
+    trained = _trainings(project, jobs)
+    twice = {run for run, n in trained.items() if n > 1}
+    print(f"runs the dead job had finished {len(finished)}, in flight {sorted(in_flight)}; trained twice {twice}")
+    assert len(finished) >= 1 and len(in_flight) <= 1, (finished, in_flight)
+    assert twice <= in_flight, f"trained twice: {twice}; in flight when the job died: {in_flight}"
+    retry = [job for job in jobs if job["JobName"] == victim["JobName"]][-1]
+    redone = set(_started(_slurm_log(project, retry)))
+    assert redone, "the retry trained nothing"
+    assert not redone & set(finished), f"the retry trained finished runs again: {redone & set(finished)}"
     n_outputs = _assert_same_outputs(projects.local, project, projects.sources)
-    print(f"cancelled and resubmitted: study done in {seconds:.1f} s, {n_outputs} output files identical")
+    print(f"{len(trained)} runs, {sum(trained.values())} trainings; {n_outputs} output files identical")
+
+
+def test_cancelled_job_costs_only_the_run_in_flight(slurm_cluster, projects, profile, tmp_path):
+    env = slurm_cluster["env"]
+
+    def scancel(job):
+        subprocess.run(["scancel", job["JobID"]], env=env, check=True, timeout=60)
+
+    _failure_costs_only_the_runs_in_flight(slurm_cluster, projects, profile, tmp_path, scancel, "CANCELLED")
+
+
+@pytest.mark.parametrize(
+    ("limit", "state"),
+    [
+        (["--set-resources", "train:mem_mb=60"], "OUT_OF_MEMORY"),
+        (["--configfile", "config/config.yaml", "fast-nodes.yaml"], "TIMEOUT"),
+    ],
+    ids=["oom", "timeout"],
+)
+def test_job_over_its_limit_is_reported(slurm_cluster, projects, profile, limit, state):
+    """One long run in a job asking for too little memory, or too little time (nodes said
+    to be a million times faster: the one-minute floor SLURM allows)."""
+    env = slurm_cluster["env"]
+    project = projects.fresh()
+    _snakemake(["--profile", str(profile), *FAST, "results/tables/gradcheck.csv"], project, env)
+    # a run of a few minutes: only a time limit ends it early
+    config = yaml.safe_load((project / "config" / "config.yaml").read_text())
+    config["experiments"]["small-nobn"]["n_s"] = 100000
+    (project / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    (project / "fast-nodes.yaml").write_text(yaml.safe_dump({"cluster": {**config["cluster"], "speed": 1e6}}))
+    first = _last_jobid(env)
+    t0 = time.monotonic()
+    args = ["--profile", str(profile), *FAST, "--retries", "0", "results/runs/small-nobn/seed1.h5", *limit]
+    proc = _snakemake(args, project, env, timeout=400, check=False)
+    out = proc.stdout + proc.stderr
+    jobs = _sacct_jobs(project, env, first)
+    print(f"{state}: snakemake exit status {proc.returncode} after {time.monotonic() - t0:.0f} s; sacct {jobs}")
+    if not jobs:
+        print(out[-5000:])
+    assert proc.returncode != 0
+    # memory: the test cluster enforces it by sampling (no cgroups), which ends the job
+    # FAILED; a cluster with cgroups ends it OUT_OF_MEMORY.  Either way the line says so.
+    ended = {"OUT_OF_MEMORY": {"OUT_OF_MEMORY", "FAILED"}, "TIMEOUT": {"TIMEOUT"}}[state]
+    assert len(jobs) == 1 and jobs[0]["State"].split()[0] in ended, jobs
+    job = jobs[0]
+    reported = [line for line in out.splitlines() if f"SLURM job {job['JobID']} ({job['JobName']}) ended" in line]
+    assert reported and state in reported[0], out[-3000:]
+    assert f"log: .snakemake/slurm_logs/{job['JobName']}/{job['JobID']}.log" in reported[0]
+    assert (project / ".snakemake" / "slurm_logs" / job["JobName"] / f"{job['JobID']}.log").exists()
 
 
 def test_interrupted_run_leaves_no_job_and_resumes(slurm_cluster, projects, profile, tmp_path):
@@ -595,7 +694,7 @@ def test_interrupted_run_leaves_no_job_and_resumes(slurm_cluster, projects, prof
     first = _last_jobid(env)
     proc = _start(["--profile", str(profile), *FAST], project, env, log)
     try:
-        victim = _wait_for_training(proc, project, env, log)
+        victim, _ = _catch_chunk(proc, project, env, log)
         proc.send_signal(signal.SIGINT)
         t0 = time.monotonic()
         rc = proc.wait(120)
@@ -614,7 +713,7 @@ def test_interrupted_run_leaves_no_job_and_resumes(slurm_cluster, projects, prof
     assert not _stray_snakemakes(project), _stray_snakemakes(project)
     states = {job["JobID"]: job["State"].split()[0] for job in _sacct_jobs(project, env, first)}
     print(f"sacct states of the interrupted run: {states}")
-    assert states[victim] == "CANCELLED", states
+    assert states[victim["JobID"]] == "CANCELLED", states
     assert set(states.values()) <= {"COMPLETED", "CANCELLED"}, states
 
     # the next invocation plans every missing run and every run left marked incomplete
@@ -642,3 +741,14 @@ def test_interrupted_run_leaves_no_job_and_resumes(slurm_cluster, projects, prof
         f" ({len(planned & kept)} more left marked incomplete); the next invocation did the other"
         f" {len(planned)}; {n_outputs} output files identical"
     )
+
+
+def test_lost_node_costs_only_the_run_in_flight(slurm_cluster, projects, profile, tmp_path):
+    """Last: the node stays lost (the cluster is stopped after this module)."""
+
+    def lose_node(job):
+        subprocess.run(
+            ["bash", str(CLUSTER_SH), "kill-node", str(slurm_cluster["state"]), job["NodeList"]], check=True, timeout=60
+        )
+
+    _failure_costs_only_the_runs_in_flight(slurm_cluster, projects, profile, tmp_path, lose_node, "NODE_FAIL")

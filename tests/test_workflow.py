@@ -302,11 +302,13 @@ def local_rules() -> set[str]:
             for name in re.findall(r"\w+", block)} | {"all"}  # fmt: skip
 
 
-def test_the_full_study_goes_to_slurm_as_seven_jobs(tmp_path):
+def test_the_full_study_goes_to_slurm_as_chunks_of_runs(tmp_path):
     """profiles/slurm as shipped, on the full study with the lambda search (a small archive
-    stands in for CIFAR-10): every pass of training runs one job, the data sets and checks
-    one, diagnose one; everything else runs where Snakemake runs."""
+    stands in for CIFAR-10): the training runs go in the chunks kmlp.study cuts them into
+    (one job each, every run in exactly one), the data sets and checks one job;
+    everything else runs where Snakemake runs; at most 40 submissions in all."""
     from cifar_fake import write_archive
+    from kmlp.study import load
 
     shutil.copytree(REPO / "config", tmp_path / "config")
     shutil.copytree(REPO / "docs", tmp_path / "docs")
@@ -324,12 +326,20 @@ def test_the_full_study_goes_to_slurm_as_seven_jobs(tmp_path):
             elif not m.group(1):  # a job of its own
                 group = None
                 alone += [m.group(2)] if m.group(2) not in local_rules() else []
-    assert {name: len(jobs) for name, jobs in members.items()} == {
-        "setup": 2 + 10, "train": 270, "lsearch-coarse": 8, "lsearch-fine": 8, "lsearch-confirm": 15,
-        "lsearch-final": 10}  # fmt: skip
-    assert set(members["train"]) == {"train"} and set(members["setup"]) == {"prepare", "gradcheck"}
-    assert alone == ["diagnose"]
-    assert len(members) + len(alone) == 7
+        elif m := re.match(r"        output: (results/runs/\S+)$", line):
+            if group is not None:
+                group.append(m.group(1))
+    study = load(REPO / "config" / "config.yaml", *overlays)
+    chunks: dict[str, set[str]] = {}
+    for (e, s), chunk in study.chunks.items():
+        chunks.setdefault(chunk.name, set()).add(f"results/runs/{e}/seed{s}.h5")
+    planned = {name: {j for j in jobs if j.startswith("results/")} for name, jobs in members.items()}
+    assert planned.pop("setup") == set() and sorted(members["setup"]) == ["gradcheck"] * 10 + ["prepare"] * 2
+    assert planned == chunks, sorted(set(planned) ^ set(chunks))
+    assert all(set(members[name]) == {"train", *chunks[name]} for name in chunks)
+    assert sum(map(len, chunks.values())) == 311
+    assert alone == []
+    assert len(members) <= 40, f"{len(members)} submissions"
 
 
 def test_snakemake_report_shows_every_figure_and_table(project, tmp_path):

@@ -8,6 +8,15 @@ The controller is asked first (`squeue`, which also lists a finished job for Min
 seconds), the accounting database after that (`sacct`).  A job that neither knows any more
 has failed (it can no longer end well); a controller that does not answer at all counts as
 "still running", so that a busy or restarting controller does not fail the workflow.
+
+A job that did not complete is reported in one line on stderr, which Snakemake shows on
+the submitting terminal: its id and name, the state SLURM ended it in (TIMEOUT,
+OUT_OF_MEMORY, NODE_FAIL, PREEMPTED, CANCELLED, FAILED ...), how long it ran against its
+limit, the memory it used against its request, and its log, e.g.
+
+    sbatch-status.py: SLURM job 42 (train-07) ended TIMEOUT after 00:04:00 (limit 00:04:00),
+    MaxRSS 1084M of 1390M; log: .snakemake/slurm_logs/train-07/42.log
+
 Standard library only: it runs with any python3.
 """
 
@@ -15,6 +24,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 # SLURM job states (squeue %T / sacct State) that are not final
 ACTIVE = {
@@ -51,18 +61,48 @@ def run(cmd: list[str]) -> subprocess.CompletedProcess | None:
         return None
 
 
+def why(jobid: str, state: str) -> str:
+    """One line on how a job that did not complete ended (sacct; its log's path)."""
+    fields = ["JobName", "State", "Elapsed", "Timelimit", "ReqMem", "MaxRSS"]
+    acct = run(["sacct", "--noheader", "--parsable2", "--units=M", "--jobs", jobid, f"--format={','.join(fields)}"])
+    rows = [dict(zip(fields, line.split("|"), strict=False)) for line in (acct.stdout if acct else "").splitlines()]
+    job = rows[0] if rows else {"State": state}
+    name = job.get("JobName") or "?"
+    ended = job.get("State") or state
+    used = max((float(r["MaxRSS"].rstrip("M")) for r in rows if r.get("MaxRSS", "").rstrip("M")), default=None)
+    memory = f", MaxRSS {used:.0f}M of {job.get('ReqMem') or '?'}" if used is not None else ""
+    asked = job.get("ReqMem", "").rstrip("M")
+    if "OUT_OF_MEMORY" not in ended and used is not None and asked.replace(".", "").isdigit():
+        if used >= 0.95 * float(asked):
+            # a cluster that enforces memory by sampling (no cgroups) ends such a job FAILED
+            ended += ", OUT_OF_MEMORY"
+    log = Path(".snakemake") / "slurm_logs" / name / f"{jobid}.log"
+    return (
+        f"sbatch-status.py: SLURM job {jobid} ({name}) ended {ended}"
+        f" after {job.get('Elapsed') or '?'} (limit {job.get('Timelimit') or '?'}){memory}; log: {log}"
+    )
+
+
+def report(jobid: str, state: str) -> int:
+    status = verdict(state)
+    if status == "failed":
+        print(why(jobid, state), file=sys.stderr, flush=True)
+    print(status)
+    return 0
+
+
 def main(argv: list[str]) -> int:
     jobid = argv[1].split(";")[0]
     queue = run(["squeue", "--noheader", "--states=all", "--jobs", jobid, "--format=%T"])
     if queue is not None and queue.returncode == 0 and queue.stdout.strip():
-        print(verdict(queue.stdout.strip().splitlines()[0]))
-        return 0
+        return report(jobid, queue.stdout.strip().splitlines()[0])
     gone = queue is not None and "Invalid job id" in queue.stderr
     acct = run(["sacct", "--noheader", "--parsable2", "--allocations", "--jobs", jobid, "--format=State"])
     if acct is not None and acct.returncode == 0 and acct.stdout.strip():
-        print(verdict(acct.stdout.strip().splitlines()[0]))
-        return 0
+        return report(jobid, acct.stdout.strip().splitlines()[0])
     # the controller forgot the job and accounting never saw it: it cannot end well
+    if gone:
+        print(f"sbatch-status.py: SLURM job {jobid} is unknown to squeue and sacct", file=sys.stderr)
     print("failed" if gone else "running")
     return 0
 

@@ -6,14 +6,33 @@ job it sends to the cluster: a single job, or a group job (several jobs in one s
 The job script's second line holds the job's properties as JSON ("# properties = {...}"):
 its rule or group and its resources as Snakemake computed them.  For a group, Snakemake
 stacks its jobs in layers of at most `cores` CPUs: the CPUs and memory are those of the
-widest layer, the time limit is the layers' time limits added up.  They become the request:
+widest layer (a resource that is not a time: the largest of its layers).  They become the
+request:
 
     resources.cpus_per_task    -> --cpus-per-task (a job's threads; a group: its widest layer)
     resources.mem_mb           -> --mem           (MB)
-    resources.runtime          -> --time          (minutes)
+    resources.job_s, run_s     -> --time          (seconds, from the cost model; see below)
+    resources.runtime          -> --time          (minutes; for rules without job_s)
     resources.slurm_partition  -> --partition     (only when not empty)
     resources.slurm_account    -> --account       (only when not empty)
+    resources.slurm_nice       -> --nice          (a lower priority in the queue; only when set)
     resources.slurm_extra      -> further sbatch options, split like a shell would
+
+The time a chunk of runs asks for is worked out here, not by Snakemake: Snakemake adds up
+its members' `runtime` in whole minutes (a minute at least each), far above what runs of
+seconds need.  Each member instead carries the seconds its whole chunk asks for (job_s,
+the same for all of them) and its own (run_s): a job asks for job_s, or for members x the
+largest run_s when only some of its chunk's runs are needed, in whole minutes (SLURM's
+unit).  Both already hold cluster.time_factor and the attempt (workflow/rules/common.smk).
+
+A job is never requeued by SLURM (--no-requeue): after a node failure or a preemption it
+ends, and Snakemake's retry resubmits it.  A retry (resources.attempt above 1) runs only
+the members whose outputs are missing: the Snakemake inside the job is given the job's
+output files as its targets, without `--force`, instead of its jobs (`--target-jobs`
+always runs them: snakemake/dag.py adds their outputs to the forced files), so members
+that finished before the failure (kept by the profile's keep-incomplete; every kmlp
+output is written whole or not at all) are up to date and not trained again.  Snakemake
+lists a job's outputs in its properties up to 100 of them; past that, a retry runs all.
 
 The Snakemake inside the job gets exactly that allocation as its limits (`--cores` and
 `--resources mem_mb=` in the job script are set to the request), so the jobs of a group
@@ -45,17 +64,38 @@ def properties(text: str, jobscript: Path) -> dict:
     raise SystemExit(f"sbatch-submit.py: no '{PREFIX.strip()}' line in {jobscript}")
 
 
-def limited(text: str, cpus: int, mem_mb: int | None) -> str:
-    """The job script with the inner Snakemake held to the allocation."""
+def limited(text: str, cpus: int, mem_mb: int | None, attempt: int = 1, outputs: list | None = None) -> str:
+    """The job script with the inner Snakemake held to the allocation (and, on a retry,
+    running only the members whose ``outputs`` are missing)."""
     text, n = re.subn(r"--cores\s+'?[^\s']+'?", f"--cores {cpus}", text, count=1)
     if n != 1:
         raise SystemExit("sbatch-submit.py: no --cores in the job script")
     if mem_mb and "--resources" not in text:
         text = text.replace(f"--cores {cpus}", f"--cores {cpus} --resources mem_mb={mem_mb}", 1)
+    if attempt > 1 and outputs:
+        targets = " ".join(shlex.quote(str(f)) for f in outputs)
+        text, n = re.subn(r"--target-jobs .*? (?=--)", lambda _: f"{targets} ", text, count=1)
+        if n == 1:
+            text = re.sub(r" --force(?= )", "", text, count=1)
     return text
 
 
-def sbatch_args(props: dict, cwd: Path) -> list[str]:
+def members(text: str) -> int:
+    """How many workflow jobs the job script runs (its --target-jobs)."""
+    m = re.search(r"--target-jobs (.*?) --", text)
+    return len(m.group(1).split()) if m else 1
+
+
+def minutes(props: dict, text: str) -> int | None:
+    """The job's time limit in minutes (see the module's docstring)."""
+    res = props.get("resources") or {}
+    if res.get("job_s") and res.get("run_s"):
+        seconds = min(int(res["job_s"]), members(text) * int(res["run_s"]))
+        return max(1, round(seconds / 60))
+    return int(res["runtime"]) if res.get("runtime") else None
+
+
+def sbatch_args(props: dict, cwd: Path, text: str = "") -> list[str]:
     res = props.get("resources") or {}
     if props.get("type") == "group":
         name, detail = props["groupid"], ""
@@ -71,18 +111,22 @@ def sbatch_args(props: dict, cwd: Path) -> list[str]:
         f"--job-name={name}",
         f"--comment=kmlp:{name}" + (f":{detail}" if detail else ""),
         f"--output={logdir}/%j.log",
+        "--no-requeue",
         "--nodes=1",
         "--ntasks=1",
         f"--cpus-per-task={cpus_of(props)}",
     ]
     if res.get("mem_mb"):
         args.append(f"--mem={int(res['mem_mb'])}")
-    if res.get("runtime"):
-        args.append(f"--time={int(res['runtime'])}")
+    limit = minutes(props, text)
+    if limit:
+        args.append(f"--time={limit}")
     for key, option in (("slurm_partition", "--partition"), ("slurm_account", "--account")):
         value = str(res.get(key) or "").strip()
         if value:
             args.append(f"{option}={value}")
+    if res.get("slurm_nice"):
+        args.append(f"--nice={int(res['slurm_nice'])}")
     if res.get("slurm_extra"):
         args += shlex.split(str(res["slurm_extra"]))
     return args
@@ -100,9 +144,10 @@ def main(argv: list[str]) -> int:
     jobscript = Path(argv[-1])
     text = jobscript.read_text()
     props = properties(text, jobscript)
-    mem = (props.get("resources") or {}).get("mem_mb")
-    jobscript.write_text(limited(text, cpus_of(props), int(mem) if mem else None))
-    cmd = sbatch_args(props, Path.cwd()) + argv[1:-1] + [str(jobscript)]
+    res = props.get("resources") or {}
+    mem, attempt = res.get("mem_mb"), int(res.get("attempt") or 1)
+    jobscript.write_text(limited(text, cpus_of(props), int(mem) if mem else None, attempt, props.get("output")))
+    cmd = sbatch_args(props, Path.cwd(), text) + argv[1:-1] + [str(jobscript)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         message = (

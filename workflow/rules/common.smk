@@ -3,6 +3,7 @@
 # README's install and environment.yml put it beside Snakemake, and kmlp.study loads no
 # NumPy or h5py.
 import json
+import math
 import os
 import re
 import shlex
@@ -119,16 +120,57 @@ def train_settings(wildcards):
     return json.dumps(settings.as_dict(), sort_keys=True)
 
 
+# -- on a cluster (profiles/slurm): which runs share a SLURM job, and what it asks for --
 def train_group(wildcards):
-    """The SLURM job a run goes in (profiles/slurm): the configured experiments' runs
-    together, each pass of the lambda search apart (it waits for the pass before)."""
-    search_pass = SEARCH.pass_of(wildcards.experiment) if SEARCH else None
-    return f"lsearch-{search_pass}" if search_pass else "train"
+    """The SLURM job a run goes in: a chunk of its family's runs (kmlp.study's chunks),
+    registered under the family so that the profile's group-components for "train" or
+    "lsearch-coarse" apply to each of its chunks, as they would to a group named with
+    wildcards (snakemake/rules.py: Rule.expand_group)."""
+    chunk = study.chunks[(wildcards.experiment, int(wildcards.seed))]
+    workflow.parent_groupids[chunk.name] = study.family(wildcards.experiment)
+    return chunk.name
 
 
-def train_mem_mb(wildcards, input):
-    """A training job's memory in MB (kmlp.nn.settings.TrainSettings.memory_mb: measured)."""
-    return study.memory_mb(wildcards.experiment, input.size)
+def asked_seconds(predicted, attempt):
+    """The seconds a SLURM job asks for predicted work: cluster.time_factor times it,
+    times the attempt (a retry of a job that ran out of time asks for more)."""
+    return math.ceil(config["cluster"]["time_factor"] * attempt * predicted)
+
+
+def train_run_s(wildcards, attempt):
+    return asked_seconds(study.run_seconds(wildcards.experiment), attempt)
+
+
+def train_job_s(wildcards, attempt):
+    """What the whole chunk of a run asks for (profiles/slurm/sbatch-submit.py takes the
+    least of this and runs x run_s for a chunk of which only some runs are needed)."""
+    chunk = study.chunks[(wildcards.experiment, int(wildcards.seed))]
+    return asked_seconds(chunk.seconds + JOB_START_S, attempt)
+
+
+def train_nice(wildcards):
+    """sbatch --nice of a run's chunk: 0 for the lambda search's (one pass after another,
+    the study's longest chain), 100 for the others, which can wait."""
+    return 0 if study.family(wildcards.experiment) != "train" else 100
+
+
+def train_mem_mb(wildcards, input, attempt):
+    """A training job's memory in MB (kmlp.nn.settings.TrainSettings.memory_mb:
+    measured), times the attempt (a retry of a job that ran out of memory asks for more).
+    """
+    return study.memory_mb(wildcards.experiment, input.size) * attempt
+
+
+# Measured on the reference machine of kmlp.study.cost (the full study's benchmark files,
+# run through profiles/slurm): a data set 3.3-3.6 s, a gradient check 0.7-2.9 s, and a
+# SLURM job's own start (the Snakemake inside it) under 10 s.
+PREPARE_S, CHECK_S, JOB_START_S = 4.0, 2.0, 10.0
+
+
+def setup_s(attempt):
+    """What the job of the data sets and gradient checks asks for, all of them at once."""
+    work = len(study.val_sizes()) * PREPARE_S + len(CHECKS) * CHECK_S
+    return asked_seconds(work / config["cluster"]["speed"] + JOB_START_S, attempt)
 
 
 def search_table_spec(wildcards, input):

@@ -12,19 +12,25 @@ rule train:
         f"{RESULTS}/logs/train/{{experiment}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{experiment}}/seed{{seed}}.tsv"
-    # On a cluster (profiles/slurm) runs are sent to SLURM in groups; the lambda search's
-    # passes wait for each other's picks, so each pass is a group of its own.
+    # On a cluster (profiles/slurm) runs go to SLURM in chunks of a few minutes' work,
+    # one SLURM job each; the lambda search's passes wait for each other's picks, so each
+    # pass is cut into chunks of its own.
     group:
         train_group
     conda:
         "../envs/kmlp.yaml"
     threads: 1
     resources:
-        # the data set in the run's dtype and more (train_mem_mb: measured); runtime
-        # in minutes, measured at most 18 s (9-layer, 9,000 updates): 10 times that for
-        # slower cluster nodes (a SLURM job of many runs asks for the sum of its rounds)
+        # the data set in the run's dtype and more (train_mem_mb: measured); the seconds
+        # a run (run_s) and its chunk (job_s) ask for on a cluster, from the cost model of
+        # kmlp.study.cost; each times the attempt (profiles/slurm/sbatch-submit.py)
         mem_mb=train_mem_mb,
-        runtime=3,
+        run_s=train_run_s,
+        job_s=train_job_s,
+        attempt=lambda wc, attempt: attempt,
+        # the lambda search's passes wait for each other: on a cluster its chunks go
+        # ahead of the others in SLURM's queue (sbatch --nice for the others)
+        slurm_nice=train_nice,
     params:
         settings=train_settings,
         paper=lambda wc: json.dumps(study.paper(wc.experiment), sort_keys=True),

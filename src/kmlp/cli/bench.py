@@ -187,4 +187,41 @@ def _whole_run(args, settings, nb, load, source: str) -> dict:
     return r
 
 
-VERBS = (add_bench,)
+def add_cost_fit(sub) -> None:
+    s = options.verb(sub, cost_fit, "fit the cost model of a training run to the benchmark files of earlier runs")
+    s.add_argument("--benchmarks", type=Path, default=Path("results/benchmarks/train"), help="benchmark folder")
+    s.add_argument(
+        "--config", type=Path, nargs="+", default=[Path(CONFIG)], help="the study's config file(s), later ones on top"
+    )
+    s.add_argument("--quantile", type=float, default=0.5, help="share of runs the rates predict as slow or slower")
+
+
+def cost_fit(args) -> int:
+    """Fit the rates of kmlp.study.cost (what each term of a training run costs in seconds)
+    to the wall times Snakemake measured for earlier runs (their benchmark files), and say
+    how well they predict them: the model's REFERENCE on the machine those runs ran on."""
+    import numpy as np
+
+    from ..bench.cost_fit import fit, measured
+    from ..study import StudyError, load
+
+    try:
+        study = load(*args.config)
+    except StudyError as exc:
+        raise KmlpError(f"{' '.join(map(str, args.config))}: " + "; ".join(exc.problems)) from None
+    if not args.benchmarks.is_dir():
+        raise KmlpError(f"{args.benchmarks}: no such folder (--benchmarks: results/benchmarks/train of a run)")
+    result = fit(study, measured(args.benchmarks, study), args.quantile)
+    err = np.abs(result.errors())
+    total_m = sum(m for _, _, m, _ in result.runs)
+    total_p = sum(p for _, _, _, p in result.runs)
+    print(f"REFERENCE = {json.dumps(result.rates)}")
+    print(
+        f"{len(result.runs)} runs, {total_m:.0f} s measured, {total_p:.0f} s predicted; |predicted/measured - 1|:"
+        f" median {np.median(err):.0%}, 90th percentile {np.quantile(err, 0.9):.0%}, max {err.max():.0%};"
+        f" predicted slower than measured for {np.mean(np.array(result.errors()) >= 0):.0%} of the runs"
+    )
+    return 0
+
+
+VERBS = (add_bench, add_cost_fit)

@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 
-from ..data.cifar import N_DIM, TRAIN_IMAGES
+from ..data.cifar import N_CLASSES, N_DIM, TEST_IMAGES, TRAIN_IMAGES
 from ..nn.settings import GradcheckSettings, TrainSettings
+from . import cost
 from .tables import TableSpec
 from .verdict import VerdictRule
 
-__all__ = ["Figure", "Search", "Study", "StudyError", "TableSpec", "VerdictRule", "load"]
+__all__ = ["Figure", "Search", "Study", "StudyError", "TableSpec", "VerdictRule", "cost", "load"]
 
 #: The lambda search's runs are named with this prefix, which experiments may not use.
 SEARCH_PREFIX = "lsearch-"
@@ -183,6 +185,34 @@ class Study:
         which a search pass picks, does not change it)."""
         return self.settings(experiment, lam=0.0).memory_mb(stored_pixels, N_DIM)
 
+    # -- the cluster: what a run costs, which runs share a job --------------------------
+    def sizes(self, experiment: str) -> cost.Sizes:
+        """The CIFAR-10 splits an experiment trains and is evaluated on."""
+        val = self.val_size(experiment)
+        return cost.Sizes(N_DIM, N_CLASSES, self.n_train(val), val, TEST_IMAGES)
+
+    def run_seconds(self, experiment: str) -> float:
+        """A training run's predicted wall time on one CPU of the cluster (lambda, which a
+        search pass picks, does not change it)."""
+        speed = self.config["cluster"]["speed"]
+        return cost.seconds(self.settings(experiment, lam=0.0), self.sizes(experiment), speed=speed)
+
+    def family(self, experiment: str) -> str:
+        """The runs that can share a SLURM job: the configured experiments' runs, or one pass
+        of the lambda search (each pass waits for the previous one's pick)."""
+        search_pass = self.search.pass_of(experiment) if self.search else None
+        return f"{SEARCH_PREFIX}{search_pass}" if search_pass else "train"
+
+    @cached_property
+    def chunks(self) -> dict[tuple[str, int], cost.Chunk]:
+        """(experiment, seed) -> the chunk of runs that share its SLURM job: each family's
+        runs in study order, cut into jobs of about ``cluster.chunk_minutes`` predicted."""
+        families: dict[str, list] = {}
+        for e, s in self.runs(self.experiments):
+            families.setdefault(self.family(e), []).append(((e, s), self.run_seconds(e)))
+        per_chunk = 60 * self.config["cluster"]["chunk_minutes"]
+        return {run: c for name, runs in families.items() for run, c in cost.chunked(runs, name, per_chunk).items()}
+
     # -- checks, tables, verdicts -------------------------------------------------------
     @property
     def gradchecks(self) -> dict[str, dict]:
@@ -276,19 +306,31 @@ def _under(key: str, problem: str) -> str:
     return f"{key}: {problem}"
 
 
-def load(path) -> Study:
-    """The study of a config file, checked (YAML; one file, without Snakemake's overlays
-    and schema: the workflow validates those); a StudyError says what is wrong."""
+def load(*paths) -> Study:
+    """The study of config files, checked (YAML; each later file on top of the ones
+    before, as Snakemake's ``--configfile`` overlays are; without the schema, which the
+    workflow validates with); a StudyError says what is wrong."""
     from pathlib import Path
 
     import yaml
 
-    try:
-        config = yaml.safe_load(Path(path).read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise StudyError([f"cannot read it ({type(exc).__name__}: {' '.join(str(exc).split())})"]) from None
+    config: dict = {}
+    for path in paths:
+        try:
+            _overlay(config, yaml.safe_load(Path(path).read_text()) or {})
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+            raise StudyError([f"cannot read {path} ({type(exc).__name__}: {' '.join(str(exc).split())})"]) from None
     try:
         study = Study(config)
     except (KeyError, TypeError, AttributeError) as exc:
         raise StudyError([f"not a kmlp config (missing or malformed: {exc})"]) from None
     return study.check()
+
+
+def _overlay(base: dict, top: dict) -> None:
+    """``top`` merged into ``base``, mapping by mapping (Snakemake's overlay of configs)."""
+    for key, value in top.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _overlay(base[key], value)
+        else:
+            base[key] = value

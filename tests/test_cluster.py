@@ -1,0 +1,274 @@
+"""What a cluster run is made of, without a cluster: the cost model of a run, the chunks
+of runs that share a SLURM job, the fit of the model's rates (`kmlp cost-fit`), and the
+two scripts of profiles/slurm (the request a job script becomes, the one-line report of a
+job that failed). tests/test_slurm.py runs them on a real cluster."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kmlp.study import Study, cost, load
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "config" / "config.yaml"
+SEARCH = REPO / "config" / "rebuild-archive.yaml"
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name.replace("-", "_"), REPO / "profiles" / "slurm" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def study() -> Study:
+    return load(CONFIG, SEARCH)
+
+
+# -- the cost model -------------------------------------------------------------------
+
+
+def test_cost_terms_follow_what_a_run_computes(study):
+    three, nine = study.settings("3layer-nobn"), study.settings("9layer-nobn")
+    sizes = study.sizes("3layer-nobn")
+    t3, t9 = cost.terms(three, sizes), cost.terms(nine, sizes)
+    # the first layer's product dominates: 3072 x 50 of 3072*50 + 50*50 + 50*10
+    assert t3["madds"] == pytest.approx(
+        (3 * 9000 * 100 + 21 * (10000 + 5000) + 45000 + 5000 + 10000) * (3072 * 50 + 50 * 50 + 50 * 10)
+    )
+    assert t9["layer_updates"] == 9000 * 9 and t3["layer_updates"] == 9000 * 3
+    # twice the updates, twice the update terms; batch norm doubles the elementwise work
+    longer = replace(three, cycles=4)
+    assert cost.terms(longer, sizes)["layer_updates"] == 2 * t3["layer_updates"]
+    bn = cost.terms(replace(three, batch_norm=True), sizes)
+    assert bn["elementwise"] == 2 * t3["elementwise"] and bn["madds"] == t3["madds"]
+    assert cost.terms(replace(three, dtype="float64"), sizes)["madds"] == 2 * t3["madds"]
+    # a faster cluster: less time
+    assert cost.seconds(three, sizes, speed=2.0) == pytest.approx(cost.seconds(three, sizes) / 2)
+
+
+def test_evaluations_counts_step_zero_every_interval_and_the_end(study):
+    s = study.settings("3layer-nobn")  # 9,000 updates, every 450
+    assert cost.evaluations(s, 45000) == 1 + 20
+    assert cost.evaluations(replace(s, eval_every=0), 45000) == 1 + 9000 // 450
+    assert cost.evaluations(replace(s, eval_every=7000), 45000) == 1 + 1 + 1  # 0, 7000 and the last
+
+
+def test_the_model_predicts_the_reference_runs_within_its_fit():
+    """The reference rates give the 3- and 9-layer runs their measured order of time: a
+    9-layer run costs more than a 3-layer one, a short-schedule run less."""
+    s = load(CONFIG)
+    three, nine, short = (s.run_seconds(e) for e in ("3layer-nobn", "9layer-nobn", "sigma-nobn-1e-1-short"))
+    assert short < three < nine
+    assert 2 < short < three < 60
+
+
+# -- chunks ---------------------------------------------------------------------------
+
+
+def test_every_run_is_in_one_chunk_of_its_family(study):
+    runs = study.runs(study.experiments)
+    assert set(study.chunks) == set(runs) and len(runs) == 311
+    for (e, _), chunk in study.chunks.items():
+        assert chunk.name.rsplit("-", 1)[0] == study.family(e)
+    by_name: dict[str, list] = {}
+    for run, chunk in study.chunks.items():
+        by_name.setdefault(chunk.name, []).append(run)
+    for members in by_name.values():
+        chunk = study.chunks[members[0]]
+        assert chunk.runs == len(members)
+        assert chunk.seconds == pytest.approx(sum(study.run_seconds(e) for e, _ in members))
+
+
+def test_chunks_hold_about_chunk_minutes_each_and_keep_the_study_order(study):
+    per_chunk = 60 * study.config["cluster"]["chunk_minutes"]
+    train = [(run, study.run_seconds(run[0])) for run in study.runs(study.config["experiments"])]
+    chunks = cost.chunked(train, "train", per_chunk)
+    longest = max(s for _, s in train)
+    names = [chunks[run].name for run, _ in train]
+    assert names == sorted(names), "a chunk's runs are consecutive in the study's order"
+    sizes = {c.name: c.seconds for c in chunks.values()}
+    total = sum(s for _, s in train)
+    assert len(sizes) == round(total / per_chunk)
+    assert all(abs(s - total / len(sizes)) <= longest for s in sizes.values()), sizes
+
+
+def test_chunked_edge_cases():
+    runs = [(("a", i), 10.0) for i in range(1, 5)]
+    one = cost.chunked(runs, "f", 1000.0)
+    assert {c.name for c in one.values()} == {"f-1"} and one[("a", 1)].runs == 4
+    each = cost.chunked(runs, "f", 1.0)  # never more chunks than runs
+    assert sorted(c.name for c in each.values()) == ["f-1", "f-2", "f-3", "f-4"]
+    assert cost.chunked([], "f", 60.0) == {}
+
+
+def test_chunks_follow_the_config(study):
+    config = yaml.safe_load(CONFIG.read_text())
+    config["cluster"]["chunk_minutes"] *= 4
+    wider = Study(config).check()
+    assert len({c.name for c in wider.chunks.values()}) < len({c.name for c in load(CONFIG).chunks.values()})
+
+
+def test_load_overlays_configs_as_snakemake_does(tmp_path):
+    top = tmp_path / "top.yaml"
+    top.write_text("cluster: {speed: 4.0}\nlambda_search: {enabled: true}\n")
+    s = load(CONFIG, top)
+    assert s.config["cluster"] == {"chunk_minutes": 2, "time_factor": 1.5, "speed": 4.0}
+    assert s.search is not None and s.run_seconds("3layer-nobn") == pytest.approx(
+        load(CONFIG).run_seconds("3layer-nobn") / 4
+    )
+
+
+# -- kmlp cost-fit --------------------------------------------------------------------
+
+
+def _benchmarks(root: Path, study: Study, rates: dict, noise: float = 0.0) -> None:
+    for i, (e, s) in enumerate(study.runs(study.experiments)):
+        seconds = cost.seconds(study.settings(e, lam=0.0), study.sizes(e), rates) * (1 + noise * (-1) ** i)
+        path = root / e / f"seed{s}.tsv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"s\th:m:s\tmax_rss\tcpu_time\n{seconds:.4f}\t0:00:01\t900\t{seconds / 2:.4f}\n")
+
+
+def test_cost_fit_recovers_known_rates(tmp_path, study):
+    from kmlp.bench.cost_fit import fit, measured
+
+    rates = {"madds": 4e-11, "layer_updates": 2e-6, "elementwise": 3e-9, "constant": 0.8}
+    _benchmarks(tmp_path, study, rates)
+    result = fit(study, measured(tmp_path, study))
+    for term, rate in rates.items():
+        assert result.rates[term] == pytest.approx(rate, rel=1e-3), term
+    assert max(map(abs, result.errors())) < 1e-3
+
+
+def test_cost_fit_command(tmp_path, study):
+    rates = {"madds": 4e-11, "layer_updates": 2e-6, "elementwise": 3e-9, "constant": 0.8}
+    _benchmarks(tmp_path / "bench", study, rates, noise=0.1)
+    proc = subprocess.run(
+        [sys.executable, "-m", "kmlp", "cost-fit", "--benchmarks", str(tmp_path / "bench"), "--config", str(CONFIG),
+         str(SEARCH)],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    fitted = json.loads(proc.stdout.splitlines()[0].removeprefix("REFERENCE = "))
+    assert fitted.keys() == rates.keys() and fitted["madds"] == pytest.approx(rates["madds"], rel=0.2)
+    assert "311 runs" in proc.stdout and "median" in proc.stdout, proc.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "kmlp", "cost-fit", "--benchmarks", str(tmp_path / "none"), "--config", str(CONFIG)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "no such folder" in bad.stderr
+
+
+# -- profiles/slurm/sbatch-submit.py ------------------------------------------------------
+
+JOBSCRIPT = """#!/bin/sh
+# properties = {props}
+cd /p && python -m snakemake --snakefile /p/workflow/Snakefile --target-jobs 'train:experiment=a,seed=1' \
+'train:experiment=a,seed=2' --allowed-rules train --cores all --attempt 1 --force --target-files-omit-workdir-adjustment
+"""
+
+
+def _props(**resources) -> dict:
+    return {"type": "group", "groupid": "train-03", "threads": 1, "resources": {"mem_mb": 1390, **resources}}
+
+
+def test_a_chunk_asks_for_its_predicted_time_in_whole_minutes(tmp_path):
+    submit = _script("sbatch-submit")
+    text = JOBSCRIPT.format(props=json.dumps(_props(job_s=610, run_s=200, attempt=1)))
+    args = submit.sbatch_args(_props(job_s=610, run_s=200, attempt=1), tmp_path, text)
+    assert "--time=7" in args  # min(610, 2 x 200) = 400 s: 6.7 minutes
+    assert "--no-requeue" in args and "--cpus-per-task=1" in args and "--mem=1390" in args
+    assert "--job-name=train-03" in args and not any(a.startswith("--nice") for a in args)
+    assert "--nice=100" in submit.sbatch_args(_props(job_s=610, run_s=200, slurm_nice=100), tmp_path, text)
+    whole = submit.sbatch_args(_props(job_s=310, run_s=200, attempt=1), tmp_path, text)
+    assert "--time=5" in whole  # the whole chunk: 310 s, 5.2 minutes
+    assert "--time=30" in submit.sbatch_args({"type": "single", "rule": "x", "resources": {"runtime": 30}}, tmp_path)
+
+
+def test_a_retry_runs_only_what_is_missing(tmp_path):
+    """A retry names the job's outputs as targets (up to date when they exist) instead of
+    its jobs (always run), and without --force."""
+    submit = _script("sbatch-submit")
+    text = JOBSCRIPT.format(props="{}")
+    outputs = ["results/runs/a/seed1.h5", "results/runs/a/seed 2.h5"]
+    first = submit.limited(text, 1, 1390, attempt=1, outputs=outputs)
+    retry = submit.limited(text, 1, 1390, attempt=2, outputs=outputs)
+    assert " --force " in first and "--target-jobs 'train:experiment=a,seed=1'" in first
+    assert "--cores 1 --resources mem_mb=1390" in first
+    assert "--force" not in retry and "--target-jobs" not in retry
+    assert "Snakefile results/runs/a/seed1.h5 'results/runs/a/seed 2.h5' --allowed-rules train" in retry
+    # more outputs than Snakemake lists (none given): the retry runs every job
+    assert submit.limited(text, 1, 1390, attempt=2, outputs=None) == first
+
+
+def test_submit_prints_the_job_id_or_sbatchs_refusal(tmp_path):
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "sbatch").write_text('#!/bin/sh\necho "$@" > "$(dirname "$0")/args"\necho "4711;cluster"\n')
+    (bin_ / "sbatch").chmod(0o755)
+    script = tmp_path / "job.sh"
+    script.write_text(JOBSCRIPT.format(props=json.dumps(_props(job_s=100, run_s=60, attempt=2))))
+    env = {**os.environ, "PATH": f"{bin_}{os.pathsep}{os.environ['PATH']}"}
+    run = [sys.executable, str(REPO / "profiles" / "slurm" / "sbatch-submit.py"), str(script)]
+    ok = subprocess.run(run, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert ok.returncode == 0 and ok.stdout.strip() == "4711"
+    assert "--time=2" in (bin_ / "args").read_text() and "--force" in script.read_text()  # no outputs listed
+    script.write_text(JOBSCRIPT.format(props=json.dumps(_props(job_s=100, run_s=60, attempt=1))))
+    (bin_ / "sbatch").write_text("#!/bin/sh\necho 'sbatch: error: Invalid account' >&2\nexit 1\n")
+    refused = subprocess.run(run, capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert refused.returncode == 1 and "Invalid account" in refused.stdout and "Invalid account" in refused.stderr
+
+
+# -- profiles/slurm/sbatch-status.py ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("state", "verdict"),
+    [("COMPLETED", "success"), ("RUNNING", "running"), ("PENDING", "running"), ("CANCELLED by 0", "failed"),
+     ("TIMEOUT", "failed"), ("OUT_OF_MEMORY", "failed"), ("NODE_FAIL", "failed"), ("PREEMPTED", "failed")],
+)  # fmt: skip
+def test_status_verdicts(state, verdict):
+    assert _script("sbatch-status").verdict(state) == verdict
+
+
+def test_a_failed_job_is_reported_in_one_line(tmp_path):
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "squeue").write_text("#!/bin/sh\necho TIMEOUT\n")
+    (bin_ / "sacct").write_text(
+        "#!/bin/sh\necho 'train-07|TIMEOUT|00:04:00|00:04:00|1390M|'\necho 'batch|CANCELLED|00:04:02||1390M|1084.5M'\n"
+    )
+    for tool in ("squeue", "sacct"):
+        (bin_ / tool).chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "profiles" / "slurm" / "sbatch-status.py"), "42"],
+        capture_output=True, text=True, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.stdout == "failed\n"
+    assert proc.stderr == (
+        "sbatch-status.py: SLURM job 42 (train-07) ended TIMEOUT after 00:04:00 (limit 00:04:00),"
+        " MaxRSS 1084M of 1390M; log: .snakemake/slurm_logs/train-07/42.log\n"
+    )
+    # over its memory where SLURM samples it (no cgroups): FAILED, and the line says why
+    (bin_ / "squeue").write_text("#!/bin/sh\necho FAILED\n")
+    (bin_ / "sacct").write_text(
+        "#!/bin/sh\necho 'train-07|FAILED|00:00:05|00:01:00|60M|'\necho 'batch|FAILED|||60M|66.8M'\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "profiles" / "slurm" / "sbatch-status.py"), "43"],
+        capture_output=True, text=True, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert "SLURM job 43 (train-07) ended FAILED, OUT_OF_MEMORY after 00:00:05 (limit 00:01:00), MaxRSS 67M of 60M" in (
+        proc.stderr
+    )
