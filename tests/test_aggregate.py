@@ -10,6 +10,7 @@ import shutil
 import stat
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from kmlp.aggregate.latex import tex_text
@@ -189,8 +190,7 @@ def test_table_numbers_verdicts_and_determinism(runs, tmp_path):
     ):
         assert token in tex, token
     assert tex.startswith("% kmlp_version:")
-    # pandas, if present, reads it with comment="#"
-    pd = pytest.importorskip("pandas")
+    # pandas (a dependency of kmlp: its tables) reads it with comment="#"
     df = pd.read_csv(tmp_path / "one" / "t.csv", comment="#")
     assert len(df) == 4 and list(df.columns)[0] == "row"
 
