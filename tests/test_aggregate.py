@@ -10,6 +10,7 @@ import shutil
 import stat
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from kmlp.aggregate.latex import tex_text
@@ -189,8 +190,7 @@ def test_table_numbers_verdicts_and_determinism(runs, tmp_path):
     ):
         assert token in tex, token
     assert tex.startswith("% kmlp_version:")
-    # pandas, if present, reads it with comment="#"
-    pd = pytest.importorskip("pandas")
+    # pandas (a dependency of kmlp: its tables) reads it with comment="#"
     df = pd.read_csv(tmp_path / "one" / "t.csv", comment="#")
     assert len(df) == 4 and list(df.columns)[0] == "row"
 
@@ -495,3 +495,119 @@ def test_table_column_metrics(runs, tmp_path):
     assert rows[0]["mean"] != rows[1]["mean"]
     spec["column_metrics"] = ["val_acc"]
     assert main(["table", *files(runs, "exp_a"), "--spec", json.dumps(spec), *out]) == 1
+
+
+# -- refusals: a seed counted twice, runs that disagree on the report's number ----------
+@pytest.mark.parametrize("verb", ["summary", "table", "figure"])
+def test_two_files_of_one_experiment_and_seed_are_refused(runs, tmp_path, capsys, verb):
+    """The same (experiment, seed) twice would count one run twice in a mean, a std and a
+    verdict: every verb that aggregates refuses it, naming the experiment and the seed."""
+    twin = tmp_path / "exp_a-2-copy.h5"
+    shutil.copyfile(runs["exp_a", 2], twin)
+    given = [*files(runs, "exp_a", "exp-b", "exp-c"), str(twin)]
+    outs = {
+        "summary": ["--out-tex", str(tmp_path / "s.tex"), "--out-csv", str(tmp_path / "s.csv")],
+        "table": [
+            "--spec",
+            json.dumps(SPEC),
+            "--out-tex",
+            str(tmp_path / "t.tex"),
+            "--out-csv",
+            str(tmp_path / "t.csv"),
+        ],
+        "figure": ["--out", str(tmp_path / "f.pdf")],
+    }
+    assert main([verb, *given, *outs[verb]]) == 1
+    err = capsys.readouterr().err
+    assert "experiment exp_a has more than one run file for seed(s) [2]" in err
+    assert not any(p.suffix in (".tex", ".csv", ".pdf") for p in tmp_path.iterdir())
+    assert main([verb, *given[:-1], *outs[verb]]) == 0  # without the copy: accepted
+
+
+@pytest.mark.parametrize("verb", ["summary", "table"])
+def test_runs_that_disagree_on_a_paper_value_are_refused(tmp_path, capsys, verb):
+    """Runs of one experiment made from different configs (another number of the report)
+    cannot be judged against one number: refused, naming the experiment, metric, values."""
+    paths = []
+    for exp in ("exp_a", "exp-b", "exp-c"):
+        for seed in SEEDS:
+            run = make_run(exp, seed)
+            if exp == "exp-b" and seed == 3:
+                run.paper = {"val_acc": 0.45}
+            paths.append(tmp_path / f"{exp}-{seed}.h5")
+            write_run(paths[-1], run)
+    outs = {
+        "summary": ["--out-tex", str(tmp_path / "s.tex"), "--out-csv", str(tmp_path / "s.csv")],
+        "table": [
+            "--spec",
+            json.dumps(SPEC),
+            "--out-tex",
+            str(tmp_path / "t.tex"),
+            "--out-csv",
+            str(tmp_path / "t.csv"),
+        ],
+    }
+    assert main([verb, *map(str, paths), *outs[verb]]) == 1
+    err = capsys.readouterr().err
+    assert "the runs of experiment exp-b disagree on the report's val_acc ([0.41, 0.45])" in err
+    assert main([verb, *map(str, paths[:-4]), *map(str, paths[-3:]), *outs[verb]]) == 0  # without exp-b seed 3
+
+
+def test_paper_value_refuses_disagreeing_runs():
+    from kmlp.aggregate.grouping import paper_value
+    from kmlp.errors import KmlpError
+
+    a, b = make_run("exp-b", 1), make_run("exp-b", 2)
+    assert paper_value([a, b], "val_acc") == 0.41 and paper_value([a, b], "test_acc") is None
+    b.paper = {"val_acc": 0.42}
+    with pytest.raises(KmlpError, match=r"exp-b disagree on the report's val_acc \(\[0.41, 0.42\]\)"):
+        paper_value([a, b], "val_acc")
+
+
+# -- what the figures show ---------------------------------------------------------------
+def test_figure_shows_each_experiments_train_and_val_mean_with_a_one_std_band():
+    """Three panels (accuracy, loss, cost against update step); per experiment a solid
+    training and a dashed validation curve of the mean over its finished seeds, each with
+    a band of one sample std (ddof 1) around it, in one colour per experiment; a diverged
+    run is left out and named in the legend. Checked on the matplotlib objects."""
+    from matplotlib.collections import PolyCollection
+    from matplotlib.colors import to_rgba
+
+    from kmlp.aggregate.figures import plot_runs
+
+    a = [make_run("exp_a", s) for s in SEEDS]
+    c = [make_run("exp-c", s) for s in SEEDS] + [make_run("exp-c", 4, status="diverged")]
+    c[-1].history = {k: v + 100.0 for k, v in c[-1].history.items()}  # far off: would show if plotted
+    c[-1].history["step"] = c[0].history["step"]
+    fig = plot_runs([*a, *c], "a title")
+    axes = fig.axes
+    assert len(axes) == 3
+    assert [ax.get_xlabel() for ax in axes] == ["update step"] * 3
+    assert [ax.get_ylabel() for ax in axes] == ["accuracy", "loss (cross-entropy)", "cost (loss + L2)"]
+    assert fig._suptitle.get_text() == "a title"
+    colours = {}
+    for ax, key in zip(axes, ("acc", "loss", "cost"), strict=True):
+        lines, bands = ax.get_lines(), [p for p in ax.collections if isinstance(p, PolyCollection)]
+        assert len(lines) == len(bands) == 4  # 2 experiments x (train, validation)
+        for (line, band), (name, members, split) in zip(
+            zip(lines, bands, strict=True),
+            [("exp_a", a, "train"), ("exp_a", a, "val"), ("exp-c", c[:3], "train"), ("exp-c", c[:3], "val")],
+            strict=True,
+        ):
+            values = np.stack([r.history[f"{split}_{key}"] for r in members])
+            mean, std = values.mean(axis=0), values.std(axis=0, ddof=1)
+            x, y = line.get_data()
+            np.testing.assert_array_equal(x, members[0].history["step"])
+            np.testing.assert_allclose(y, mean, rtol=1e-12)
+            assert line.get_linestyle() == ("-" if split == "train" else "--")
+            colours.setdefault(name, to_rgba(line.get_color()))
+            assert to_rgba(line.get_color()) == colours[name]
+            assert to_rgba(band.get_facecolor()[0])[:3] == colours[name][:3]
+            vertices = band.get_paths()[0].vertices
+            for step, lo, hi in zip(x, mean - std, mean + std, strict=True):
+                ys = vertices[np.isclose(vertices[:, 0], step), 1]
+                assert ys.min() == pytest.approx(lo, rel=1e-12) and ys.max() == pytest.approx(hi, rel=1e-12)
+    assert colours["exp_a"] != colours["exp-c"]
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["exp_a (n=3 seeds)", "exp-c (n=3; diverged, left out of the mean: seed 4)"]
+    assert [t.get_text() for t in axes[0].get_legend().get_texts()] == ["train", "validation", "mean $\\pm$ 1 std"]

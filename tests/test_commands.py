@@ -239,3 +239,44 @@ def test_diagnose_refuses_a_data_set_other_than_the_one_trained_on(data, tmp_pat
     assert main(["diagnose", str(tmp_path / "r.h5"), "--data", str(local), *out]) == 1
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and str(local) in err and "checksum" in err, err
+
+
+def test_gradcheck_uses_the_first_training_images_first_dimensions_normalised(data, tmp_path, monkeypatch):
+    """`kmlp gradcheck --data`: the check runs on the first --input-dim dimensions of the
+    first --n-samples training images, normalised by the training mean and std as
+    training sees them, with their labels; not validation or test images, not random
+    inputs. Read here from the HDF5 file directly."""
+    import h5py
+
+    import kmlp.nn.gradcheck as gradcheck
+
+    seen = []
+    real = gradcheck.run_check
+    monkeypatch.setattr(gradcheck, "run_check", lambda s, X, y: seen.append((X.copy(), y.copy())) or real(s, X, y))
+    out = tmp_path / "g.json"
+    argv = [
+        "gradcheck",
+        "--data",
+        str(data),
+        "--hidden",
+        "4",
+        "--input-dim",
+        "5",
+        "--n-samples",
+        "7",
+        "--out",
+        str(out),
+    ]
+    assert main(argv) == 0
+    [(X, y)] = seen
+    with h5py.File(data, "r") as f:
+        images, labels = f["train/images"][:7, :5].astype(np.float64), f["train/labels"][:7]
+        mean, std = f["stats/mean"][:5], f["stats/std"][:5]
+        assert not np.array_equal(f["train/images"][:7], f["val/images"][:7])
+    assert X.shape == (7, 5) and X.dtype == np.float64
+    np.testing.assert_allclose(X, (images - mean) / std, rtol=1e-12)
+    np.testing.assert_array_equal(y, labels)
+    doc = json.loads(out.read_text())
+    assert doc["settings"]["input_dim"] == 5 and doc["settings"]["n_samples"] == 7
+    with h5py.File(data, "r") as f:
+        assert doc["data_md5"] == f.attrs["source_md5"]

@@ -166,3 +166,19 @@ def test_kinks_are_detected_and_left_out():
     stats = compare(analytic, numerical, kinks)
     assert stats["b1"]["kinks"] == 1
     assert stats["b1"]["rel_error"] < 1e-6 and stats["W1"]["rel_error"] < 1e-6
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("init, sigma", [("he", None), ("normal", 1e-3)])
+def test_batch_norm_starts_as_the_identity_scale_and_shift(dtype, init, sigma):
+    """The report: gamma = 1 and beta = 0 at initialisation (every hidden layer), the
+    biases 0; only the weights are drawn."""
+    model = MLP([12, 7, 6, 5, 3], batch_norm=True, init=init, sigma=sigma, seed=4, dtype=dtype)
+    p = model.parameters()
+    for layer in (1, 2, 3):
+        assert p[f"gamma{layer}"].dtype == dtype and p[f"gamma{layer}"].shape == (model.sizes[layer],)
+        assert (p[f"gamma{layer}"] == 1).all(), layer
+        assert (p[f"beta{layer}"] == 0).all(), layer
+    assert all((p[f"b{layer}"] == 0).all() for layer in (1, 2, 3, 4))
+    assert "gamma4" not in p and "beta4" not in p  # none on the output layer
+    assert all(np.unique(p[f"W{layer}"]).size == p[f"W{layer}"].size for layer in (1, 2, 3, 4))  # drawn

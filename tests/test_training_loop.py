@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from kmlp.nn.settings import TrainSettings
-from kmlp.nn.training import run
+from kmlp.nn.training import build_model, run
 
 N, D, CLASSES = 107, 12, 3  # 107 rows in batches of 10: 10 batches an epoch, 7 rows left out
 
@@ -166,3 +166,85 @@ def test_a_diverging_run_stops_and_measures_nothing():
     assert w.result.status == "diverged" and w.result.stopped_at < SETTINGS.total_updates
     assert len(w.batches) == w.result.stopped_at  # no update after the divergence
     assert all(math.isnan(v) for v in w.result.final.values()) and len(w.result.final) == 9
+
+
+class Received:
+    """A net that records what each update and each evaluation receives, and the
+    batch-norm averages it holds when evaluated (the loop trains it like any net)."""
+
+    def __init__(self, net):
+        self.net, self.batch_norm = net, net.batch_norm
+        self.updates, self.evaluations, self.seeded = [], [], []
+
+    def seed_statistics(self, X):
+        self.seeded.append(np.array(X, copy=True))
+        self.net.seed_statistics(X)
+
+    def train_step(self, X, y, lam, eta):
+        self.updates.append((np.array(X, copy=True), np.array(y, copy=True), lam, eta))
+        return self.net.train_step(X, y, lam, eta)
+
+    def evaluate(self, X, y, lam):
+        bn = self.net.bn_mean, self.net.bn_var
+        stats = {k: (None if v is None else (v.copy(), bn[1][k].copy())) for k, v in bn[0].items()}
+        params = {k: v.copy() for k, v in self.net.parameters().items()}
+        self.evaluations.append((np.array(X, copy=True), lam, stats, params, len(self.updates)))
+        return self.net.evaluate(X, y, lam)
+
+
+def receive(settings, seed=1):
+    ds = data()
+    got, hooked = [], []
+    _, result = run(
+        settings,
+        ds,
+        seed,
+        wrap=lambda model: got.append(Received(model)) or got[0],
+        on_batch=lambda step, idx, eta: hooked.append((step, idx.copy(), eta)),
+    )
+    return got[0], hooked, ds, result
+
+
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_each_update_receives_its_batchs_rows_and_labels_the_cycles_rate_and_lambda(batch_norm):
+    """What train_step is called with, not only what on_batch says: the training rows and
+    labels of the batch, in order; eta of the triangular cycle at that step; the run's
+    lambda. The batches themselves are disjoint slices of each epoch's permutation
+    (test_each_epochs_batches_are_disjoint_slices_of_one_permutation)."""
+    s = TrainSettings(**{**SETTINGS.as_dict(), "batch_norm": batch_norm, "lam": 0.0123, "eta_max": 0.07})
+    net, hooked, ds, _ = receive(s)
+    assert len(net.updates) == len(hooked) == s.total_updates
+    per_epoch = N // s.n_batch
+    for step, ((X, y, lam, eta), (_, idx, _)) in enumerate(zip(net.updates, hooked, strict=True)):
+        assert X.shape == (s.n_batch, D) and X.dtype == np.float32
+        np.testing.assert_array_equal(X, ds.X_train[idx])
+        np.testing.assert_array_equal(y, ds.y_train[idx])
+        assert lam == s.lam
+        assert eta == pytest.approx(triangular(step, s.eta_min, s.eta_max, s.n_s), rel=1e-12, abs=1e-15)
+    for start in range(0, s.total_updates, per_epoch):  # each epoch: distinct training rows
+        rows = np.concatenate([u[0] for u in net.updates[start : start + per_epoch]])
+        assert np.unique(rows, axis=0).shape[0] == rows.shape[0]
+    # every evaluation costs with the run's lambda too
+    assert {lam for _, lam, _, _, _ in net.evaluations} == {s.lam}
+
+
+def test_batch_norm_averages_are_seeded_from_the_first_batch_before_the_step_0_evaluation():
+    """Eval-mode batch norm needs averages before any update: the step-0 evaluation uses the
+    statistics of the first training batch under the untrained weights (not of another
+    batch, not after an update), and that batch is the one the first update trains on."""
+    s = TrainSettings(**{**SETTINGS.as_dict(), "hidden": (6,), "batch_norm": True})
+    net, hooked, ds, result = receive(s)
+    [seeded] = net.seeded
+    np.testing.assert_array_equal(seeded, ds.X_train[hooked[0][1]])  # the first batch
+    np.testing.assert_array_equal(seeded, net.updates[0][0])
+    _, _, stats, params, updates_before = net.evaluations[0]
+    assert updates_before == 0 and net.evaluations[1][4] == 0  # step 0: before the first update
+    first_pass = seeded.astype(np.float64) @ params["W1"].T.astype(np.float64) + params["b1"]
+    mean, var = stats[1]
+    np.testing.assert_allclose(mean, first_pass.mean(axis=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(var, first_pass.var(axis=0), rtol=1e-4, atol=1e-6)
+    # the step-0 validation metrics are the untrained net's, by these averages
+    untrained = build_model(s, D, CLASSES, 1)
+    untrained.set_statistics([(mean, var)])
+    assert result.history["step"][0] == 0
+    assert result.history["val_cost"][0] == untrained.evaluate(ds.X_val, ds.y_val, s.lam).cost
