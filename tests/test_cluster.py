@@ -191,7 +191,7 @@ def test_a_chunk_asks_for_its_predicted_time_in_whole_minutes(tmp_path):
     assert "--job-name=train-03" in args and not any(a.startswith("--nice") for a in args)
     assert "--nice=100" in submit.sbatch_args(_props(job_s=610, run_s=200, slurm_nice=100), tmp_path, text)
     whole = submit.sbatch_args(_props(job_s=310, run_s=200, attempt=1), tmp_path, text)
-    assert "--time=5" in whole  # the whole chunk: 310 s, 5.2 minutes
+    assert "--time=6" in whole  # the whole chunk: 310 s, 5.2 minutes
     assert "--time=30" in submit.sbatch_args({"type": "single", "rule": "x", "resources": {"runtime": 30}}, tmp_path)
 
 

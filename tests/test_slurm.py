@@ -375,7 +375,7 @@ def _expected_minutes(study: Study, config: dict, job: dict, project: Path) -> i
     factor = config["cluster"]["time_factor"]
     job_s = math.ceil(factor * (chunk.seconds + 10.0))
     run_s = max(math.ceil(factor * study.run_seconds(s["experiment"])) for s in specs)
-    return max(1, round(min(job_s, len(specs) * run_s) / 60))
+    return max(1, math.ceil(min(job_s, len(specs) * run_s) / 60))
 
 
 # ----------------------------------------------------------------- fixtures --

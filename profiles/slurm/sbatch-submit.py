@@ -48,6 +48,7 @@ printed (Snakemake shows it) and the exit status is 1.  Standard library only.
 from __future__ import annotations
 
 import json
+import math
 import re
 import shlex
 import subprocess
@@ -91,7 +92,7 @@ def minutes(props: dict, text: str) -> int | None:
     res = props.get("resources") or {}
     if res.get("job_s") and res.get("run_s"):
         seconds = min(int(res["job_s"]), members(text) * int(res["run_s"]))
-        return max(1, round(seconds / 60))
+        return max(1, math.ceil(seconds / 60))
     return int(res["runtime"]) if res.get("runtime") else None
 
 

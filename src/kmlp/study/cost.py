@@ -21,10 +21,11 @@ from ..nn.settings import TrainSettings
 #: The cost model's terms, in the order of :data:`REFERENCE`.
 TERMS = ("madds", "layer_updates", "elementwise", "constant")
 
-#: Seconds per unit of each term on the reference machine (2-core AMD EPYC, OpenBLAS
-#: 0.3.31, SkylakeX kernel, one BLAS thread), fitted by ``kmlp cost-fit`` to the 311
-#: runs of the full study with the lambda search (README, "Running on a SLURM cluster").
-REFERENCE = {"madds": 7.566e-12, "layer_updates": 0.0, "elementwise": 1.16e-08, "constant": 3.943}
+#: Seconds per unit of each term on the reference machine (2-core Intel Xeon, OpenBLAS
+#: 0.3.31, SkylakeX kernel, one BLAS thread), fitted by ``kmlp cost-fit`` to the wall
+#: times of 222 runs of the full study made through profiles/slurm on the two-node test
+#: cluster, one run per CPU: median error 8 %, 90th percentile 20 %, largest 44 %.
+REFERENCE = {"madds": 2.625e-11, "layer_updates": 2.599e-05, "elementwise": 1.604e-08, "constant": 1.101}
 
 
 @dataclass(frozen=True)
