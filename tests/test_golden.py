@@ -84,10 +84,12 @@ def environment() -> dict:
     from matplotlib import ft2font
     from threadpoolctl import threadpool_info
 
+    # SciPy's wheel brings its own OpenBLAS, loaded once kmlp.aggregate.stats is imported (by
+    # an earlier test of the session, or not): NumPy's is the one that makes the floats
     blas = [
         f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')}"
         for i in threadpool_info()
-        if i.get("user_api") == "blas"
+        if i.get("user_api") == "blas" and Path(i.get("filepath", "")).parent.name != "scipy.libs"
     ]
     return {
         "machine": platform.machine(),

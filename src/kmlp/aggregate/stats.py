@@ -20,7 +20,12 @@ plausibly give it (a prediction interval, not a band around our mean). Per numbe
   *inconsistent* when it lies outside the wider ``inconsistent`` one, *borderline*
   between: a band wide enough that the noise of another machine's floats does not move
   a number from one outer level to the other; an accuracy's interval is cut to [0, 1];
-- stability: the share of bootstrap resamples of our seeds that give the same verdict.
+- stability: the share of bootstrap resamples of our seeds that give the same verdict
+  (drawn here with NumPy: ``scipy.stats.bootstrap`` makes a confidence interval of a
+  statistic, while this is the agreement of a verdict over the resamples).
+
+Student's t and the beta quantiles of the Clopper–Pearson bound come from SciPy
+(``scipy.stats.t``, ``scipy.stats.beta``).
 
 A net can also collapse: predict one class, and score the chance accuracy 1/K. An
 accuracy whose runs split into collapsed and learned ones is two-valued, and a mean with
@@ -42,10 +47,10 @@ from __future__ import annotations
 import functools
 import math
 import zlib
-from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
+import scipy.stats
 
 from ..errors import KmlpError
 from ..nn.metrics import FINAL_METRICS
@@ -65,54 +70,10 @@ COLLAPSE_BAND = 0.2
 
 
 # -- Student's t ---------------------------------------------------------------------
-def _betainc(a: float, b: float, x: float) -> float:
-    """The regularised incomplete beta function I_x(a, b) (continued fraction, Lentz)."""
-    if x <= 0:
-        return 0.0
-    if x >= 1:
-        return 1.0
-    if x > (a + 1) / (a + b + 2):
-        return 1.0 - _betainc(b, a, 1.0 - x)
-    front = math.exp(math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)) / a
-    tiny = 1e-300
-    f, c, d = 1.0, 1.0, 0.0
-    for i in range(400):
-        m = i // 2
-        if i == 0:
-            num = 1.0
-        elif i % 2 == 0:
-            num = m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m))
-        else:
-            num = -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))
-        d = 1.0 + num * d
-        d = 1.0 / (d if abs(d) > tiny else tiny)
-        c = 1.0 + num / c if abs(c) > tiny else 1.0 + num / tiny
-        f *= c * d
-        if abs(1.0 - c * d) < 1e-15:
-            break
-    return front * (f - 1.0)
-
-
-def t_cdf(t: float, df: float) -> float:
-    """P(T <= t) for Student's t with ``df`` degrees of freedom (normal for df = inf)."""
-    if math.isinf(df):
-        return NormalDist().cdf(t)
-    tail = 0.5 * _betainc(df / 2, 0.5, df / (df + t * t))
-    return 1.0 - tail if t > 0 else tail
-
-
 @functools.cache
 def t_quantile(p: float, df: float) -> float:
-    """The ``p`` quantile of Student's t with ``df`` degrees of freedom (p > 0.5)."""
-    if math.isinf(df):
-        return NormalDist().inv_cdf(p)
-    lo, hi = 0.0, 1.0
-    while t_cdf(hi, df) < p:
-        hi *= 2
-    for _ in range(200):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if t_cdf(mid, df) < p else (lo, mid)
-    return (lo + hi) / 2
+    """The ``p`` quantile of Student's t with ``df`` degrees of freedom (normal for df = inf)."""
+    return float(scipy.stats.norm.ppf(p) if math.isinf(df) else scipy.stats.t.ppf(p, df))
 
 
 # -- the tidy frame --------------------------------------------------------------------
@@ -215,21 +176,16 @@ def _sigma(s_seed, n, mean, eval_size, sampled: bool, rule: VerdictRule):
 def binomial_bound(k: int, n: int, level: float, upper: bool = True) -> float:
     """The exact (Clopper–Pearson) one-sided bound at ``level`` of a probability seen k times
     in n trials: the largest (smallest) p under which k or fewer (more) happen with
-    probability at least 1 − level."""
+    probability at least 1 − level. P(X <= k | p) = 1 − I_p(k + 1, n − k), so the upper
+    bound is the ``level`` quantile of Beta(k + 1, n − k), the lower one the 1 − ``level``
+    quantile of Beta(k, n − k + 1)."""
     if n == 0:
         return 1.0 if upper else 0.0
     if (upper and k >= n) or (not upper and k <= 0):
         return 1.0 if upper else 0.0
-    # P(X <= k | p) = I_{1-p}(n - k, k + 1): decreasing in p
-    below = (lambda p: _betainc(n - k, k + 1, 1 - p)) if upper else (lambda p: 1 - _betainc(n - k + 1, k, 1 - p))
-    lo, hi = 0.0, 1.0
-    for _ in range(100):
-        mid = (lo + hi) / 2
-        if (below(mid) > 1 - level) == upper:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
+    if upper:
+        return float(scipy.stats.beta.ppf(level, k + 1, n - k))
+    return float(scipy.stats.beta.ppf(1 - level, k, n - k + 1))
 
 
 def _collapse_verdict(k: int, n: int, rule: VerdictRule) -> str:
