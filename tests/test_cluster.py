@@ -59,9 +59,9 @@ def test_cost_terms_follow_what_a_run_computes(study):
 
 def test_evaluations_counts_step_zero_every_interval_and_the_end(study):
     s = study.settings("3layer-nobn")  # 9,000 updates, every 450
-    assert cost.evaluations(s, 45000) == 1 + 20
-    assert cost.evaluations(replace(s, eval_every=0), 45000) == 1 + 9000 // 450
-    assert cost.evaluations(replace(s, eval_every=7000), 45000) == 1 + 1 + 1  # 0, 7000 and the last
+    assert s.evaluations(45000) == 1 + 20
+    assert replace(s, eval_every=0).evaluations(45000) == 1 + 9000 // 450
+    assert replace(s, eval_every=7000).evaluations(45000) == 1 + 1 + 1  # 0, 7000 and the last
 
 
 def test_the_model_predicts_the_reference_runs_within_its_fit():

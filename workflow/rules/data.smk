@@ -43,9 +43,11 @@ rule prepare:
     conda:
         "../envs/kmlp.yaml"
     resources:
-        # measured: 3.3-3.6 s, peak RSS 540 MB; on a cluster the seconds it (run_s) and
+        # measured: 3.3-3.6 s, peak RSS 540 MB for CIFAR-10's 170 MB archive (with the
+        # Snakemake of a cluster job: 650 MB); on a cluster the seconds it (run_s) and
         # the setup job (job_s) ask for (common.smk)
-        mem_mb=lambda wc, attempt: 1000 * attempt,
+        mem_mb=lambda wc, input, attempt: math.ceil(400 + 3.5 * input.size / 1e6)
+        * attempt,
         run_s=lambda wc, attempt: asked_seconds(
             PREPARE_S / config["cluster"]["speed"], attempt
         ),

@@ -163,6 +163,16 @@ class TrainSettings(NetSettings):
     def total_updates(self) -> int:
         return 2 * self.n_s * self.cycles
 
+    def evaluations(self, n_train: int) -> int:
+        """How often the history evaluates (as :func:`kmlp.nn.training.fit` does): at step
+        0, every ``eval_every`` updates (0: every epoch) and after the last update."""
+        every = self.eval_every or max(1, n_train // self.n_batch)
+        return 1 + self.total_updates // every + (1 if self.total_updates % every else 0)
+
+    def history_rows(self, n_train: int) -> int:
+        """The training images an evaluation of the history reads (its subset, or all)."""
+        return self.eval_train_subset or n_train
+
     def schedule_dict(self) -> dict:
         """How the net is trained (the run file keeps the net's own config apart)."""
         own = [f.name for f in fields(self) if f.name not in self.net_dict() and f.name != "dtype"]

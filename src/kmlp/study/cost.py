@@ -39,22 +39,14 @@ class Sizes:
     n_test: int
 
 
-def evaluations(settings: TrainSettings, n_train: int) -> int:
-    """How often the history evaluates: at step 0, every ``eval_every`` updates (0: every
-    epoch) and after the last update (as :func:`kmlp.nn.training.fit` does)."""
-    every = settings.eval_every or max(1, n_train // settings.n_batch)
-    total = settings.total_updates
-    return 1 + total // every + (1 if total % every else 0)
-
-
 def terms(settings: TrainSettings, sizes: Sizes) -> dict[str, float]:
     """The amounts a run computes, one per term of the model."""
     dims = [sizes.d_in, *settings.hidden, sizes.n_classes]
     weights = sum(a * b for a, b in zip(dims, dims[1:], strict=False))
     units = sum(dims[1:]) * (2 if settings.batch_norm else 1)
     updates = settings.total_updates
-    subset = settings.eval_train_subset or sizes.n_train
-    rows_evaluated = evaluations(settings, sizes.n_train) * (subset + sizes.n_val)
+    subset = settings.history_rows(sizes.n_train)
+    rows_evaluated = settings.evaluations(sizes.n_train) * (subset + sizes.n_val)
     rows_evaluated += sizes.n_train + sizes.n_val + sizes.n_test  # the final metrics
     # an update: the forward pass and the two products of the backward pass
     madds = (3 * updates * settings.n_batch + rows_evaluated) * weights
