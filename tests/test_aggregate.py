@@ -498,6 +498,16 @@ def test_table_column_metrics(runs, tmp_path):
 
 
 # -- refusals: a seed counted twice, runs that disagree on the report's number ----------
+def _aggregate_outputs(tmp_path) -> dict[str, list[str]]:
+    """The output options of each aggregating verb, into ``tmp_path``."""
+    return {
+        "summary": ["--out-tex", str(tmp_path / "s.tex"), "--out-csv", str(tmp_path / "s.csv")],
+        "table": ["--spec", json.dumps(SPEC), "--out-tex", str(tmp_path / "t.tex")]
+        + ["--out-csv", str(tmp_path / "t.csv")],
+        "figure": ["--out", str(tmp_path / "f.pdf")],
+    }
+
+
 @pytest.mark.parametrize("verb", ["summary", "table", "figure"])
 def test_two_files_of_one_experiment_and_seed_are_refused(runs, tmp_path, capsys, verb):
     """The same (experiment, seed) twice would count one run twice in a mean, a std and a
@@ -505,18 +515,7 @@ def test_two_files_of_one_experiment_and_seed_are_refused(runs, tmp_path, capsys
     twin = tmp_path / "exp_a-2-copy.h5"
     shutil.copyfile(runs["exp_a", 2], twin)
     given = [*files(runs, "exp_a", "exp-b", "exp-c"), str(twin)]
-    outs = {
-        "summary": ["--out-tex", str(tmp_path / "s.tex"), "--out-csv", str(tmp_path / "s.csv")],
-        "table": [
-            "--spec",
-            json.dumps(SPEC),
-            "--out-tex",
-            str(tmp_path / "t.tex"),
-            "--out-csv",
-            str(tmp_path / "t.csv"),
-        ],
-        "figure": ["--out", str(tmp_path / "f.pdf")],
-    }
+    outs = _aggregate_outputs(tmp_path)
     assert main([verb, *given, *outs[verb]]) == 1
     err = capsys.readouterr().err
     assert "experiment exp_a has more than one run file for seed(s) [2]" in err
@@ -536,17 +535,7 @@ def test_runs_that_disagree_on_a_paper_value_are_refused(tmp_path, capsys, verb)
                 run.paper = {"val_acc": 0.45}
             paths.append(tmp_path / f"{exp}-{seed}.h5")
             write_run(paths[-1], run)
-    outs = {
-        "summary": ["--out-tex", str(tmp_path / "s.tex"), "--out-csv", str(tmp_path / "s.csv")],
-        "table": [
-            "--spec",
-            json.dumps(SPEC),
-            "--out-tex",
-            str(tmp_path / "t.tex"),
-            "--out-csv",
-            str(tmp_path / "t.csv"),
-        ],
-    }
+    outs = _aggregate_outputs(tmp_path)
     assert main([verb, *map(str, paths), *outs[verb]]) == 1
     err = capsys.readouterr().err
     assert "the runs of experiment exp-b disagree on the report's val_acc ([0.41, 0.45])" in err
