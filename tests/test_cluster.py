@@ -1,15 +1,18 @@
 """What a cluster run is made of, without a cluster: the cost model of a run, the chunks
 of runs that share a SLURM job, the fit of the model's rates (`kmlp cost-fit`), and the
-two scripts of profiles/slurm (the request a job script becomes, the one-line report of a
-job that failed). tests/test_slurm.py runs them on a real cluster."""
+scripts of profiles/slurm (the request a job script becomes, the one-line report of a
+job that failed, the jobs cancelled when Snakemake exits). tests/test_slurm.py runs them
+on a real cluster."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -220,8 +223,12 @@ def test_submit_prints_the_job_id_or_sbatchs_refusal(tmp_path):
     script.write_text(JOBSCRIPT.format(props=json.dumps(_props(job_s=100, run_s=60, attempt=2))))
     env = {**os.environ, "PATH": f"{bin_}{os.pathsep}{os.environ['PATH']}"}
     run = [sys.executable, str(REPO / "profiles" / "slurm" / "sbatch-submit.py"), str(script)]
-    ok = subprocess.run(run, capture_output=True, text=True, env=env, cwd=tmp_path)
+    record = tmp_path / "submitted.txt"
+    record.write_text("4710\n")
+    sidecar_env = {**env, "SNAKEMAKE_CLUSTER_SIDECAR_VARS": str(record)}
+    ok = subprocess.run(run, capture_output=True, text=True, env=sidecar_env, cwd=tmp_path)
     assert ok.returncode == 0 and ok.stdout.strip() == "4711"
+    assert record.read_text() == "4710\n4711\n"  # for the sidecar to cancel
     assert "--time=2" in (bin_ / "args").read_text() and "--force" in script.read_text()  # no outputs listed
     script.write_text(JOBSCRIPT.format(props=json.dumps(_props(job_s=100, run_s=60, attempt=1))))
     (bin_ / "sbatch").write_text("#!/bin/sh\necho 'sbatch: error: Invalid account' >&2\nexit 1\n")
@@ -272,3 +279,78 @@ def test_a_failed_job_is_reported_in_one_line(tmp_path):
     assert "SLURM job 43 (train-07) ended FAILED, OUT_OF_MEMORY after 00:00:05 (limit 00:01:00), MaxRSS 67M of 60M" in (
         proc.stderr
     )
+
+
+# -- profiles/slurm/sbatch-sidecar.py -----------------------------------------------------
+
+
+def test_sidecar_picks_the_jobs_still_in_the_queue():
+    live = _script("sbatch-sidecar").live_jobs
+    squeue = "11|RUNNING\n12|COMPLETED\n13|PENDING\n14|COMPLETING\n99|RUNNING\n"
+    assert live(["11", "12", "13", "14", "15"], squeue) == ["11", "13"]  # not another's 99
+    assert live([], squeue) == []
+
+
+def _fake_slurm(tmp_path: Path) -> dict:
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "squeue").write_text("#!/bin/sh\nprintf '11|RUNNING\\n12|COMPLETED\\n13|PENDING\\n99|RUNNING\\n'\n")
+    (bin_ / "scancel").write_text('#!/bin/sh\necho "$@" >> "$(dirname "$0")/cancelled"\n')
+    for tool in ("squeue", "scancel"):
+        (bin_ / tool).chmod(0o755)
+    return {**os.environ, "PATH": f"{bin_}{os.pathsep}{os.environ['PATH']}"}
+
+
+def _wait_gone(path: Path, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while path.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+@pytest.mark.parametrize("end", ["stopped", "snakemake-killed"])
+def test_sidecar_cancels_what_snakemake_left_when_it_ends(tmp_path, end):
+    """Stopped by the executor (SIGTERM), or its Snakemake killed: the submitted jobs still
+    queued are cancelled, no others; the record is removed."""
+    env = _fake_slurm(tmp_path)
+    sidecar = REPO / "profiles" / "slurm" / "sbatch-sidecar.py"
+    first_line = tmp_path / "first-line"
+    # a stand-in for Snakemake: a shell that waits for the sidecar (so it is its parent)
+    parent = subprocess.Popen(
+        ["sh", "-c", f'"{sys.executable}" "{sidecar}" > "{first_line}" 2> "{tmp_path / "said"}"; true'],
+        env=env, cwd=tmp_path,
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while not (first_line.exists() and first_line.read_text().endswith("\n")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    record = Path(first_line.read_text().strip())
+    assert record.parent == (tmp_path / ".snakemake" / "slurm_logs").resolve() and record.read_text() == ""
+    record.write_text("11\n12\n13\n")  # as sbatch-submit.py appends them
+    time.sleep(0.6)
+    assert not (tmp_path / "bin" / "cancelled").exists()  # nothing while Snakemake runs
+    if end == "stopped":
+        sidecar_pid = int(subprocess.run(["pgrep", "-P", str(parent.pid)], capture_output=True, text=True).stdout)
+        os.kill(sidecar_pid, signal.SIGTERM)
+        assert parent.wait(20) == 0
+    else:
+        parent.kill()
+        parent.wait(20)
+    _wait_gone(record)
+    assert not record.exists()
+    assert (tmp_path / "bin" / "cancelled").read_text() == "11 13\n"
+    assert (tmp_path / "said").read_text() == (
+        "sbatch-sidecar.py: cancelled 2 SLURM jobs Snakemake left in the queue (11 13)\n"
+    )
+
+
+def test_sidecar_says_nothing_after_a_run_that_completed(tmp_path):
+    env = _fake_slurm(tmp_path)
+    sidecar = subprocess.Popen(
+        [sys.executable, str(REPO / "profiles" / "slurm" / "sbatch-sidecar.py")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    record = Path(sidecar.stdout.readline().strip())
+    record.write_text("12\n")  # completed
+    sidecar.send_signal(signal.SIGTERM)
+    out, err = sidecar.communicate(timeout=20)
+    assert sidecar.returncode == 0 and err == "" and not record.exists()
+    assert not (tmp_path / "bin" / "cancelled").exists()

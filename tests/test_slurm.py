@@ -53,7 +53,7 @@ import pytest
 import yaml
 
 import workflow_project
-from kmlp.study import Study
+from kmlp.study import Study, cost
 
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER_SH = REPO / "tests" / "slurm" / "cluster.sh"
@@ -373,7 +373,7 @@ def _expected_minutes(study: Study, config: dict, job: dict, project: Path) -> i
     assert len(specs) >= len(runs)
     chunk = study.chunks[(specs[0]["experiment"], int(specs[0]["seed"]))]
     factor = config["cluster"]["time_factor"]
-    job_s = math.ceil(factor * (chunk.seconds + 10.0))
+    job_s = math.ceil(factor * (chunk.seconds + cost.JOB_START_S))
     run_s = max(math.ceil(factor * study.run_seconds(s["experiment"])) for s in specs)
     return max(1, math.ceil(min(job_s, len(specs) * run_s) / 60))
 
@@ -702,13 +702,25 @@ def test_job_over_its_limit_is_reported(slurm_cluster, projects, profile, limit,
 
 
 def test_interrupted_run_leaves_no_job_and_resumes(slurm_cluster, projects, profile, tmp_path):
+    """Ctrl-C while Snakemake checks its jobs' status (its list of active jobs is empty
+    then: sbatch-sidecar.py), the case that left every job in the queue."""
     env = slurm_cluster["env"]
     project = projects.fresh()
     log = tmp_path / "snakemake.log"
+    # a status check that takes a second, and says when it starts
+    checking = tmp_path / "checking"
+    status = tmp_path / "slow-status.sh"
+    status.write_text(f'#!/bin/sh\ntouch "{checking}"\nsleep 1\nexec "{profile / "sbatch-status.py"}" "$@"\n')
+    status.chmod(0o755)
     first = _last_jobid(env)
-    proc = _start(["--profile", str(profile), *FAST], project, env, log)
+    proc = _start(["--profile", str(profile), *FAST, "--cluster-generic-status-cmd", str(status)], project, env, log)
     try:
         victim, _ = _catch_chunk(proc, project, env, log)
+        checking.unlink(missing_ok=True)
+        deadline = time.monotonic() + 60
+        while not checking.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert checking.exists(), "no status check within a minute"
         proc.send_signal(signal.SIGINT)
         t0 = time.monotonic()
         rc = proc.wait(120)
@@ -718,12 +730,14 @@ def test_interrupted_run_leaves_no_job_and_resumes(slurm_cluster, projects, prof
     stopped = time.monotonic() - t0
     print(f"SIGINT: snakemake exited with {rc} after {stopped:.1f} s")
     assert rc != 0
-    # Snakemake cancels its jobs before it exits; give squeue a few seconds to forget
-    # them (a cancelled job shows as COMPLETING briefly)
+    # Snakemake (its sidecar) cancels its jobs before it exits; give squeue a few seconds
+    # to forget them (a cancelled job shows as COMPLETING briefly)
     deadline = time.monotonic() + 10
     while (left := _squeue_ours(project, env)) and time.monotonic() < deadline:
         time.sleep(0.5)
-    assert not left, f"jobs of the interrupted run still in squeue: {left}"
+    said = [line for line in log.read_text().splitlines() if "sbatch-sidecar.py" in line or "cancel" in line]
+    print("\n".join(said))
+    assert not left, f"jobs of the interrupted run still in squeue: {left}\n{log.read_text()[-3000:]}"
     assert not _stray_snakemakes(project), _stray_snakemakes(project)
     states = {job["JobID"]: job["State"].split()[0] for job in _sacct_jobs(project, env, first)}
     print(f"sacct states of the interrupted run: {states}")

@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shlex
 import subprocess
@@ -56,6 +57,8 @@ import sys
 from pathlib import Path
 
 PREFIX = "# properties = "
+# the workflow jobs a job script runs, in the Snakemake inside it (group 1)
+TARGET_JOBS = r"--target-jobs (.*?) (?=--)"
 
 
 def properties(text: str, jobscript: Path) -> dict:
@@ -75,7 +78,7 @@ def limited(text: str, cpus: int, mem_mb: int | None, attempt: int = 1, outputs:
         text = text.replace(f"--cores {cpus}", f"--cores {cpus} --resources mem_mb={mem_mb}", 1)
     if attempt > 1 and outputs:
         targets = " ".join(shlex.quote(str(f)) for f in outputs)
-        text, n = re.subn(r"--target-jobs .*? (?=--)", lambda _: f"{targets} ", text, count=1)
+        text, n = re.subn(TARGET_JOBS, lambda _: f"{targets} ", text, count=1)
         if n == 1:
             text = re.sub(r" --force(?= )", "", text, count=1)
     return text
@@ -83,7 +86,7 @@ def limited(text: str, cpus: int, mem_mb: int | None, attempt: int = 1, outputs:
 
 def members(text: str) -> int:
     """How many workflow jobs the job script runs (its --target-jobs)."""
-    m = re.search(r"--target-jobs (.*?) --", text)
+    m = re.search(TARGET_JOBS, text)
     return len(m.group(1).split()) if m else 1
 
 
@@ -165,6 +168,10 @@ def main(argv: list[str]) -> int:
     if not jobid.isdigit():
         print(f"sbatch printed no job id: {proc.stdout.strip()!r} {proc.stderr.strip()!r}")
         return 1
+    # the sidecar's record of this Snakemake's jobs, to cancel what it leaves (sbatch-sidecar.py)
+    if record := os.environ.get("SNAKEMAKE_CLUSTER_SIDECAR_VARS"):
+        with open(record, "a") as f:
+            f.write(f"{jobid}\n")
     print(jobid)
     return 0
 

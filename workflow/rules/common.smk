@@ -13,6 +13,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from kmlp.study import Study, StudyError
+from kmlp.study.cost import CHECK_S, JOB_START_S, PREPARE_S
 
 validate(config, schema="../schemas/config.schema.yaml")
 try:
@@ -159,12 +160,6 @@ def train_mem_mb(wildcards, input, attempt):
     measured), times the attempt (a retry of a job that ran out of memory asks for more).
     """
     return study.memory_mb(wildcards.experiment, input.size) * attempt
-
-
-# Measured on the reference machine of kmlp.study.cost (the full study's benchmark files,
-# run through profiles/slurm): a data set 3.3-3.6 s, a gradient check 0.7-2.9 s, and a
-# SLURM job's own start (the Snakemake inside it) under 10 s.
-PREPARE_S, CHECK_S, JOB_START_S = 4.0, 2.0, 10.0
 
 
 def setup_s(attempt):

@@ -27,6 +27,11 @@ TERMS = ("madds", "layer_updates", "elementwise", "constant")
 #: cluster, one run per CPU: median error 8 %, 90th percentile 20 %, largest 44 %.
 REFERENCE = {"madds": 2.625e-11, "layer_updates": 2.599e-05, "elementwise": 1.604e-08, "constant": 1.101}
 
+#: Seconds of the other SLURM work on the same machine (the full study's benchmark files,
+#: run through profiles/slurm): a data set 3.3-3.6 s, a gradient check 0.7-2.9 s, and a
+#: job's own start (the Snakemake inside it) under 10 s.
+PREPARE_S, CHECK_S, JOB_START_S = 4.0, 2.0, 10.0
+
 
 @dataclass(frozen=True)
 class Sizes:
