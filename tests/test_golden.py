@@ -45,6 +45,7 @@ no entry fails instead of skipping. Elsewhere it skips, and the numbers are stil
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
@@ -171,7 +172,16 @@ def text_canonical(rel: str, text: str) -> str:
                 kept.append(line)
         return "\n".join(kept)
     mark = "% " if rel.endswith(".tex") else "# "
-    return "\n".join(line for line in text.splitlines() if not line.startswith(f"{mark}{PROVENANCE}: "))
+    lines = [line for line in text.splitlines() if not line.startswith(f"{mark}{PROVENANCE}: ")]
+    body = [k for k, line in enumerate(lines) if not line.startswith(mark)]
+    if rel.endswith(".csv") and body and PROVENANCE in next(csv.reader([lines[body[0]]])):
+        # the record's data: a column of each run's environment
+        rows = list(csv.reader(lines[k] for k in body))
+        col = rows[0].index(PROVENANCE)
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows(row[:col] + row[col + 1 :] for row in rows)
+        lines = [lines[k] for k in range(body[0])] + out.getvalue().splitlines()
+    return "\n".join(lines)
 
 
 def canonical(rel: str, data: bytes) -> bytes:

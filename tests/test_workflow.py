@@ -93,6 +93,15 @@ def test_every_output_exists_and_parses(project):
     for fig in cfg["figures"]:  # the record's figures are the workflow's
         shown = (project / f"docs/figures/{fig}.png").read_bytes()
         assert shown == (project / f"results/figures/{fig}.png").read_bytes(), fig
+    # the record's data: a row per run, from which its judged tables are derived again
+    from kmlp.aggregate.record_data import compare_record, read_runs_csv
+
+    _, rows = read_runs_csv(project / "docs/reproduction-runs.csv")
+    assert sorted((r.experiment, r.seed) for r in rows) == sorted(
+        (p.parent.name, int(p.stem[4:])) for p in (project / "results/runs").glob("*/seed*.h5")
+    )
+    found = compare_record(record, project / "docs/reproduction-runs.csv")
+    assert found.equal and {"summary", "lambda_search", *cfg["tables"]} <= set(found.derived), found.report()
 
 
 def expected_rows(project, cfg) -> dict:

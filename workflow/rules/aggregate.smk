@@ -225,8 +225,11 @@ rule record:
         benchmarks=study_benchmarks(),
         report_benchmarks=train_benchmarks(study.report_experiments()),
         notes=config["record"]["notes"] or [],
+        # every run: the record's data (a row each) is written beside it
+        runs=runs_of(study.experiments),
     output:
         md=config["record"]["out"],
+        runs=RECORD_RUNS,
         figures=expand(
             str(Path(config["record"]["out"]).parent / "figures" / "{figure}.png"),
             figure=FIGURES,
@@ -247,4 +250,5 @@ rule record:
         "kmlp record --summary {input.summary:q} --gradcheck {input.gradcheck:q}"
         " --tables {input.tables:q} --figures {input.figures:q} --benchmarks {input.benchmarks:q}"
         " --report-benchmarks {input.report_benchmarks:q}"
+        " --runs {input.runs:q} --out-runs {output.runs:q}"
         " --meta {params.meta:q} --notes={params.notes:q} --out {output.md:q} > {log:q} 2>&1"

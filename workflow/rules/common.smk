@@ -31,6 +31,9 @@ TABLES = list(study.tables)
 EXTRA_TABLES = (["lambda_search"] if SEARCH else []) + (
     ["diagnostics"] if study.diagnostics else []
 )
+# The record's data: a row per run, beside the record (kmlp record --out-runs).
+_record = Path(config["record"]["out"])
+RECORD_RUNS = str(_record.with_name(f"{_record.stem}-runs.csv"))
 # What outputs record as "the config they came from". It reaches the commands through
 # the shell's environment, not a param: params are a rerun trigger, and naming the same
 # config another way must not redo the work (nor hide changed training settings for one

@@ -99,13 +99,9 @@ def _ours(r) -> str:
 
 def rule_text(meta: dict) -> str:
     """The verdict rule a CSV's comment lines record, in one sentence."""
-    import json
-
     from ..study.verdict import VerdictRule
 
-    rule = json.loads(meta["verdict"]) if meta.get("verdict") else {}
-    boot = {"resamples": rule.pop("resamples", 1000), "seed": rule.pop("seed", 0)}
-    return VerdictRule.from_dict({**rule, "bootstrap": boot}).describe()
+    return VerdictRule.from_json(meta.get("verdict", "")).describe()
 
 
 def summary_section(path) -> list[str]:

@@ -3,6 +3,7 @@ report, pdf, record. Each reads files, calls kmlp.aggregate and writes atomicall
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from ..errors import KmlpError
@@ -24,12 +25,9 @@ def _rule(args):
 
 
 def _comments(prov: dict, rule) -> list:
-    import json
-    from dataclasses import asdict
-
     from ..aggregate.tabular import prov_lines
 
-    return prov_lines(prov, {"verdict": json.dumps(asdict(rule), sort_keys=True)} if rule else None)
+    return prov_lines(prov, {"verdict": rule.as_json()} if rule else None)
 
 
 # -- figure --------------------------------------------------------------------------
@@ -247,6 +245,11 @@ def add_record(sub) -> None:
         help="hand-written Markdown (causes of non-reproduced numbers) to include; empty: none",
     )
     options.output(s, "--out", required=True, help="Markdown file to write; figures go beside it")
+    s.add_argument("--runs", nargs="*", type=Path, default=[], help="every run file of the study (its data)")
+    options.output(
+        s, "--out-runs", help="also write the record's data: a CSV row per run of --runs, from which the "
+        "record's verdicts can be derived again (kmlp.aggregate.record_data)"
+    )  # fmt: skip
 
 
 def record(args) -> None:
@@ -255,6 +258,20 @@ def record(args) -> None:
 
     if not isinstance(args.meta or {}, dict):
         raise KmlpError("--meta must be a JSON object")
+    if bool(args.runs) != bool(args.out_runs):
+        raise KmlpError("--runs and --out-runs go together: the run files, and the CSV to write their rows to")
+    if args.out_runs:
+        from ..aggregate.grouping import load_groups, provenance
+        from ..aggregate.record_data import runs_csv_text
+
+        groups = load_groups(args.runs)
+        prov = provenance(groups, args.meta.get("config", ""))
+        prov.pop("experiments")  # the rows say it
+        runs = [r for members in groups.values() for r in members]
+        atomic_text(args.out_runs, runs_csv_text(runs, args.summary, args.tables, prov))
+        rel = os.path.relpath(Path(args.out_runs).absolute(), Path(args.out).absolute().parent)
+        args.meta = {**args.meta, "runs": f"{Path(rel).as_posix()}: a row per run, what every verdict below is "
+                     "computed from (kmlp.aggregate.record_data derives them again from it)"}  # fmt: skip
     atomic_text(
         args.out,
         record_markdown(
@@ -271,4 +288,29 @@ def record(args) -> None:
     )
 
 
-VERBS = (add_figure, add_table, add_diagnose, add_gradtable, add_summary, add_report, add_pdf, add_record)
+# -- check-record --------------------------------------------------------------------
+def add_check_record(sub) -> None:
+    s = options.verb(sub, check_record, "derive a record's verdicts, z and intervals again from its data alone")
+    s.add_argument("record", type=Path, help="the record (e.g. docs/reproduction.md)")
+    s.add_argument(
+        "--data", type=Path, help="the record's data (kmlp record --out-runs); default: beside it, <stem>-runs.csv"
+    )
+
+
+def check_record(args) -> int:
+    """Every table of the record that judges the report's numbers, computed again from the
+    record's data file alone (a row per run) and compared line by line with the record:
+    exit 1 and the lines that differ when they disagree."""
+    from ..aggregate.record_data import compare_record
+
+    data = args.data or args.record.with_name(args.record.stem + "-runs.csv")
+    if not args.record.exists():
+        raise KmlpError(f"record {args.record} does not exist")
+    found = compare_record(args.record.read_text(), data)
+    for line in found.report():
+        print(line)
+    return 0 if found.equal else 1
+
+
+VERBS = (add_figure, add_table, add_diagnose, add_gradtable, add_summary, add_report, add_pdf, add_record,
+         add_check_record)  # fmt: skip

@@ -104,6 +104,22 @@ class VerdictRule:
         except (TypeError, KeyError, AttributeError) as exc:
             raise VerdictError([repr(exc)]) from None
 
+    def as_json(self) -> str:
+        """The rule as the CSV outputs record it (their ``verdict`` comment line)."""
+        import json
+        from dataclasses import asdict
+
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> VerdictRule:
+        """The rule :meth:`as_json` recorded (an empty text: the default rule)."""
+        import json
+
+        d = json.loads(text) if text else {}
+        boot = {"resamples": d.pop("resamples", cls.resamples), "seed": d.pop("seed", cls.seed)}
+        return cls.from_dict({**d, "bootstrap": boot})
+
     def pool_of(self, experiment: str, metric: str) -> str:
         """The pool of an experiment's metric ('' for none: its own variance)."""
         return next(
