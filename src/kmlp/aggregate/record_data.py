@@ -137,13 +137,12 @@ def read_runs_csv(path) -> tuple[dict, list[RunRecord]]:
     return meta, runs
 
 
-def rederive(path, out_dir) -> dict[str, Path]:
-    """The summary and every judged table computed again from a record's data file alone,
-    written as the workflow writes them into ``out_dir``: name -> CSV path (``summary``, and
-    each table by its name)."""
+def rederive(meta: dict, runs, out_dir) -> dict[str, Path]:
+    """The summary and every judged table computed again from a record's data alone (what
+    :func:`read_runs_csv` reads), written as the workflow writes them into ``out_dir``:
+    name -> CSV path (``summary``, and each table by its name)."""
     from .stats import grid_frame, summary_frame
 
-    meta, runs = read_runs_csv(path)
     rule = VerdictRule.from_json(meta.get("verdict", ""))
     comments = [f"verdict: {rule.as_json()}"]
     out_dir = Path(out_dir)
@@ -183,12 +182,12 @@ def record_sections(text: str) -> dict[str, list[str]]:
     return found
 
 
-def rederived_sections(path) -> dict[str, list[str]]:
-    """What :func:`record_sections` finds in a record made from the data file alone."""
+def rederived_sections(meta: dict, runs) -> dict[str, list[str]]:
+    """What :func:`record_sections` finds in a record made from its data alone."""
     from .record import summary_section, table_section
 
     with tempfile.TemporaryDirectory() as tmp:
-        written = rederive(path, tmp)
+        written = rederive(meta, runs, tmp)
         lines = summary_section(written["summary"])
         for name, csv in written.items():
             if name != "summary":
@@ -270,8 +269,8 @@ def compare_record(text: str, data) -> Comparison:
 
     if not Path(data).exists():
         raise KmlpError(f"the record's data {data} does not exist (kmlp record --out-runs writes it)")
-    record, derived = record_sections(text), rederived_sections(data)
-    _, runs = read_runs_csv(data)
+    meta, runs = read_runs_csv(data)
+    record, derived = record_sections(text), rederived_sections(meta, runs)
     found = Comparison(str(data), len(runs), record, derived)
     for name, theirs in derived.items():
         mine = record.get(name, [])
