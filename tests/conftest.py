@@ -34,12 +34,12 @@ def tiny_project(tmp_path_factory):
 
 # -- tests CI must run -------------------------------------------------------------------
 # A test that needs something a machine may lack (a golden entry for its numeric
-# environment, PyTorch, LaTeX, a SLURM cluster) skips without it, saying what goes
+# environment, PyTorch, LaTeX, a SLURM cluster, the offline CIFAR-10 archive) skips without it, saying what goes
 # unchecked. CI sets KMLP_MUST_RUN to what it provides (.ci/run), and then such a skip is
 # a failure, and so is a run in which no test of a named kind ran at all: a green CI
 # means the same on every machine. Mark a test with @pytest.mark.needs("<kind>"); the
 # SLURM test's own marker `slurm` counts as needs("slurm").
-MUST_RUN_KINDS = ("golden", "slurm", "torch", "latex")
+MUST_RUN_KINDS = ("golden", "slurm", "torch", "latex", "archive")
 
 
 def must_run() -> set[str]:

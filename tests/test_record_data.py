@@ -104,6 +104,31 @@ def test_a_changed_record_is_found(record, capsys):
     assert "DIFFERENT in t1:" in capsys.readouterr().out
 
 
+def test_record_diff_says_which_numbers_moved(record, tmp_path, capsys):
+    data = record.with_name("rec-runs.csv")
+    assert main(["record-diff", str(data), str(data)]) == 0
+    assert "no number moved" in capsys.readouterr().out
+    comments = "".join(line + "\n" for line in data.read_text().splitlines() if line.startswith("#"))
+    frame = pd.read_csv(data, comment="#", keep_default_na=False, dtype=str)
+    at = (frame.experiment == "exp_a") & (frame.seed == "2")
+    frame.loc[at, "test_acc"] = [str(float(v) + 0.02) for v in frame.loc[at, "test_acc"]]
+    moved = tmp_path / "moved.csv"
+    moved.write_text(comments + frame[frame.seed != "3"].to_csv(index=False, lineterminator="\n"))
+    assert main(["record-diff", str(data), str(moved)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "  exp_a: 1 of 2 runs changed (val_acc max |d| 0.0000, test_acc max |d| 0.0200)" in out
+    assert set(out[1].removeprefix("runs only before: ").split(", ")) == {
+        "exp_a seed 3",
+        "exp-b seed 3",
+        "exp-c seed 3",
+    }
+    # the judged lines that moved, before and now, by table: t1 judges test_acc
+    before = [line for line in out if line.startswith("  t1, before: |")]
+    now = [line for line in out if line.startswith("  t1, now:    |")]
+    assert before and len(before) == len(now) and before != [b.replace("before:", "now:   ") for b in now]
+    assert out[-1].startswith("1 run(s) changed, 3 added or removed, ")
+
+
 def test_bad_record_data_is_refused(record, tmp_path, capsys):
     data = record.with_name("rec-runs.csv")
     frame = pd.read_csv(data, comment="#")

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 
@@ -19,6 +20,7 @@ from kmlp import MLP
 from kmlp.data.dataset import load
 from kmlp.nn.settings import GradcheckSettings, TrainSettings
 from kmlp.runs import load_model, read_run
+from kmlp.study import Study
 from workflow_project import LATEX, REPO, make_project, outputs, path_without, snakemake
 
 pytestmark = pytest.mark.slow
@@ -249,6 +251,31 @@ def test_changing_one_lambda_reruns_only_affected_jobs(project, tmp_path):
     assert {"results/runs/lambda-bn-0.1/seed1.h5", "results/runs/lambda-bn-0.1/seed2.h5"} <= changed
     assert not any(k.startswith(("results/figures/", "results/gradcheck/", "results/data/")) for k in changed)
     assert not any(k.startswith("results/runs/") and "lambda-bn-0.1" not in k for k in changed)
+
+
+def test_the_retrain_check_compares_the_reports_runs_with_the_records_rows(project, tmp_path):
+    work = tmp_path / "copy"
+    shutil.copytree(project, work, symlinks=True)
+    target = ("--cores", "2", "results/tables/retrained.csv")
+    # the runs exist: only the check runs; same machine, so bit for bit
+    assert planned_jobs(snakemake(work, "-n", *target)) == {"check_runs": 1}
+    snakemake(work, *target)
+    table = pd.read_csv(work / "results/tables/retrained.csv", comment="#")
+    cfg = yaml.safe_load((work / "config/config.yaml").read_text())
+    report_setting = sorted(Study(cfg).report_experiments())  # the report's own configurations
+    assert {"small-nobn", "small-bn", "lambda-bn-0.1"} <= set(report_setting) and "lambda-bn-0" not in report_setting
+    assert sorted(set(zip(table["experiment"], table["seed"], strict=True))) == [(e, 1) for e in report_setting]
+    assert (table["basis"] == "bitwise").all() and table["ok"].all()
+    # a row the code no longer gives: the check fails, says which number, and leaves no table
+    data = work / "docs/reproduction-runs.csv"
+    rows = pd.read_csv(data, comment="#")
+    rows.loc[(rows["experiment"] == "small-bn") & (rows["seed"] == 1), "test_acc"] += 1e-9
+    rows.to_csv(data, index=False)
+    (work / "results/tables/retrained.csv").unlink()
+    assert snakemake(work, *target, check=False).returncode != 0
+    log = (work / "results/logs/check_runs.log").read_text()
+    assert "small-bn seed 1 test_acc" in log and "DIFFERENT" in log and "do NOT match" in log, log
+    assert not (work / "results/tables/retrained.csv").exists()
 
 
 def test_same_config_gives_identical_outputs(project, tmp_path):

@@ -12,6 +12,7 @@ localrules:
     report_tex,
     report_pdf,
     record,
+    check_runs,
 
 
 rule figure:
@@ -252,3 +253,27 @@ rule record:
         " --report-benchmarks {input.report_benchmarks:q}"
         " --runs {input.runs:q} --out-runs {output.runs:q}"
         " --meta {params.meta:q} --notes={params.notes:q} --out {output.md:q} > {log:q} 2>&1"
+
+
+# The record checked at the report's scale: a few runs trained again against the record's
+# committed data (not an input: the record rule writes it from every run of the study).
+rule check_runs:
+    input:
+        retrained_runs(),
+    output:
+        f"{RESULTS}/tables/retrained.csv",
+    log:
+        f"{RESULTS}/logs/check_runs.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/check_runs.tsv"
+    conda:
+        "../envs/kmlp.yaml"
+    resources:
+        mem_mb=500,
+        runtime=5,
+    params:
+        data=RECORD_RUNS,
+        k=config["retrain_check"]["k"],
+    shell:
+        "kmlp check-runs --data {params.data:q} --k {params.k} --out {output:q} {input:q}"
+        " > {log:q} 2>&1"

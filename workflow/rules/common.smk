@@ -85,6 +85,16 @@ def runs_of(experiments):
     return [f"{RESULTS}/runs/{e}/seed{s}.h5" for e, s in study.runs(experiments)]
 
 
+def retrained_runs():
+    """The report's configurations at the seeds the record check trains again."""
+    seeds = config["retrain_check"]["seeds"]
+    return [
+        f"{RESULTS}/runs/{e}/seed{s}.h5"
+        for e in study.report_experiments()
+        for s in seeds
+    ]
+
+
 def train_benchmarks(experiments):
     return [
         f"{RESULTS}/benchmarks/train/{e}/seed{s}.tsv"

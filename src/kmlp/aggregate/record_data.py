@@ -265,20 +265,64 @@ class Comparison:
 
 def compare_record(text: str, data) -> Comparison:
     """The judged tables of the record ``text`` against those its data file gives."""
-    import difflib
-
     if not Path(data).exists():
         raise KmlpError(f"the record's data {data} does not exist (kmlp record --out-runs writes it)")
     meta, runs = read_runs_csv(data)
     record, derived = record_sections(text), rederived_sections(meta, runs)
     found = Comparison(str(data), len(runs), record, derived)
     for name, theirs in derived.items():
-        mine = record.get(name, [])
-        for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, mine, theirs, autojunk=False).get_opcodes():
-            if tag != "equal":
-                pairs = max(i2 - i1, j2 - j1)
-                found.differences += [
-                    (name, mine[i1 + k] if i1 + k < i2 else "(none)", theirs[j1 + k] if j1 + k < j2 else "(none)")
-                    for k in range(pairs)
-                ]
+        found.differences += [(name, *pair) for pair in changed_lines(record.get(name, []), theirs)]
     return found
+
+
+def changed_lines(mine: list[str], theirs: list[str]) -> list[tuple[str, str]]:
+    """The lines that differ between two versions of a section, paired in order ("(none)"
+    where one has no line)."""
+    import difflib
+
+    pairs = []
+    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, mine, theirs, autojunk=False).get_opcodes():
+        if tag != "equal":
+            pairs += [(mine[i1 + k] if i1 + k < i2 else "(none)", theirs[j1 + k] if j1 + k < j2 else "(none)")
+                      for k in range(max(i2 - i1, j2 - j1))]  # fmt: skip
+    return pairs
+
+
+def moved(old, new) -> list[str]:
+    """Which numbers moved between two versions of a record's data: per experiment, the
+    runs whose final metrics changed and the largest change of each accuracy; then every
+    line of the record's judged tables that changed, as the two versions derive it."""
+    (meta0, runs0), (meta1, runs1) = read_runs_csv(old), read_runs_csv(new)
+    a, b = runs_frame(runs0), runs_frame(runs1)
+    keys = ["experiment", "seed"]
+    both = a.merge(b, on=keys, how="outer", suffixes=("_old", "_new"), indicator=True)
+    out = [f"{new} against {old}: {len(b)} runs now, {len(a)} before"]
+    gone, added = both[both["_merge"] == "left_only"], both[both["_merge"] == "right_only"]
+    for what, rows in (("runs only before", gone), ("runs only now", added)):
+        if len(rows):
+            out.append(
+                f"{what}: " + ", ".join(f"{e} seed {s}" for e, s in zip(rows["experiment"], rows["seed"], strict=True))
+            )
+    common = both[both["_merge"] == "both"]
+    old_v = common[[f"{m}_old" for m in FINAL_METRICS]].to_numpy()
+    new_v = common[[f"{m}_new" for m in FINAL_METRICS]].to_numpy()
+    changed = ~((old_v == new_v) | (pd.isna(old_v) & pd.isna(new_v))).all(axis=1)
+    for experiment, rows in common[changed].groupby("experiment", sort=False):
+        n = int((common["experiment"] == experiment).sum())
+        deltas = ", ".join(
+            f"{m} max |d| {(rows[f'{m}_new'] - rows[f'{m}_old']).abs().max():.4f}" for m in ("val_acc", "test_acc")
+        )
+        out.append(f"  {experiment}: {len(rows)} of {n} runs changed ({deltas})")
+    lines0, lines1 = rederived_sections(meta0, runs0), rederived_sections(meta1, runs1)
+    n_lines = 0
+    for name in dict.fromkeys([*lines0, *lines1]):
+        pairs = changed_lines(lines0.get(name, []), lines1.get(name, []))
+        n_lines += len(pairs)
+        for before, now in pairs:
+            out += [f"  {name}, before: {before}", f"  {name}, now:    {now}"]
+    out.append(
+        f"{int(changed.sum())} run(s) changed, {len(gone) + len(added)} added or removed, {n_lines} line(s) of the "
+        "record's judged tables moved" if changed.any() or len(gone) + len(added) or n_lines
+        else "no number moved: every run's final metrics and every judged line are the same"
+    )  # fmt: skip
+    return out

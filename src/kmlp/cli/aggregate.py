@@ -312,5 +312,56 @@ def check_record(args) -> int:
     return 0 if found.equal else 1
 
 
+# -- check-runs ----------------------------------------------------------------------
+def add_check_runs(sub) -> None:
+    s = options.verb(sub, check_runs, "compare runs trained again with their rows in a record's data")
+    s.add_argument("runs", nargs="+", type=Path, help="run files trained again (kmlp train)")
+    s.add_argument("--data", required=True, type=Path, help="the record's data (e.g. docs/reproduction-runs.csv)")
+    s.add_argument(
+        "--k", type=options.positive, default=4.4, help="the bound in standard deviations where the environment differs"
+    )
+    options.output(s, "--out", required=True, help="CSV to write: a row per (experiment, seed, metric)")
+
+
+def check_runs(args) -> int:
+    """Each retrained run's final metrics against the record's row for the same experiment
+    and seed: bit for bit where the numeric environment is the row's, else within --k
+    standard deviations of the difference of two seeds, and per metric their mean within
+    --k standard errors (kmlp.aggregate.retrained). Exit 1, after writing the table and
+    saying which numbers, when any is out of bounds."""
+    from ..aggregate.grouping import load_groups
+    from ..aggregate.retrained import compare_runs, record_frame, report
+    from ..aggregate.tabular import csv_text
+    from ..files import atomic_text
+
+    record = record_frame(args.data)
+    runs = [r for members in load_groups(args.runs).values() for r in members]
+    table, joint = compare_runs(record, runs, args.k)
+    comments = [f"data: {args.data}", f"k: {args.k:g}"] + [
+        f"mean z {j.metric}: {j.mean_z:+.3f} over {j.runs} runs (bound {j.bound:.3f}, ok {j.ok})"
+        for j in joint.itertuples()
+    ]
+    atomic_text(args.out, csv_text(table, comments))
+    for line in report(table, joint, args.k):
+        print(line)
+    return 0 if table["ok"].all() and joint["ok"].all() else 1
+
+
+# -- record-diff ---------------------------------------------------------------------
+def add_record_diff(sub) -> None:
+    s = options.verb(sub, record_diff, "which numbers moved between two versions of a record's data")
+    s.add_argument("old", type=Path, help="the earlier record data (e.g. from git show REV:docs/reproduction-runs.csv)")
+    s.add_argument("new", type=Path, help="the later one (e.g. docs/reproduction-runs.csv)")
+
+
+def record_diff(args) -> None:
+    """The runs whose final metrics changed, by experiment, and every line of the record's
+    judged tables (verdicts, z, intervals) that moved, as each version derives it."""
+    from ..aggregate.record_data import moved
+
+    for line in moved(args.old, args.new):
+        print(line)
+
+
 VERBS = (add_figure, add_table, add_diagnose, add_gradtable, add_summary, add_report, add_pdf, add_record,
-         add_check_record)  # fmt: skip
+         add_check_record, add_check_runs, add_record_diff)  # fmt: skip

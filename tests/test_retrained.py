@@ -1,0 +1,165 @@
+"""``kmlp check-runs``: runs trained again against the record's rows for them. Same numeric
+environment: bit for bit. Another one: each number within k x sqrt(2) seed stds, and per
+metric the mean standardised difference within k standard errors (a shift shared by all)."""
+
+from __future__ import annotations
+
+import math
+import os
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from kmlp.aggregate.record_data import runs_frame
+from kmlp.aggregate.retrained import compare_runs, record_frame, report
+from kmlp.cli import main
+from kmlp.errors import KmlpError
+from kmlp.runs import FINAL_METRICS, HISTORY_COLUMNS, RunRecord, write_run
+from kmlp.study import Study
+
+HERE = {"blas": "openblas 0.3.31 SkylakeX (1 threads)", "numpy": "2.4.6"}
+THERE = {"blas": "openblas 0.3.31 Haswell (1 threads)", "numpy": "2.4.6"}
+EXPERIMENTS = [f"exp{i}" for i in range(16)]
+SEEDS = range(1, 11)
+STD = 0.004  # every metric's seed spread in the synthetic record
+
+
+def run(experiment, seed, final, env=HERE, status="completed") -> RunRecord:
+    return RunRecord(experiment=experiment, seed=seed, status=status, settings={}, model={"sizes": [4, 10]},
+                     history={c: np.zeros(1) for c in HISTORY_COLUMNS}, final=dict(final), environment=env)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def record():
+    """A record's runs: 16 experiments x 10 seeds, every metric 0.5 + i/100 with seed noise."""
+    rng = np.random.default_rng(0)
+    runs = []
+    for i, e in enumerate(EXPERIMENTS):
+        noise = rng.standard_normal((len(SEEDS), len(FINAL_METRICS)))
+        noise = (noise - noise.mean(0)) / noise.std(0, ddof=1) * STD  # a spread of exactly STD
+        for s, row in zip(SEEDS, noise, strict=True):
+            runs.append(run(e, s, {m: 0.5 + i / 100 + x for m, x in zip(FINAL_METRICS, row, strict=True)}))
+    return runs
+
+
+def again(record, shift=0.0, env=HERE, only=None, metric=None):
+    """Seed 1 of each experiment trained again: the record's numbers, ``shift`` added."""
+    out = []
+    for r in record:
+        if r.seed == 1:
+            moved = {m: v + (shift if (only in (None, r.experiment) and metric in (None, m)) else 0.0)
+                     for m, v in r.final.items()}  # fmt: skip
+            out.append(run(r.experiment, 1, moved, env))
+    return out
+
+
+def test_same_environment_is_bit_for_bit(record):
+    table, joint = compare_runs(runs_frame(record), again(record), 4.4)
+    assert len(table) == 16 * len(FINAL_METRICS) and (table["basis"] == "bitwise").all() and table["ok"].all()
+    assert joint.empty  # nothing compared on the spread
+    first = again(record)[3].final["val_acc"]
+    nudged = again(record, shift=np.spacing(first), only="exp3", metric="val_acc")  # one ulp
+    table, _ = compare_runs(runs_frame(record), nudged, 4.4)
+    assert list(table.loc[~table["ok"], ["experiment", "metric"]].itertuples(index=False)) == [("exp3", "val_acc")]
+    assert any("exp3 seed 1 val_acc" in line and "DIFFERENT" in line for line in report(table, _, 4.4))
+
+
+def test_another_environment_within_the_seed_spread(record):
+    bound = 4.4 * math.sqrt(2) * STD
+    table, joint = compare_runs(runs_frame(record), again(record, env=THERE), 4.4)
+    assert (table["basis"] == "spread").all() and table["ok"].all() and joint["ok"].all()
+    assert np.allclose(table["tolerance"], bound)
+    inside = again(record, 0.99 * bound, THERE, only="exp5", metric="test_acc")
+    table, joint = compare_runs(runs_frame(record), inside, 4.4)
+    assert table["ok"].all()
+    # one run outside (1.01 x the bound; the mean of 16 runs also moves, 1.01 x 4.4/16 < 4.4/4)
+    outside = again(record, 1.01 * bound, THERE, only="exp5", metric="test_acc")
+    table, joint = compare_runs(runs_frame(record), outside, 4.4)
+    assert list(table.loc[~table["ok"], ["experiment", "metric"]].itertuples(index=False)) == [("exp5", "test_acc")]
+    assert joint["ok"].all()
+
+
+def test_a_shift_every_run_shares_is_found_though_each_number_is_inside(record):
+    # 0.3 of the per-number bound on all 16: each inside, their mean at 0.3 x 4.4 = 1.3 > 4.4/4
+    shift = 0.3 * 4.4 * math.sqrt(2) * STD
+    table, joint = compare_runs(runs_frame(record), again(record, shift, THERE, metric="test_acc"), 4.4)
+    assert table["ok"].all()
+    assert list(joint.loc[~joint["ok"], "metric"]) == ["test_acc"]
+    assert joint.set_index("metric").at["test_acc", "mean_z"] == pytest.approx(0.3 * 4.4)
+    assert any("test_acc over 16 runs" in line and "SHIFTED" in line for line in report(table, joint, 4.4))
+
+
+def test_a_changed_status_fails(record):
+    changed = again(record)
+    changed[0].status = "diverged"
+    table, _ = compare_runs(runs_frame(record), changed, 4.4)
+    assert set(table.loc[~table["ok"], "experiment"]) == {"exp0"}
+
+
+def test_a_run_without_a_row_is_refused(record):
+    with pytest.raises(KmlpError, match="no row for exp0 seed 11"):
+        compare_runs(runs_frame(record), [run("exp0", 11, record[0].final)], 4.4)
+
+
+def test_the_verb_writes_the_table_and_exits_1_when_a_number_moved(record, tmp_path, capsys):
+    data = tmp_path / "rec-runs.csv"
+    from kmlp.aggregate.tabular import csv_text
+
+    data.write_text(csv_text(runs_frame(record), ["verdict: {}"]))
+    assert len(record_frame(data)) == len(record)
+    paths = []
+    for r in again(record, 0.05, THERE, only="exp2", metric="val_acc"):
+        paths.append(str(tmp_path / f"{r.experiment}.h5"))
+        write_run(paths[-1], r)
+    out = tmp_path / "retrained.csv"
+    assert main(["check-runs", *paths, "--data", str(data), "--out", str(out)]) == 1
+    said = capsys.readouterr().out
+    assert "exp2 seed 1 val_acc" in said and "OUTSIDE" in said and "do NOT match" in said
+    assert "k: 4.4" in out.read_text() and out.read_text().count("\n") > 16 * len(FINAL_METRICS)
+    assert main(["check-runs", *paths[:1], "--data", str(data), "--out", str(out)]) == 0
+
+
+# -- the record at the report's scale ------------------------------------------------------
+REPO = Path(__file__).resolve().parents[1]
+README = REPO / "README.md"
+#: Where config/rebuild-archive.yaml finds the offline CIFAR-10 (our workplace's ../shared/data).
+ARCHIVE = REPO.parent / "shared" / "data" / "cifar-10-python.tar.gz"
+
+
+@pytest.mark.slow
+@pytest.mark.needs("archive")
+def test_the_reports_configurations_trained_again_match_the_committed_record(tmp_path):
+    """The README's line, as written, in a fresh checkout beside the offline archive: one
+    seed of each of the report's configurations trained on CIFAR-10 and compared with
+    docs/reproduction-runs.csv; the comparison and its time go into the log (CI's)."""
+    if not ARCHIVE.exists():
+        pytest.skip(f"no CIFAR-10 archive at {ARCHIVE}: the report's configurations are not trained again "
+                    "against docs/reproduction-runs.csv")  # fmt: skip
+    [line] = [x for x in README.read_text().splitlines() if "results/tables/retrained.csv" in x and "snakemake" in x]
+    project = tmp_path / "kmlp"
+    project.mkdir()
+    for name in ("workflow", "config", "docs"):
+        (project / name).symlink_to(REPO / name)
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    (tmp_path / "shared" / "data" / ARCHIVE.name).symlink_to(ARCHIVE)
+    argv = shlex.split(line)
+    assert argv[0] == "snakemake"
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", *argv], cwd=project, env=env, capture_output=True, text=True)
+    took = time.monotonic() - start
+    log = project / "results" / "logs" / "check_runs.log"
+    print(f"\n{line}\n(took {took:.0f} s)\n" + (log.read_text() if log.exists() else proc.stdout + proc.stderr))
+    assert proc.returncode == 0, log.read_text() if log.exists() else proc.stderr[-3000:]
+    table = pd.read_csv(project / "results" / "tables" / "retrained.csv", comment="#")
+    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+    expected = Study(config).report_experiments()
+    assert len(expected) == 17 and sorted(set(table["experiment"])) == sorted(expected)
+    assert len(table) == 17 * len(FINAL_METRICS) and table["ok"].all()
