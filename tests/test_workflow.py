@@ -88,6 +88,19 @@ def test_every_output_exists_and_parses(project):
     final = read_run(project / "results/runs/lsearch-final/seed1.h5")
     assert final.settings["lam"] == best["lam"] and final.settings["cycles"] == 2
     assert all(r["verdict"] in ("consistent", "borderline", "inconsistent") for r in summary)
+    # the discrepancies: every number of the report's setting that is not consistent, first as
+    # the summary judges it, then each configured hypothesis
+    hypotheses = {(d["experiment"], d["metric"]): [h["name"] for h in d["hypotheses"]] for d in cfg["discrepancies"]}
+    expected = [
+        (r["experiment"], r["metric"], h)
+        for r in summary
+        if not r["reading"] and r["verdict"] != "consistent"
+        for h in ["the report's setting", *hypotheses.get((r["experiment"], r["metric"]), [])]
+    ]
+    table = pd.read_csv(project / "results/tables/discrepancies.csv", comment="#", keep_default_na=False)
+    assert list(zip(table["experiment"], table["metric"], table["hypothesis"], strict=True)) == expected
+    assert ("lambda-bn-0.1", "val_acc", "best-val") in expected  # the tiny config's entry is exercised
+    assert "## Discrepancies" in (project / "docs/reproduction.md").read_text()
     report = (project / "results/report/report.tex").read_text()
     assert "\\input{../tables/summary.tex}" in report
     record = (project / "docs/reproduction.md").read_text()
@@ -209,8 +222,9 @@ def test_the_report_compiles_with_latex(project, tmp_path):
     tables = re.findall(r"\\input\{\.\./tables/(\w+)\.tex\}", report)
     figures = re.findall(r"\\includegraphics\[[^]]*\]\{\.\./figures/(\w+)\.pdf\}", report)
     cfg = yaml.safe_load((work / "config/config.yaml").read_text())
-    assert tables == ["summary", "gradcheck", *cfg["tables"], "lambda_search", "diagnostics"]
+    assert tables == ["summary", "discrepancies", "gradcheck", *cfg["tables"], "lambda_search", "diagnostics"]
     assert figures == list(cfg["figures"]) and pages >= 2
+    assert "best-val: per seed, the better of two lambdas by validation" in text  # a hypothesis, in its table
     for k in range(1, len(tables) + 1):
         assert f"Table {k}:" in text, k
     for name in cfg["tables"]:
@@ -244,7 +258,7 @@ def test_changing_one_lambda_reruns_only_affected_jobs(project, tmp_path):
     cfg["experiments"]["lambda-bn-0.1"]["lam"] = 0.2
     cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     jobs = planned_jobs(snakemake(work, "--cores", "2", "-n"))
-    assert jobs == {"train": 2, "table": 1, "summary": 1, "report_tex": 1, "record": 1, "all": 1}
+    assert jobs == {"train": 2, "table": 1, "summary": 1, "discrepancies": 1, "report_tex": 1, "record": 1, "all": 1}
     snakemake(work, "--cores", "2")
     after = outputs(work)
     changed = {k for k in before if before[k] != after.get(k)}
@@ -316,9 +330,10 @@ def test_default_config_plans_every_configuration_and_seed(tmp_path):
     proc = snakemake(tmp_path, "--cores", "2", "-n")
     cfg = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     jobs = planned_jobs(proc)
-    # the report's 17 configurations over 10 seeds, the 20 that test other readings over 5
+    # the report's 17 configurations over 10 seeds, the 20 that test other readings over 5,
+    # the 2 trained to test explanations of a discrepancy over 10
     seeds = {e: spec.get("seeds", cfg["seeds"]) for e, spec in cfg["experiments"].items()}
-    assert jobs["train"] == sum(map(len, seeds.values())) == 17 * 10 + 20 * 5
+    assert jobs["train"] == sum(map(len, seeds.values())) == 17 * 10 + 20 * 5 + 2 * 10
     assert jobs["download"] == 1 and jobs["gradcheck"] == len(cfg["gradcheck"]["checks"])
     for exp, exp_seeds in seeds.items():
         for seed in exp_seeds:
@@ -373,7 +388,7 @@ def test_the_full_study_goes_to_slurm_as_chunks_of_runs(tmp_path):
     assert planned.pop("setup") == set() and sorted(members["setup"]) == ["gradcheck"] * 10 + ["prepare"] * 2
     assert planned == chunks, sorted(set(planned) ^ set(chunks))
     assert all(set(members[name]) == {"train", *chunks[name]} for name in chunks)
-    assert sum(map(len, chunks.values())) == 311
+    assert sum(map(len, chunks.values())) == 331
     assert alone == []
     assert len(members) <= 40, f"{len(members)} submissions"
 

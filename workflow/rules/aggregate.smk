@@ -9,6 +9,7 @@ localrules:
     lambda_table,
     gradtable,
     summary,
+    discrepancies,
     report_tex,
     report_pdf,
     record,
@@ -148,6 +149,36 @@ rule summary:
         " --out-tex {output.tex:q} --out-csv {output.csv:q} {input:q} > {log:q} 2>&1"
 
 
+rule discrepancies:
+    input:
+        summary=f"{RESULTS}/tables/summary.csv",
+        runs=runs_of(study.pooled_with(discrepancy_experiments())),
+    output:
+        tex=f"{RESULTS}/tables/discrepancies.tex",
+        csv=report(
+            f"{RESULTS}/tables/discrepancies.csv",
+            caption="../report/discrepancies.rst",
+            category="Tables",
+            labels={"table": "discrepancies"},
+        ),
+    log:
+        f"{RESULTS}/logs/discrepancies.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/discrepancies.tsv"
+    conda:
+        "../envs/kmlp.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        verdict=json.dumps(config["verdict"], sort_keys=True),
+        spec=json.dumps(config["discrepancies"], sort_keys=True),
+    shell:
+        'kmlp discrepancies --verdict {params.verdict:q} --config "$KMLP_CONFIG"'
+        " --summary {input.summary:q} --spec {params.spec:q}"
+        " --out-tex {output.tex:q} --out-csv {output.csv:q} {input.runs:q} > {log:q} 2>&1"
+
+
 rule diagnose:
     input:
         data=diagnose_data,
@@ -179,7 +210,7 @@ rule report_tex:
     input:
         tables=expand(
             f"{RESULTS}/tables/{{table}}.tex",
-            table=["summary", "gradcheck", *TABLES] + EXTRA_TABLES,
+            table=["summary", "discrepancies", "gradcheck", *TABLES] + EXTRA_TABLES,
         ),
         figures=expand(f"{RESULTS}/figures/{{figure}}.pdf", figure=FIGURES),
     output:
@@ -219,6 +250,7 @@ rule report_pdf:
 rule record:
     input:
         summary=f"{RESULTS}/tables/summary.csv",
+        discrepancies=f"{RESULTS}/tables/discrepancies.csv",
         gradcheck=f"{RESULTS}/tables/gradcheck.csv",
         tables=expand(f"{RESULTS}/tables/{{table}}.csv", table=TABLES + EXTRA_TABLES),
         figures=expand(f"{RESULTS}/figures/{{figure}}.png", figure=FIGURES),
@@ -248,7 +280,8 @@ rule record:
         meta=json.dumps(record_meta(), sort_keys=True),
         notes=lambda wc, input: input.notes,
     shell:
-        "kmlp record --summary {input.summary:q} --gradcheck {input.gradcheck:q}"
+        "kmlp record --summary {input.summary:q} --discrepancies {input.discrepancies:q}"
+        " --gradcheck {input.gradcheck:q}"
         " --tables {input.tables:q} --figures {input.figures:q} --benchmarks {input.benchmarks:q}"
         " --report-benchmarks {input.report_benchmarks:q}"
         " --runs {input.runs:q} --out-runs {output.runs:q}"

@@ -85,6 +85,14 @@ def runs_of(experiments):
     return [f"{RESULTS}/runs/{e}/seed{s}.h5" for e, s in study.runs(experiments)]
 
 
+def discrepancy_experiments():
+    """The report's numbers (any may need explaining) and every hypothesis's experiments."""
+    found = study.paper_experiments()
+    return list(
+        dict.fromkeys(found + [e for d in study.discrepancies for e in d.experiments()])
+    )
+
+
 def retrained_runs():
     """The report's configurations at the seeds the record check trains again."""
     seeds = config["retrain_check"]["seeds"]
@@ -199,7 +207,7 @@ def all_outputs():
     out = [f"{RESULTS}/gradcheck/{c}.json" for c in CHECKS]
     out += runs_of(list(config["experiments"]) + search_runs("final"))
     out += [f"{RESULTS}/figures/{f}.{ext}" for f in FIGURES for ext in ("pdf", "png")]
-    tables = TABLES + ["gradcheck", "summary"] + EXTRA_TABLES
+    tables = TABLES + ["gradcheck", "summary", "discrepancies"] + EXTRA_TABLES
     out += [f"{RESULTS}/tables/{t}.{ext}" for t in tables for ext in ("tex", "csv")]
     out += [f"{RESULTS}/report/report.tex"]
     if config["record"]["enabled"]:

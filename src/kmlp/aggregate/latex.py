@@ -160,3 +160,29 @@ def gradcheck_tex(rows: pd.DataFrame, comments, stats) -> str:
     )
     return _latex(frame, comments, caption, "tab:gradcheck", True, "lll" + "r" * len(stats) + "l",
                   size="\\footnotesize")  # fmt: skip
+
+
+def discrepancies_tex(rows: pd.DataFrame, comments, rule_note: str) -> str:
+    """The numbers not consistent under the report's setting and the hypotheses tested for
+    each, in a longtable."""
+    first = rows.hypothesis == "the report's setting"
+    frame = pd.DataFrame(
+        {
+            "number": [f"{tex_escape(e)} {tex_escape(m)}: {fmt3(p)}" if f else ""
+                       for e, m, p, f in zip(rows.experiment, rows.metric, rows.paper, first, strict=True)],
+            "hypothesis": [tex_text(f"{h}: {s}") for h, s in zip(rows.hypothesis, rows.says, strict=True)],
+            "ours": [ours_tex(r, r["n"]) for _, r in rows.iterrows()],
+            "$n$": [str(n) for n in rows.n],
+            "one run, 95\\%": [interval_tex(r) for _, r in rows.iterrows()],
+            "$z$": [f"{z:.1f}" if math.isfinite(z) else "n/a" for z in rows.z],
+            "verdict": list(rows.verdict),
+            "plausible": ["" if f else ("yes" if p else "no") for p, f in zip(rows.plausible, first, strict=True)],
+            "explains": ["" if f else ("yes" if x else "no") for x, f in zip(rows.explains, first, strict=True)],
+        }
+    )  # fmt: skip
+    caption = (
+        "The report's numbers that are not consistent under the report's setting, and the explanations tested "
+        f"for each, judged by the same rule ({tex_escape(rule_note)}). One explains a number only if it is "
+        "consistent and a plausible reading of the report's text (the record quotes it)."
+    )
+    return _latex(frame, comments, caption, "tab:discrepancies", True, "p{2.4cm}p{5cm}rrrrlll", size="\\scriptsize")

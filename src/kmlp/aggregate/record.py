@@ -144,6 +144,75 @@ def summary_section(path) -> list[str]:
     return lines + [""]
 
 
+def discrepancies_section(path) -> list[str]:
+    """Every number not consistent under the report's setting, beside the hypotheses tested
+    for it (`kmlp discrepancies`): a table each, why each is plausible or not, and whether
+    any explains it."""
+    import json
+
+    meta, rows = read_csv(path)
+    untested = {
+        (d["experiment"], d["metric"]): d.get("untested", []) for d in json.loads(meta.get("discrepancies") or "[]")
+    }
+    lines = [
+        "## Discrepancies",
+        "",
+        "Every number of the report that is not consistent under the report's setting (the summary above), "
+        "beside the explanations tested for it (config `discrepancies`): a reading of runs the study has, or an "
+        "ablation trained for it, judged by the same rule. A hypothesis on one experiment is that experiment's "
+        "number with the report's value in its place (judged within its pool); one that *picks* among several "
+        "takes, per seed, the run with the best value of a metric, and is judged on its own seeds. It "
+        "*explains* the number only if it is consistent and a plausible reading of the report's text; *why* "
+        f"quotes the report (source: `{rel_path(path)}`).",
+        "",
+    ]
+    if not rows:
+        return lines + ["Every number of the report is consistent under the report's setting: nothing to explain.", ""]
+    numbers: dict = {}
+    for r in rows:
+        numbers.setdefault((r["experiment"], r["metric"]), []).append(r)
+    for (experiment, metric), group in numbers.items():
+        lines += [
+            f"### {_md(experiment)} {_md(metric)}: the report's {fmt3(group[0]['paper'])}",
+            "",
+            "| hypothesis | runs | ours | n | one run, 95 % | z | verdict | plausible | explains |",
+            "|---|---|---:|---:|---:|---:|---|---|---|",
+        ]
+        for r in group:
+            z = to_float(r["z"])
+            runs = r["runs"].replace(" ", ", ") + (f" (best {r['pick']} per seed)" if r["pick"] else "")
+            first = r is group[0]
+            lines.append(
+                f"| {_md(r['hypothesis'])}: {_md(r['says'])} | {_md(runs)} | {_ours(r)} | {r['n']} | "
+                f"{interval_text(r)} | {f'{z:.1f}' if math.isfinite(z) else 'n/a'} | {verdict_text(r)} | "
+                + ("" if first else ("yes" if r["plausible"] == "True" else "no"))
+                + " | "
+                + ("" if first else ("**yes**" if r["explains"] == "True" else "no"))
+                + " |"
+            )
+        tested = group[1:]
+        lines += ["", "Why each is a plausible reading of the report, or not:", ""]
+        lines += [f"- *{_md(r['hypothesis'])}*: {r['because']}" for r in tested] or ["- (no hypothesis configured)"]
+        if untested.get((experiment, metric)):
+            lines += ["", "Not tested here:", ""] + [f"- {u}" for u in untested[(experiment, metric)]]
+        explained = [r["hypothesis"] for r in tested if r["explains"] == "True"]
+        ruled_out = [
+            f"{r['hypothesis']} (z = {to_float(r['z']):.1f})" for r in tested if r["verdict"] == "inconsistent"
+        ]
+        implausible = [r["hypothesis"] for r in tested if r["plausible"] != "True" and r["verdict"] == "consistent"]
+        open_ = [r["hypothesis"] for r in tested if r["plausible"] == "True" and r["verdict"] == "borderline"]
+        if explained:
+            verdict = f"**Explained by {', '.join(explained)}.**"
+        else:
+            verdict = "**Not explained.**"
+        parts = [f"ruled out as inconsistent: {', '.join(ruled_out)}"] if ruled_out else []
+        parts += [f"consistent but not a plausible reading: {', '.join(implausible)}"] if implausible else []
+        parts += [f"borderline, neither explaining nor ruled out: {', '.join(open_)}"] if open_ else []
+        said = "; ".join(parts)
+        lines += ["", verdict + (f" {said[0].upper()}{said[1:]}." if parts else ""), ""]
+    return lines
+
+
 def environment_section(*paths) -> list[str]:
     """The numeric environment(s) the tables' runs and checks came from."""
     found = []
@@ -247,7 +316,7 @@ def figures_section(pngs, out: Path) -> list[str]:
 
 
 def record_markdown(out, summary, gradcheck, tables=(), figures=(), benchmarks=(), report_benchmarks=(),
-                    meta=None, notes=None) -> str:  # fmt: skip
+                    meta=None, notes=None, discrepancies=None) -> str:  # fmt: skip
     """The record's text; the figures are copied into ``figures/`` beside ``out``."""
     out = Path(out)
     meta = dict(meta or {})
@@ -264,6 +333,8 @@ def record_markdown(out, summary, gradcheck, tables=(), figures=(), benchmarks=(
     lines += environment_section(summary, gradcheck)
     lines += gradcheck_section(gradcheck)
     lines += summary_section(summary)
+    if discrepancies:
+        lines += discrepancies_section(discrepancies)
     if tables:
         lines += ["## The report's tables", ""]
         for path in tables:

@@ -39,6 +39,8 @@ COLUMNS = (
 )
 #: The comment key of a judged table's layout: ``table <name>: <spec JSON>``.
 TABLE_KEY = "table "
+#: The comment key of the discrepancies' hypotheses (the config's entries, as JSON).
+DISCREPANCIES_KEY = "discrepancies"
 
 
 def runs_frame(runs) -> pd.DataFrame:
@@ -82,13 +84,15 @@ def judged(path) -> bool:
     return grid and all(r["metric"] in FINAL_METRICS for r in rows)
 
 
-def runs_csv_text(runs, summary, tables, prov: dict) -> str:
-    """The record's data: the runs' rows, with the summary's verdict rule and readings and
-    each judged table's layout as comment lines."""
+def runs_csv_text(runs, summary, tables, prov: dict, discrepancies=None) -> str:
+    """The record's data: the runs' rows, with the summary's verdict rule and readings, each
+    judged table's layout and the discrepancies' hypotheses as comment lines."""
     meta, rows = read_csv(summary)
     readings = {r["experiment"]: r["reading"] for r in rows if r.get("reading")}
     comments = [f"{k}: {v}" for k, v in prov.items()]
     comments += [f"verdict: {meta.get('verdict', '')}", f"readings: {json.dumps(readings, sort_keys=True)}"]
+    if discrepancies:
+        comments.append(f"{DISCREPANCIES_KEY}: {read_csv(discrepancies)[0].get(DISCREPANCIES_KEY, '[]')}")
     comments += [
         f"{TABLE_KEY}{Path(t).stem}: {json.dumps(table_spec(t).as_dict())}"  # rows in order
         for t in tables
@@ -157,6 +161,16 @@ def rederive(meta: dict, runs, out_dir) -> dict[str, Path]:
 
     with_paper = list(dict.fromkeys(r.experiment for r in runs if r.paper))
     written["summary"].write_text(csv_text(summary_frame(of(with_paper), rule, readings), comments))
+    if DISCREPANCIES_KEY in meta:
+        from ..study.discrepancies import Discrepancy
+        from .discrepancies import discrepancy_frame
+
+        specs = [Discrepancy.from_dict(d) for d in json.loads(meta[DISCREPANCIES_KEY])]
+        frame = discrepancy_frame(runs, specs, read_csv(written["summary"])[1], rule)
+        written[DISCREPANCIES_KEY] = out_dir / "discrepancies.csv"
+        written[DISCREPANCIES_KEY].write_text(
+            csv_text(frame, [*comments, f"{DISCREPANCIES_KEY}: {meta[DISCREPANCIES_KEY]}"])
+        )
     for key, value in meta.items():
         if key.startswith(TABLE_KEY):
             name = key[len(TABLE_KEY) :]
@@ -174,23 +188,25 @@ def record_sections(text: str) -> dict[str, list[str]]:
     for line in text.splitlines():
         if line.startswith("## "):
             part = line[3:]
-            name = "summary" if part == "The report's numbers beside ours" else None
+            name = {"The report's numbers beside ours": "summary", "Discrepancies": DISCREPANCIES_KEY}.get(part)
         elif line.startswith("### ") and part == "The report's tables":
             name = line[4:].split(" (", 1)[0]
-        if name and line.startswith(("|", "**")):
+        if name and (line.startswith(("|", "**")) or (name == DISCREPANCIES_KEY and line.startswith("### "))):
             found.setdefault(name, []).append(line)
     return found
 
 
 def rederived_sections(meta: dict, runs) -> dict[str, list[str]]:
     """What :func:`record_sections` finds in a record made from its data alone."""
-    from .record import summary_section, table_section
+    from .record import discrepancies_section, summary_section, table_section
 
     with tempfile.TemporaryDirectory() as tmp:
         written = rederive(meta, runs, tmp)
         lines = summary_section(written["summary"])
+        if DISCREPANCIES_KEY in written:
+            lines += discrepancies_section(written[DISCREPANCIES_KEY])
         for name, csv in written.items():
-            if name != "summary":
+            if name not in ("summary", DISCREPANCIES_KEY):
                 lines += ["## The report's tables", *table_section(csv)]
         return record_sections("\n".join(lines))
 
@@ -206,7 +222,8 @@ def stated(lines) -> dict:
     rows = [[c.strip() for c in line.strip("|").split(" | ")] for line in lines if line.startswith("|")]
     if not rows:
         return {"verdicts": 0, "z": 0, "intervals": 0}
-    head, body = rows[0], rows[2:]
+    head = rows[0]
+    body = [r for r in rows[1:] if r != head and not set(r[0]) <= set("-:|")]  # a section may hold several tables
     if "z" in head:
         col = {k: head.index(k) for k in ("verdict", "z", "one run, 95 %")}
         return {

@@ -135,6 +135,41 @@ def summary(args) -> None:
     _write_table(args, summary_tex(rows, comments, rule.describe()), rows, comments)
 
 
+# -- discrepancies -------------------------------------------------------------------
+def add_discrepancies(sub) -> None:
+    s = options.verb(
+        sub, discrepancies, "the report's numbers that are not consistent, beside the explanations tested",
+        *options.TABLE,
+    )  # fmt: skip
+    s.add_argument("runs", nargs="+", type=Path, help="run files: the numbers', the hypotheses' and their pools'")
+    s.add_argument("--summary", required=True, type=Path, help="summary CSV (kmlp summary): the numbers to explain")
+    s.add_argument("--spec", type=options.json_arg, default=[], help="JSON: the config's discrepancies entries")
+
+
+def discrepancies(args) -> None:
+    """Every number of the summary that is not consistent under the report's setting, and
+    each hypothesis tested for it, judged by the verdict rule (kmlp.aggregate.discrepancies)."""
+    import json
+
+    from ..aggregate.discrepancies import discrepancy_frame
+    from ..aggregate.grouping import load_groups, provenance
+    from ..aggregate.latex import discrepancies_tex
+    from ..aggregate.tabular import read_csv
+    from ..study.discrepancies import Discrepancy
+
+    try:
+        specs = [Discrepancy.from_dict(d) for d in args.spec]
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise KmlpError(f"--spec must be a list of discrepancies entries (config `discrepancies`): {exc!r}") from None
+    groups = load_groups(args.runs)
+    rule = _rule(args)
+    _, summary_rows = read_csv(args.summary)
+    frame = discrepancy_frame([r for members in groups.values() for r in members], specs, summary_rows, rule)
+    comments = _comments(provenance(groups, args.config), rule)
+    comments.append(f"discrepancies: {json.dumps([d.as_dict() for d in specs])}")
+    _write_table(args, discrepancies_tex(frame, comments, rule.describe()), frame, comments)
+
+
 # -- diagnose ------------------------------------------------------------------------
 def add_diagnose(sub) -> None:
     s = options.verb(
@@ -245,6 +280,11 @@ def add_record(sub) -> None:
         help="hand-written Markdown (causes of non-reproduced numbers) to include; empty: none",
     )
     options.output(s, "--out", required=True, help="Markdown file to write; figures go beside it")
+    s.add_argument(
+        "--discrepancies",
+        type=Path,
+        help="discrepancies CSV (kmlp discrepancies): the numbers not consistent, explained",
+    )
     s.add_argument("--runs", nargs="*", type=Path, default=[], help="every run file of the study (its data)")
     options.output(
         s, "--out-runs", help="also write the record's data: a CSV row per run of --runs, from which the "
@@ -268,7 +308,7 @@ def record(args) -> None:
         prov = provenance(groups, args.meta.get("config", ""))
         prov.pop("experiments")  # the rows say it
         runs = [r for members in groups.values() for r in members]
-        atomic_text(args.out_runs, runs_csv_text(runs, args.summary, args.tables, prov))
+        atomic_text(args.out_runs, runs_csv_text(runs, args.summary, args.tables, prov, args.discrepancies))
         rel = os.path.relpath(Path(args.out_runs).absolute(), Path(args.out).absolute().parent)
         args.meta = {**args.meta, "runs": f"{Path(rel).as_posix()}: a row per run, what every verdict below is "
                      "computed from (kmlp.aggregate.record_data derives them again from it)"}  # fmt: skip
@@ -284,6 +324,7 @@ def record(args) -> None:
             report_benchmarks=args.report_benchmarks,
             meta=args.meta,
             notes=args.notes,
+            discrepancies=args.discrepancies,
         ),
     )
 
@@ -363,5 +404,5 @@ def record_diff(args) -> None:
         print(line)
 
 
-VERBS = (add_figure, add_table, add_diagnose, add_gradtable, add_summary, add_report, add_pdf, add_record,
-         add_check_record, add_check_runs, add_record_diff)  # fmt: skip
+VERBS = (add_figure, add_table, add_diagnose, add_gradtable, add_summary, add_discrepancies, add_report, add_pdf,
+         add_record, add_check_record, add_check_runs, add_record_diff)  # fmt: skip

@@ -16,10 +16,11 @@ from functools import cached_property
 from ..data.cifar import N_CLASSES, N_DIM, TEST_IMAGES, TRAIN_IMAGES
 from ..nn.settings import GradcheckSettings, TrainSettings
 from . import cost
+from .discrepancies import Discrepancy
 from .tables import TableSpec
 from .verdict import VerdictRule
 
-__all__ = ["Figure", "Search", "Study", "StudyError", "TableSpec", "VerdictRule", "cost", "load"]
+__all__ = ["Discrepancy", "Figure", "Search", "Study", "StudyError", "TableSpec", "VerdictRule", "cost", "load"]
 
 #: The lambda search's runs are named with this prefix, which experiments may not use.
 SEARCH_PREFIX = "lsearch-"
@@ -114,6 +115,9 @@ class Study:
                 self.tables[name] = TableSpec.from_dict(spec)
         self.figures = {name: Figure(tuple(f["experiments"]), f["title"]) for name, f in config["figures"].items()}
         self.diagnostics = list(config["diagnostics"]["experiments"])
+        self.discrepancies = [
+            Discrepancy.from_dict(d) for d in config["discrepancies"] if not Discrepancy.check(d, self.experiments)
+        ]
 
     # -- experiments ----------------------------------------------------------------
     def configured(self, experiment: str) -> dict:
@@ -282,6 +286,11 @@ class Study:
             for label, cells in spec["rows"].items():
                 found += unknown(f"{key}.rows[{label!r}]", cells if isinstance(cells, list) else [])
         found += unknown("diagnostics.experiments", self.diagnostics)
+        for i, d in enumerate(self.config["discrepancies"]):
+            key = f"discrepancies[{i}]"
+            found += [_under(key, p) for p in Discrepancy.check(d, known)]
+            if d["experiment"] in known and d["metric"] not in self.paper(d["experiment"]):
+                found.append(f"{key}: the report gives no {d['metric']} for {d['experiment']} (its `paper`)")
         found += [_under("verdict", p) for p in VerdictRule.check(self.config["verdict"])]
         # a pool may name the search's runs: they count when the search is switched on
         known |= set(Search(self.config["lambda_search"]).runs)
