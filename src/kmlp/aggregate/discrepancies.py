@@ -83,8 +83,3 @@ def discrepancy_frame(runs, specs: list[Discrepancy], summary: list[dict], rule)
     frame = pd.DataFrame(rows, columns=KEYS + STATS)
     frame["explains"] = (frame.hypothesis != AS_RUN) & frame.plausible & (frame.verdict == "consistent")
     return frame
-
-
-def untested(specs: list[Discrepancy]) -> dict[tuple[str, str], tuple[str, ...]]:
-    """Per number, the explanations named as not tested here."""
-    return {(d.experiment, d.metric): d.untested for d in specs}

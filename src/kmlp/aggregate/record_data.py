@@ -112,6 +112,11 @@ def read_runs_csv(path) -> tuple[dict, list[RunRecord]]:
     """The comment lines and the runs of a record's data file, as run records holding what
     the verdicts use (no history, no weights)."""
     meta, rows = read_csv(path)
+    return meta, runs_of_rows(rows, path)
+
+
+def runs_of_rows(rows: list[dict], path) -> list[RunRecord]:
+    """The run records of a record's data file's rows (as :func:`read_csv` reads them)."""
     missing = [c for c in COLUMNS if rows and c not in rows[0]]
     if not rows or missing:
         raise KmlpError(f"{path} is not a record's data file (no rows, or no column(s) {missing})")
@@ -138,7 +143,7 @@ def read_runs_csv(path) -> tuple[dict, list[RunRecord]]:
                 eval_sizes={s: counts[f"images_{s}"] for s in SPLITS},
             )
         )
-    return meta, runs
+    return runs
 
 
 def rederive(meta: dict, runs, out_dir) -> dict[str, Path]:

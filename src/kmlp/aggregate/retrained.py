@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..errors import KmlpError
 from ..nn.metrics import FINAL_METRICS
-from .record_data import read_runs_csv, runs_frame
+from .record_data import runs_frame, runs_of_rows
 from .tabular import read_csv
 
 #: The columns of the comparison: one row per (experiment, seed, metric).
@@ -30,9 +30,8 @@ COLUMNS = ["experiment", "seed", "metric", "record", "retrained", "difference", 
 def record_frame(path) -> pd.DataFrame:
     """A record's data file as :func:`~kmlp.aggregate.record_data.runs_frame` gives it,
     each row's numeric environment included (checked as ``kmlp check-record`` reads it)."""
-    _, runs = read_runs_csv(path)
     _, rows = read_csv(path)
-    return runs_frame(runs).assign(environment=[r["environment"] for r in rows])
+    return runs_frame(runs_of_rows(rows, path)).assign(environment=[r["environment"] for r in rows])
 
 
 def _spread(rows: pd.DataFrame) -> pd.DataFrame:
