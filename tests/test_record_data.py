@@ -167,3 +167,19 @@ def test_the_committed_record_is_derived_again_from_its_committed_data(capsys, m
     header = next(line for line in data.read_text().splitlines() if not line.startswith("#"))
     assert header.split(",") == COLUMNS
     assert not math.isnan(rows[0].final["val_acc"])
+
+
+def test_changed_lines_pair_a_row_with_the_same_rows_new_version():
+    from kmlp.aggregate.record_data import changed_lines
+
+    old = ["**Headline: 1 of 2.**", "| e | m | z |", "| a | val | 0.5 |", "| b | val | 1.0 |"]
+    new = ["**Headline: 2 of 2.**", "**Added: a line.**", "| e | m | z | seeds |", "| a | val | 0.5 | 10 |",
+           "| c | val | 3.0 | 5 |", "| b | val | 1.1 | 10 |"]  # fmt: skip
+    assert changed_lines(old, new) == [
+        ("**Headline: 1 of 2.**", "**Headline: 2 of 2.**"),
+        ("| e | m | z |", "| e | m | z | seeds |"),
+        ("| a | val | 0.5 |", "| a | val | 0.5 | 10 |"),
+        ("| b | val | 1.0 |", "| b | val | 1.1 | 10 |"),
+        ("(none)", "**Added: a line.**"),
+        ("(none)", "| c | val | 3.0 | 5 |"),
+    ]

@@ -102,6 +102,7 @@ LOCAL_RULES = {
     "lambda_coarse",
     "lambda_fine",
     "lambda_best",
+    "seeds_needed",
     "diagnose",
 }
 # The memory model's floor for Python and the Snakemake in a job (TrainSettings.memory_mb)
@@ -377,7 +378,7 @@ def _expected_minutes(study: Study, config: dict, job: dict, project: Path) -> i
     members = re.search(r"--target-jobs (.*?) --", _slurm_log(project, job)).group(1).split()
     specs = [dict(kv.split("=", 1) for kv in m.strip("'").partition(":")[2].split(",")) for m in members]
     assert len(specs) >= len(runs)
-    chunk = study.chunks[(specs[0]["experiment"], int(specs[0]["seed"]))]
+    chunk = study.chunk(specs[0]["experiment"], int(specs[0]["seed"]))
     factor = config["cluster"]["time_factor"]
     job_s = math.ceil(factor * (chunk.seconds + cost.JOB_START_S))
     run_s = max(math.ceil(factor * study.run_seconds(s["experiment"])) for s in specs)
@@ -563,6 +564,48 @@ def test_slurm_run_matches_local_run(slurm_cluster, projects, profile):
         f" ({n_outputs} output files identical)",
         flush=True,
     )
+
+
+def test_seeds_by_need_sends_each_step_of_an_experiment_as_one_job(slurm_cluster, projects, profile):
+    """Seeds by need on: the rounds are decided where Snakemake runs, and the runs a round
+    adds to an experiment go to SLURM as one job (train-more-<experiment>-<k>), asking
+    for what the cost model gives them; counted with sacct: every job once, every run
+    trained once."""
+    import json
+
+    env = slurm_cluster["env"]
+    need = {**TINY["seeds_by_need"], "enabled": True, "step": 2, "cap": 16}
+    project = projects.fresh(seeds_by_need=need)
+    study = Study(yaml.safe_load((project / "config" / "config.yaml").read_text())).check()
+    first = _last_jobid(env)
+    run = _snakemake(["--profile", str(profile), *FAST], project, env)
+    out = run.stdout + run.stderr
+    ran_locally = set(re.findall(r"^local(?:rule|checkpoint) (\w+):$", out, re.M))
+    assert "seeds_needed" in ran_locally and ran_locally <= LOCAL_RULES, ran_locally
+    rounds = sorted((project / "results/seeds_by_need").glob("round*.json"), key=lambda p: int(p.stem[5:]))
+    added = [(e, s) for p in rounds for e, new in json.loads(p.read_text())["added"].items() for s in new]
+    assert added, "no seeds were added: the test needs a number under 100 % stable at 14 seeds"
+    jobs = _sacct_jobs(project, env, first)
+    names = collections.Counter(job["JobName"] for job in jobs)
+    more = {study.chunk(e, s).name for e, s in added}
+    assert all(n.startswith("train-more-") for n in more)
+    assert max(names.values()) == 1, f"a job ran twice: {names}"
+    assert set(names) == {c.name for c in study.chunks.values()} | {"setup"} | more, sorted(names)
+    problems = []
+    for job in jobs:
+        if job["State"] != "COMPLETED":
+            problems.append(f"job {job['JobID']} ({job['JobName']}): state {job['State']}")
+        if job["JobName"] in more:
+            limit = _expected_minutes(study, projects.config, job, project)
+            if _seconds(job["Timelimit"]) != 60 * limit:
+                problems.append(f"{job['JobName']}: Timelimit {job['Timelimit']}, the cost model gives {limit} min")
+    assert not problems, "\n".join(problems)
+    trained = _trainings(project, jobs)
+    added_files = {f"results/runs/{e}/seed{s}.h5" for e, s in added}
+    assert added_files <= set(trained) and max(trained.values()) == 1, trained
+    assert set(trained) == _run_files(project)
+    print(f"\nseeds by need on SLURM: {len(rounds)} rounds, {len(added)} runs added in {len(more)} jobs {sorted(more)};"
+          f" {len(jobs)} SLURM jobs in all", flush=True)  # fmt: skip
 
 
 def test_two_nodes_train_in_at_most_06_the_time_of_one(slurm_cluster, projects, profile, tmp_path):

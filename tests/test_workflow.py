@@ -712,3 +712,82 @@ def test_a_killed_run_is_unlocked_then_resumed_with_rerun_incomplete(tiny_projec
     assert len(made) == 7  # the table's 5 runs and small-bn's 2, pooled with them by the verdict
     for rel in [*made, target, target.replace(".csv", ".tex")]:
         assert (root / rel).read_bytes() == (tiny_project / rel).read_bytes(), rel
+
+
+@pytest.fixture(scope="module")
+def need_project(tmp_path_factory):
+    """The tiny study with seeds by need on: every number under 100 % stable gets a seed,
+    up to 3 (.test/config's seeds_by_need, switched on)."""
+    tiny = yaml.safe_load((REPO / ".test" / "config" / "config.yaml").read_text())
+    root = make_project(
+        tmp_path_factory.mktemp("need") / "project", seeds_by_need={**tiny["seeds_by_need"], "enabled": True}
+    )
+    snakemake(root, "--cores", "2")
+    return root
+
+
+def test_seeds_by_need_adds_seeds_round_by_round_until_every_number_is_stable_or_capped(need_project):
+    from kmlp.study.seeds import CAP, MORE, STABLE
+
+    cfg = yaml.safe_load((need_project / "config" / "config.yaml").read_text())
+    study, rule = Study(cfg), Study(cfg).seeds_by_need
+    rounds = sorted((need_project / "results/seeds_by_need").glob("round*.json"), key=lambda p: int(p.stem[5:]))
+    docs = [json.loads(p.read_text()) for p in rounds]
+    assert [d["round"] for d in docs] == list(range(1, len(docs) + 1)) and len(docs) >= 2
+    assert [d["done"] for d in docs] == [False] * (len(docs) - 1) + [True]
+    seeds = {e: study.seeds(e) for e in docs[0]["seeds"]}
+    for doc in docs:
+        # a round gives `step` seeds to each experiment with a number under the threshold
+        # and room under the cap, continuing its seeds; the others keep theirs
+        unstable = {n["experiment"] for n in doc["numbers"] if n["stability"] < rule.stable}
+        room = {e for e in unstable if len(seeds[e]) < rule.cap}
+        assert set(doc["added"]) == room, doc
+        for e, new in doc["added"].items():
+            assert new == list(range(max(seeds[e]) + 1, max(seeds[e]) + 1 + rule.step))
+        assert {n["state"] for n in doc["numbers"]} <= {STABLE, MORE, CAP}
+        seeds = {e: [*s, *doc["added"].get(e, [])] for e, s in seeds.items()}
+        assert doc["seeds"] == seeds
+    assert docs[0]["added"], "the tiny study should have a number under 100 % stable at 2 seeds"
+    # every added run was trained, and the summary judges every run there is
+    summary = pd.read_csv(need_project / "results/tables/summary.csv", comment="#")
+    for row in summary.itertuples():
+        on_disk = sorted(int(p.stem[4:]) for p in (need_project / f"results/runs/{row.experiment}").glob("seed*.h5"))
+        assert on_disk == seeds[row.experiment] and row.seeds == len(on_disk)
+        assert row.added == len(on_disk) - len(study.seeds(row.experiment))
+        assert row.need == rule.state(row.stability, row.seeds)
+    assert summary.added.sum() > 0
+    # the final round's numbers are the summary's: each stable or at the cap
+    final = {(n["experiment"], n["metric"]): n for n in docs[-1]["numbers"]}
+    assert {(r.experiment, r.metric): r.need for r in summary.itertuples()} == {k: n["state"] for k, n in final.items()}
+    # the figures show the configured seeds (their PNG's provenance), the record's data every run
+    from PIL import Image
+
+    for name, fig in cfg["figures"].items():
+        shown = Image.open(need_project / f"results/figures/{name}.png").text["experiments"]
+        assert shown == "; ".join(f"{e} (seeds {','.join(map(str, study.seeds(e)))})" for e in fig["experiments"])
+    data = pd.read_csv(need_project / "docs/reproduction-runs.csv", comment="#")
+    for e, s in seeds.items():
+        assert sorted(data.seed[data.experiment == e]) == s
+    record = (need_project / "docs/reproduction.md").read_text()
+    added = sum(len(d["added"].get(e, [])) for d in docs for e in seeds)
+    assert f"Seeds by need added {added} training runs" in record
+    assert "**Seeds by need:** " in record and "| seeds |" in record
+    check = subprocess.run(
+        [sys.executable, "-m", "kmlp", "check-record", "docs/reproduction.md"],
+        cwd=need_project, capture_output=True, text=True,
+    )  # fmt: skip
+    assert check.returncode == 0 and "the record and its data agree" in check.stdout, check.stdout + check.stderr
+    assert planned_jobs(snakemake(need_project, "--cores", "2", "-n")) == {}
+
+
+def test_an_edited_seeds_line_of_the_record_is_found(need_project, tmp_path):
+    work = tmp_path / "copy"
+    shutil.copytree(need_project, work, symlinks=True)
+    record = work / "docs/reproduction.md"
+    text = record.read_text()
+    assert "(+1)" in text
+    record.write_text(text.replace("(+1)", "(+2)", 1))
+    check = subprocess.run(
+        [sys.executable, "-m", "kmlp", "check-record", "docs/reproduction.md"], cwd=work, capture_output=True, text=True
+    )
+    assert check.returncode == 1 and "(+2)" in check.stdout, check.stdout

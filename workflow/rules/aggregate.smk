@@ -45,8 +45,11 @@ rule figure:
 
 rule table:
     input:
-        # the table's runs and those pooled with them (the verdict pools their variance)
-        runs=lambda wc: runs_of(study.pooled_with(study.tables[wc.table].experiments)),
+        # the table's runs and those pooled with them (the verdict pools their variance),
+        # at the seeds the verdicts read (seeds by need)
+        runs=lambda wc: judged_runs(
+            study.pooled_with(study.tables[wc.table].experiments)
+        ),
     output:
         tex=f"{RESULTS}/tables/{{table}}.tex",
         csv=report(
@@ -122,7 +125,7 @@ rule gradtable:
 
 rule summary:
     input:
-        runs_of(study.pooled_with(study.paper_experiments())),
+        lambda wc: judged_runs(JUDGED),
     output:
         tex=f"{RESULTS}/tables/summary.tex",
         csv=report(
@@ -143,16 +146,21 @@ rule summary:
     params:
         verdict=json.dumps(config["verdict"], sort_keys=True),
         readings=json.dumps(study.readings(), sort_keys=True),
+        need=(
+            f"--need {shlex.quote(json.dumps(study.need_plan(), sort_keys=True))}"
+            if NEED.enabled
+            else ""
+        ),
     shell:
         'kmlp summary --verdict {params.verdict:q} --config "$KMLP_CONFIG"'
-        " --readings {params.readings:q}"
+        " --readings {params.readings:q} {params.need}"
         " --out-tex {output.tex:q} --out-csv {output.csv:q} {input:q} > {log:q} 2>&1"
 
 
 rule discrepancies:
     input:
         summary=f"{RESULTS}/tables/summary.csv",
-        runs=runs_of(study.pooled_with(discrepancy_experiments())),
+        runs=lambda wc: judged_runs(study.pooled_with(discrepancy_experiments())),
     output:
         tex=f"{RESULTS}/tables/discrepancies.tex",
         csv=report(
@@ -256,10 +264,11 @@ rule record:
         figures=expand(f"{RESULTS}/figures/{{figure}}.png", figure=FIGURES),
         # the study's benchmark files (its times), and so every run of it
         benchmarks=study_benchmarks(),
+        added_benchmarks=added_benchmarks,
         report_benchmarks=train_benchmarks(study.report_experiments()),
         notes=config["record"]["notes"] or [],
         # every run: the record's data (a row each) is written beside it
-        runs=runs_of(study.experiments),
+        runs=lambda wc: judged_runs(study.experiments),
     output:
         md=config["record"]["out"],
         runs=RECORD_RUNS,
@@ -283,7 +292,7 @@ rule record:
         "kmlp record --summary {input.summary:q} --discrepancies {input.discrepancies:q}"
         " --gradcheck {input.gradcheck:q}"
         " --tables {input.tables:q} --figures {input.figures:q} --benchmarks {input.benchmarks:q}"
-        " --report-benchmarks {input.report_benchmarks:q}"
+        " --report-benchmarks {input.report_benchmarks:q} --added-benchmarks {input.added_benchmarks:q}"
         " --runs {input.runs:q} --out-runs {output.runs:q}"
         " --meta {params.meta:q} --notes={params.notes:q} --out {output.md:q} > {log:q} 2>&1"
 

@@ -51,6 +51,7 @@ shell.prefix(f"set -euo pipefail; export KMLP_CONFIG={_quoted}; ")
 wildcard_constraints:
     experiment="|".join(map(re.escape, study.experiments)),
     seed=r"\d+",
+    round=r"\d+",
     check="|".join(map(re.escape, CHECKS)) or "NONE",
     figure="|".join(map(re.escape, FIGURES)) or "NONE",
     table="|".join(map(re.escape, TABLES)) or "NONE",
@@ -83,6 +84,59 @@ def archive_input():
 
 def runs_of(experiments):
     return [f"{RESULTS}/runs/{e}/seed{s}.h5" for e, s in study.runs(experiments)]
+
+
+# -- seeds by need: more seeds where a verdict is not stable, decided by a checkpoint ----
+NEED = study.seeds_by_need
+# the summary's experiments: those with a number of the report and those pooled with them
+JUDGED = study.pooled_with(study.paper_experiments())
+
+
+def seeds_after(round):
+    """Experiment -> its seeds after `round` rounds of seeds by need (0: as configured)."""
+    if round == 0:
+        return {e: study.seeds(e) for e in JUDGED}
+    decided = checkpoints.seeds_needed.get(round=round).output[0]
+    return json.loads(Path(decided).read_text())["seeds"]
+
+
+def needed_seeds():
+    """Experiment -> its seeds once seeds by need adds no more (as configured when off)."""
+    if not NEED.enabled:
+        return seeds_after(0)
+    round = 1
+    while True:
+        decided = checkpoints.seeds_needed.get(round=round).output[0]
+        doc = json.loads(Path(decided).read_text())
+        if doc["done"]:
+            return doc["seeds"]
+        round += 1
+
+
+def runs_after(round):
+    """The run files a round of seeds by need judges: the summary's, as the rounds before left them."""
+    seeds = seeds_after(round)
+    return [f"{RESULTS}/runs/{e}/seed{s}.h5" for e in JUDGED for s in seeds[e]]
+
+
+def judged_pairs(experiments):
+    """(experiment, seed) of every run the verdicts on `experiments` read."""
+    seeds = needed_seeds() if any(e in JUDGED for e in experiments) else {}
+    return [(e, s) for e in experiments for s in seeds.get(e, study.seeds(e))]
+
+
+def judged_runs(experiments):
+    return [f"{RESULTS}/runs/{e}/seed{s}.h5" for e, s in judged_pairs(experiments)]
+
+
+def added_benchmarks(wildcards):
+    """The benchmark files of the runs seeds by need added (their compute)."""
+    configured = set(study.runs(JUDGED))
+    return [
+        f"{RESULTS}/benchmarks/train/{e}/seed{s}.tsv"
+        for e, s in judged_pairs(JUDGED)
+        if (e, s) not in configured
+    ]
 
 
 def discrepancy_experiments():
@@ -148,7 +202,7 @@ def train_group(wildcards):
     registered under the family so that the profile's group-components for "train" or
     "lsearch-coarse" apply to each of its chunks, as they would to a group named with
     wildcards (snakemake/rules.py: Rule.expand_group)."""
-    chunk = study.chunks[(wildcards.experiment, int(wildcards.seed))]
+    chunk = study.chunk(wildcards.experiment, int(wildcards.seed))
     workflow.parent_groupids[chunk.name] = study.family(wildcards.experiment)
     return chunk.name
 
@@ -166,7 +220,7 @@ def train_run_s(wildcards, attempt):
 def train_job_s(wildcards, attempt):
     """What the whole chunk of a run asks for (profiles/slurm/sbatch-submit.py takes the
     least of this and runs x run_s for a chunk of which only some runs are needed)."""
-    chunk = study.chunks[(wildcards.experiment, int(wildcards.seed))]
+    chunk = study.chunk(wildcards.experiment, int(wildcards.seed))
     return asked_seconds(chunk.seconds + JOB_START_S, attempt)
 
 

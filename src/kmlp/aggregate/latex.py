@@ -137,6 +137,15 @@ def summary_tex(rows: pd.DataFrame, comments, rule_note: str) -> str:
         f"of ours falls in, the standardised distance $z$ and the verdict: {tex_escape(rule_note)}. "
         "Stable: the share of bootstrap resamples of our seeds that give the same verdict."
     )
+    if "need" in rows:
+        frame["stable"] = [
+            f"{st} ({tex_escape(n)})" if n not in ("stable", "") else st
+            for st, n in zip(frame["stable"], rows["need"].fillna(""), strict=True)
+        ]
+        caption += (
+            " A number under the stability threshold got more seeds (seeds by need); one still under it says why "
+            "it got no more: at the cap of seeds, or the budget of compute spent."
+        )
     return _latex(frame, comments, caption, "tab:summary", True, "llrrrrrllp{3.5cm}", size="\\scriptsize")
 
 

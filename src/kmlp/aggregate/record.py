@@ -7,6 +7,7 @@ Deterministic: no dates, no absolute paths, so it can be committed and diffed.
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 from pathlib import Path
@@ -129,8 +130,18 @@ def summary_section(path) -> list[str]:
         "",
         f"**The report's setting: {count(main)}.**" + (f" Other readings tested: {count(alt)}." if alt else ""),
         "",
-        "| experiment | metric | paper | ours | n | one run, 95 % | z | verdict | stable | diverged | reading |",
-        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---|",
+    ]
+    need = "need" in (rows[0] if rows else {})
+    if need:
+        lines[-3] += (
+            f" *Seeds*: the seeds the number's experiment was trained with, and those added because a verdict "
+            f"was not stable (seeds by need, {_need_rule(meta)})."
+        )
+        lines[-1:-1] = [_need_text(rows), ""]
+    lines += [
+        "| experiment | metric | paper | ours | n | one run, 95 % | z | verdict | stable | diverged | reading |"
+        + (" seeds |" if need else ""),
+        "|---|---|---:|---:|---:|---:|---:|---|---:|---:|---|" + ("---|" if need else ""),
     ]
     for r in rows:
         z, st = to_float(r["z"]), to_float(r["stability"])
@@ -140,8 +151,37 @@ def summary_section(path) -> list[str]:
             + f" | {f'{z:.1f}' if math.isfinite(z) else 'n/a'} | {verdict_text(r)} | "
             + (f"{st:.0%}" if math.isfinite(st) else "n/a")
             + f" | {r['diverged']} | {_md(r.get('reading', ''))} |"
+            + (f" {_seeds_text(r)} |" if need else "")
         )
     return lines + [""]
+
+
+def _need_rule(meta: dict) -> str:
+    rule = json.loads(meta["seeds_by_need"])["rule"]
+    return (
+        f"{rule['step']} more at a time while under {rule['stable']:.0%} stable, up to {rule['cap']} seeds and "
+        f"{rule['budget']:.0%} more predicted training time, the report's own numbers first"
+    )
+
+
+def _seeds_text(r) -> str:
+    """``10``; ``20 (+10)``; with why it stopped where a verdict is not stable."""
+    seeds, added = int(r["seeds"]), int(r["added"])
+    text = f"{seeds} (+{added})" if added else f"{seeds}"
+    return text + (f", {r['need']}" if r["need"] not in ("stable", "") else "")
+
+
+def _need_text(rows) -> str:
+    """Which numbers needed more seeds, and which are not stable after them."""
+    more = [r for r in rows if int(r["added"]) > 0]
+    held = [r for r in rows if r["need"] not in ("stable", "")]
+    text = f"**Seeds by need:** {len(more)} of {len(rows)} numbers were given more seeds"
+    text += ": " + ", ".join(f"{r['experiment']} {r['metric']} ({_seeds_text(r)})" for r in more) if more else ""
+    if held:
+        text += f"; {len(held)} not stable after them: " + ", ".join(
+            f"{r['experiment']} {r['metric']} ({to_float(r['stability']):.0%}, {r['need']})" for r in held
+        )
+    return text + "."
 
 
 def discrepancies_section(path) -> list[str]:
@@ -269,10 +309,13 @@ def _benchmarks(paths) -> list[tuple[float, float]]:
     return spans
 
 
-def compute_section(paths, report_paths=(), cores=None) -> list[str]:
-    """Elapsed time of the whole study and the job times, from Snakemake's benchmark files."""
+def compute_section(paths, report_paths=(), cores=None, added_paths=()) -> list[str]:
+    """Elapsed time of the whole study and the job times, from Snakemake's benchmark files;
+    ``added_paths``: the runs seeds by need added, against the rest (``paths``)."""
     if not paths:
         return []
+    rest = benchmark_seconds(paths)
+    paths = [*paths, *added_paths]
     spans = _benchmarks(paths)
     elapsed = max(e for _, e in spans) - min(s for s, _ in spans)
     total = benchmark_seconds(paths)
@@ -290,6 +333,12 @@ def compute_section(paths, report_paths=(), cores=None) -> list[str]:
             f" The report's own {len(report_paths)} training runs took {mine:.0f} s ({_hms(mine)}) of job time"
             + (f", {_hms(mine / cores)} on {cores} cores" if cores else "")
             + "."
+        )
+    if added_paths:
+        added = benchmark_seconds(added_paths)
+        lines[-1] += (
+            f" Seeds by need added {len(added_paths)} training runs: {added:.0f} s of job time, "
+            f"{added / rest:.1%} more than the other {len(paths) - len(added_paths)} jobs' {rest:.0f} s."
         )
     return lines + [""]
 
@@ -316,7 +365,7 @@ def figures_section(pngs, out: Path) -> list[str]:
 
 
 def record_markdown(out, summary, gradcheck, tables=(), figures=(), benchmarks=(), report_benchmarks=(),
-                    meta=None, notes=None, discrepancies=None) -> str:  # fmt: skip
+                    meta=None, notes=None, discrepancies=None, added_benchmarks=()) -> str:  # fmt: skip
     """The record's text; the figures are copied into ``figures/`` beside ``out``."""
     out = Path(out)
     meta = dict(meta or {})
@@ -339,7 +388,7 @@ def record_markdown(out, summary, gradcheck, tables=(), figures=(), benchmarks=(
         lines += ["## The report's tables", ""]
         for path in tables:
             lines += table_section(path)
-    lines += compute_section(benchmarks, report_benchmarks, cores)
+    lines += compute_section(benchmarks, report_benchmarks, cores, added_benchmarks)
     lines += figures_section(figures, out)
     if notes:
         if not Path(notes).exists():

@@ -26,6 +26,7 @@ from ..environment import describe
 from ..errors import KmlpError
 from ..nn.metrics import FINAL_METRICS, SPLITS
 from ..runs import RunRecord
+from ..study.seeds import COMMENT_KEY as NEED_KEY
 from ..study.tables import TableSpec
 from ..study.verdict import VerdictRule
 from .tabular import csv_text, read_csv, to_float
@@ -91,6 +92,8 @@ def runs_csv_text(runs, summary, tables, prov: dict, discrepancies=None) -> str:
     readings = {r["experiment"]: r["reading"] for r in rows if r.get("reading")}
     comments = [f"{k}: {v}" for k, v in prov.items()]
     comments += [f"verdict: {meta.get('verdict', '')}", f"readings: {json.dumps(readings, sort_keys=True)}"]
+    if NEED_KEY in meta:
+        comments.append(f"{NEED_KEY}: {meta[NEED_KEY]}")
     if discrepancies:
         comments.append(f"{DISCREPANCIES_KEY}: {read_csv(discrepancies)[0].get(DISCREPANCIES_KEY, '[]')}")
     comments += [
@@ -154,6 +157,7 @@ def rederive(meta: dict, runs, out_dir) -> dict[str, Path]:
 
     rule = VerdictRule.from_json(meta.get("verdict", ""))
     comments = [f"verdict: {rule.as_json()}"]
+    need = json.loads(meta[NEED_KEY]) if NEED_KEY in meta else None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {"summary": out_dir / "summary.csv"}
@@ -165,7 +169,8 @@ def rederive(meta: dict, runs, out_dir) -> dict[str, Path]:
         return sorted((r for r in runs if r.experiment in order), key=lambda r: order[r.experiment])
 
     with_paper = list(dict.fromkeys(r.experiment for r in runs if r.paper))
-    written["summary"].write_text(csv_text(summary_frame(of(with_paper), rule, readings), comments))
+    summary_comments = comments + ([f"{NEED_KEY}: {meta[NEED_KEY]}"] if need else [])
+    written["summary"].write_text(csv_text(summary_frame(of(with_paper), rule, readings, need), summary_comments))
     if DISCREPANCIES_KEY in meta:
         from ..study.discrepancies import Discrepancy
         from .discrepancies import discrepancy_frame
@@ -305,8 +310,32 @@ def changed_lines(mine: list[str], theirs: list[str]) -> list[tuple[str, str]]:
     pairs = []
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, mine, theirs, autojunk=False).get_opcodes():
         if tag != "equal":
-            pairs += [(mine[i1 + k] if i1 + k < i2 else "(none)", theirs[j1 + k] if j1 + k < j2 else "(none)")
-                      for k in range(max(i2 - i1, j2 - j1))]  # fmt: skip
+            pairs += _paired(mine[i1:i2], theirs[j1:j2])
+    return pairs
+
+
+def _row_key(line: str) -> str:
+    """What names a line: a table row's first two cells, a bold headline's label."""
+    if line.startswith("|"):
+        return "|".join(line.split("|")[1:3])
+    return line.split(":", 1)[0] if line.startswith("**") else line
+
+
+def _paired(old: list[str], new: list[str]) -> list[tuple[str, str]]:
+    """Two blocks of changed lines paired by what names them (a row of one experiment
+    and metric with the same row), the rest in order ("(none)" where one has no line)."""
+    keys = {}
+    for j, line in enumerate(new):
+        keys.setdefault(_row_key(line), []).append(j)
+    pairs, used = [], set()
+    for line in old:
+        js = [j for j in keys.get(_row_key(line), []) if j not in used]
+        if js:
+            used.add(js[0])
+            pairs.append((line, new[js[0]]))
+        else:
+            pairs.append((line, "(none)"))
+    pairs += [("(none)", line) for j, line in enumerate(new) if j not in used]
     return pairs
 
 

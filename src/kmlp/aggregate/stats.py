@@ -301,8 +301,11 @@ def _resampled_verdict(values, row, rule: VerdictRule, metric: str) -> str:
 
 
 # -- the two kinds of table ----------------------------------------------------------
-def summary_frame(runs, rule: VerdictRule, readings: dict | None = None) -> pd.DataFrame:
-    """Every number of the report (any run's ``paper`` entry) beside ours, judged."""
+def summary_frame(runs, rule: VerdictRule, readings: dict | None = None, need: dict | None = None) -> pd.DataFrame:
+    """Every number of the report (any run's ``paper`` entry) beside ours, judged; with
+    ``need`` (``rule``: kmlp.study.seeds.SeedsByNeed's, ``configured``: experiment -> its
+    configured seeds), how many seeds each number's experiment was given and why it
+    stopped there (``seeds``, ``added``, ``need``)."""
     frame = tidy(runs)
     unknown = sorted({m for r in runs for m in r.paper} - set(FINAL_METRICS))
     if unknown:
@@ -312,6 +315,14 @@ def summary_frame(runs, rule: VerdictRule, readings: dict | None = None) -> pd.D
     numbers = [(e, m) for e in exps for m in METRIC_ORDER if m in has.get(e, set())]
     out = judge(frame, rule, numbers).reset_index()
     out.insert(2, "reading", [(readings or {}).get(e, "") for e in out.experiment])
+    if need:
+        from ..study.seeds import SeedsByNeed
+
+        policy = SeedsByNeed.from_dict(need["rule"])
+        seeds = frame.drop_duplicates(["experiment", "seed"]).groupby("experiment").size()
+        out["seeds"] = [int(seeds[e]) for e in out.experiment]
+        out["added"] = [s - len(need["configured"].get(e, [])) for e, s in zip(out.experiment, out.seeds, strict=True)]
+        out["need"] = [policy.state(st, n) for st, n in zip(out.stability, out.seeds, strict=True)]
     return out
 
 

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from ..errors import KmlpError
+from ..study.seeds import COMMENT_KEY as NEED_KEY
 from . import options
 
 
@@ -119,9 +120,17 @@ def add_summary(sub) -> None:
         default={},
         help="JSON: experiment -> the alternative reading of the report it tests",
     )
+    s.add_argument(
+        "--need",
+        type=options.json_object,
+        default=None,
+        help="JSON: seeds by need's rule and the configured seeds (Study.need_plan()): say what each number needed",
+    )
 
 
 def summary(args) -> None:
+    import json
+
     from ..aggregate.grouping import load_groups, provenance
     from ..aggregate.latex import summary_tex
     from ..aggregate.stats import summary_frame
@@ -130,9 +139,64 @@ def summary(args) -> None:
         raise KmlpError("--readings must be a JSON object: experiment -> text")
     groups = load_groups(args.runs)
     rule = _rule(args)
-    rows = summary_frame([r for members in groups.values() for r in members], rule, args.readings)
+    need = None
+    if args.need:
+        try:
+            need = {"rule": args.need["rule"], "configured": args.need["configured"]}
+        except (KeyError, TypeError) as exc:
+            raise KmlpError(f"--need must be Study.need_plan()'s JSON: {exc!r}") from None
+    rows = summary_frame([r for members in groups.values() for r in members], rule, args.readings, need)
     comments = _comments(provenance(groups, args.config), rule)
+    if need:
+        comments.append(f"{NEED_KEY}: {json.dumps(need, sort_keys=True)}")
     _write_table(args, summary_tex(rows, comments, rule.describe()), rows, comments)
+
+
+# -- seeds by need ------------------------------------------------------------------
+def add_seeds_needed(sub) -> None:
+    s = options.verb(
+        sub, seeds_needed, "which experiments get more seeds: one round of seeds by need (kmlp.study.seeds)",
+        options.VERDICT, options.CONFIG,
+    )  # fmt: skip
+    s.add_argument("runs", nargs="+", type=Path, help="run files: every judged number's and its pools'")
+    s.add_argument("--plan", required=True, type=options.json_object, help="JSON: Study.need_plan()")
+    s.add_argument("--round", required=True, type=options.at_least(1), help="the round this decides (1: first)")
+    options.output(s, "--out", required=True, help="output JSON: the seeds of every experiment after this round")
+
+
+def seeds_needed(args) -> None:
+    import json
+
+    from ..aggregate.grouping import load_groups
+    from ..aggregate.stats import summary_frame
+    from ..files import atomic_text
+    from ..study.seeds import SeedsByNeed
+
+    try:
+        need = SeedsByNeed.from_dict(args.plan["rule"])
+        configured, seconds = args.plan["configured"], args.plan["seconds"]
+        study_seconds, readings = float(args.plan["study_seconds"]), args.plan["readings"]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise KmlpError(f"--plan must be Study.need_plan()'s JSON: {exc!r}") from None
+    groups = load_groups(args.runs)
+    missing = [e for e in configured if e not in groups]
+    if missing:
+        raise KmlpError(f"no run file was given for experiment(s) {', '.join(missing)}")
+    seeds = {e: sorted(r.seed for r in groups[e]) for e in configured}
+    rows = summary_frame([r for members in groups.values() for r in members], _rule(args), readings)
+    numbers = [
+        {"experiment": r.experiment, "metric": r.metric, "stability": float(r.stability), "reading": r.reading}
+        for r in rows.itertuples()
+    ]
+    doc = {"round": args.round, **need.decide(numbers, seeds, configured, seconds, study_seconds)}
+    for n in doc["numbers"]:
+        print(f"round {args.round}: {n['experiment']} {n['metric']}: {n['runs']} seeds, "
+              f"{n['stability']:.0%} stable: {n['state'] or 'not judged'}")  # fmt: skip
+    for e, new in doc["added"].items():
+        print(f"round {args.round}: {e} gets seed" + (f"s {new[0]}-{new[-1]}" if len(new) > 1 else f" {new[0]}"))
+    print(f"round {args.round}: {doc['spent_s']:.0f} s of {doc['budget_s']:.0f} s predicted spent on added seeds; "
+          + ("done" if doc["done"] else "another round follows"))  # fmt: skip
+    atomic_text(args.out, json.dumps(doc, indent=1, sort_keys=True) + "\n")
 
 
 # -- discrepancies -------------------------------------------------------------------
@@ -273,6 +337,10 @@ def add_record(sub) -> None:
     s.add_argument(
         "--report-benchmarks", nargs="*", type=Path, default=[], help="those of the report's own training runs"
     )
+    s.add_argument(
+        "--added-benchmarks", nargs="*", type=Path, default=[],
+        help="those of the runs seeds by need added (part of the study, not in --benchmarks)",
+    )  # fmt: skip
     s.add_argument("--meta", type=options.json_arg, default={}, help="command, config, data MD5 and archive, as JSON")
     s.add_argument(
         "--notes",
@@ -322,6 +390,7 @@ def record(args) -> None:
             figures=args.figures,
             benchmarks=args.benchmarks,
             report_benchmarks=args.report_benchmarks,
+            added_benchmarks=args.added_benchmarks,
             meta=args.meta,
             notes=args.notes,
             discrepancies=args.discrepancies,
@@ -404,5 +473,6 @@ def record_diff(args) -> None:
         print(line)
 
 
-VERBS = (add_figure, add_table, add_diagnose, add_gradtable, add_summary, add_discrepancies, add_report, add_pdf,
+VERBS = (add_figure, add_table, add_diagnose, add_gradtable, add_summary, add_seeds_needed,
+         add_discrepancies, add_report, add_pdf,
          add_record, add_check_record, add_check_runs, add_record_diff)  # fmt: skip

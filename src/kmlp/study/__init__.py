@@ -17,10 +17,13 @@ from ..data.cifar import N_CLASSES, N_DIM, TEST_IMAGES, TRAIN_IMAGES
 from ..nn.settings import GradcheckSettings, TrainSettings
 from . import cost
 from .discrepancies import Discrepancy
+from .seeds import SeedsByNeed
 from .tables import TableSpec
 from .verdict import VerdictRule
 
-__all__ = ["Discrepancy", "Figure", "Search", "Study", "StudyError", "TableSpec", "VerdictRule", "cost", "load"]
+__all__ = [
+    "Discrepancy", "Figure", "Search", "SeedsByNeed", "Study", "StudyError", "TableSpec", "VerdictRule", "cost", "load",
+]  # fmt: skip
 
 #: The lambda search's runs are named with this prefix, which experiments may not use.
 SEARCH_PREFIX = "lsearch-"
@@ -118,6 +121,7 @@ class Study:
         self.discrepancies = [
             Discrepancy.from_dict(d) for d in config["discrepancies"] if not Discrepancy.check(d, self.experiments)
         ]
+        self.seeds_by_need = SeedsByNeed.from_dict(config["seeds_by_need"])
 
     # -- experiments ----------------------------------------------------------------
     def configured(self, experiment: str) -> dict:
@@ -216,6 +220,33 @@ class Study:
             families.setdefault(self.family(e), []).append(((e, s), self.run_seconds(e)))
         per_chunk = 60 * self.config["cluster"]["chunk_minutes"]
         return {run: c for name, runs in families.items() for run, c in cost.chunked(runs, name, per_chunk).items()}
+
+    def training_seconds(self) -> float:
+        """The predicted training time of every configured run of the study."""
+        return sum(self.run_seconds(e) for e, _ in self.runs(self.experiments))
+
+    def added_chunk(self, experiment: str, seed: int) -> cost.Chunk:
+        """The SLURM job of a run that seeds by need added: one per experiment and round
+        (the ``step`` seeds a round gives it)."""
+        need = self.seeds_by_need
+        block = (seed - max(self.seeds(experiment)) - 1) // need.step
+        return cost.Chunk(f"train-more-{experiment}-{block + 1}", need.step * self.run_seconds(experiment), need.step)
+
+    def chunk(self, experiment: str, seed: int) -> cost.Chunk:
+        """The SLURM job a run goes in: its planned chunk, or its round's for an added seed."""
+        return self.chunks.get((experiment, seed)) or self.added_chunk(experiment, seed)
+
+    def need_plan(self) -> dict:
+        """What ``kmlp seeds-needed`` is handed: the rule, the configured seeds, a run's
+        predicted seconds per experiment and the study's."""
+        judged = self.pooled_with(self.paper_experiments())
+        return {
+            "rule": self.seeds_by_need.as_dict(),
+            "configured": {e: self.seeds(e) for e in judged},
+            "seconds": {e: self.run_seconds(e) for e in judged},
+            "study_seconds": self.training_seconds(),
+            "readings": self.readings(),
+        }
 
     # -- checks, tables, verdicts -------------------------------------------------------
     @property
