@@ -221,7 +221,7 @@ def test_kmlp_help_lists_the_verbs_the_readme_names():
     m = re.search(r"`(kmlp --help)` \(or `(python -m kmlp --help)`\) lists the verbs \(([^)]*)\)", readme())
     assert m, "the README's kmlp --help sentence"
     verbs = re.findall(r"`([^`]+)`", m.group(3))
-    assert len(verbs) == 20 and verbs[0] == "download", verbs
+    assert len(verbs) == 21 and verbs[0] == "download", verbs
     for command in m.group(1, 2):
         proc = shell(command, REPO)
         assert proc.returncode == 0, f"{command}\n{proc.stdout}{proc.stderr}"
@@ -266,7 +266,7 @@ def test_the_no_internet_overlays_plan_the_whole_study_from_a_local_archive(tmp_
     rebuild overlay reads ../shared/data and adds the lambda search."""
     text = readme()
     n_runs = int(re.search(r"trains (\d+) runs", text).group(1))
-    n_with_search = int(re.search(r"\((\d+) runs in all\)", text).group(1))
+    n_with_search = int(re.search(r"\((\d+) runs in all[,)]", text).group(1))
     assert "config/local.yaml" in (REPO / ".gitignore").read_text().splitlines()  # "is git-ignored"
     root, md5 = offline_checkout(tmp_path)
     archive = str(tmp_path / "shared/data/cifar-10-python.tar.gz")
