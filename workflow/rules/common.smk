@@ -88,29 +88,27 @@ def runs_of(experiments):
 
 # -- seeds by need: more seeds where a verdict is not stable, decided by a checkpoint ----
 NEED = study.seeds_by_need
-# the summary's experiments: those with a number of the report and those pooled with them
-JUDGED = study.pooled_with(study.paper_experiments())
+JUDGED = study.judged()
+
+
+def decided(round):
+    """A round's decision (kmlp seeds-needed's JSON), once its checkpoint ran."""
+    return json.loads(
+        Path(checkpoints.seeds_needed.get(round=round).output[0]).read_text()
+    )
 
 
 def seeds_after(round):
     """Experiment -> its seeds after `round` rounds of seeds by need (0: as configured)."""
-    if round == 0:
-        return {e: study.seeds(e) for e in JUDGED}
-    decided = checkpoints.seeds_needed.get(round=round).output[0]
-    return json.loads(Path(decided).read_text())["seeds"]
+    return decided(round)["seeds"] if round else {e: study.seeds(e) for e in JUDGED}
 
 
 def needed_seeds():
     """Experiment -> its seeds once seeds by need adds no more (as configured when off)."""
-    if not NEED.enabled:
-        return seeds_after(0)
     round = 1
-    while True:
-        decided = checkpoints.seeds_needed.get(round=round).output[0]
-        doc = json.loads(Path(decided).read_text())
-        if doc["done"]:
-            return doc["seeds"]
+    while NEED.enabled and not decided(round)["done"]:
         round += 1
+    return seeds_after(round if NEED.enabled else 0)
 
 
 def runs_after(round):

@@ -226,7 +226,7 @@ class Study:
         return sum(self.run_seconds(e) for e, _ in self.runs(self.experiments))
 
     def added_chunk(self, experiment: str, seed: int) -> cost.Chunk:
-        """The SLURM job of a run that seeds by need added: one per experiment and round
+        """The SLURM job of a run that seeds by need added: one per experiment and step
         (the ``step`` seeds a round gives it)."""
         need = self.seeds_by_need
         block = (seed - max(self.seeds(experiment)) - 1) // need.step
@@ -236,10 +236,15 @@ class Study:
         """The SLURM job a run goes in: its planned chunk, or its round's for an added seed."""
         return self.chunks.get((experiment, seed)) or self.added_chunk(experiment, seed)
 
+    def judged(self) -> list[str]:
+        """The summary's experiments: those with a number of the report and those pooled
+        with them (the runs seeds by need judges, and may add to)."""
+        return self.pooled_with(self.paper_experiments())
+
     def need_plan(self) -> dict:
         """What ``kmlp seeds-needed`` is handed: the rule, the configured seeds, a run's
         predicted seconds per experiment and the study's."""
-        judged = self.pooled_with(self.paper_experiments())
+        judged = self.judged()
         return {
             "rule": self.seeds_by_need.as_dict(),
             "configured": {e: self.seeds(e) for e in judged},
