@@ -81,7 +81,7 @@ def test_the_model_predicts_the_reference_runs_within_its_fit():
 
 def test_every_run_is_in_one_chunk_of_its_family(study):
     runs = study.runs(study.experiments)
-    assert set(study.chunks) == set(runs) and len(runs) == 331
+    assert set(study.chunks) == set(runs) and len(runs) == 391
     for (e, _), chunk in study.chunks.items():
         assert chunk.name.rsplit("-", 1)[0] == study.family(e)
     by_name: dict[str, list] = {}
@@ -164,7 +164,7 @@ def test_cost_fit_command(tmp_path, study):
     )  # fmt: skip
     fitted = json.loads(proc.stdout.splitlines()[0].removeprefix("REFERENCE = "))
     assert fitted.keys() == rates.keys() and fitted["madds"] == pytest.approx(rates["madds"], rel=0.2)
-    assert "331 runs" in proc.stdout and "median" in proc.stdout, proc.stdout
+    assert "391 runs" in proc.stdout and "median" in proc.stdout, proc.stdout
     bad = subprocess.run(
         [sys.executable, "-m", "kmlp", "cost-fit", "--benchmarks", str(tmp_path / "none"), "--config", str(CONFIG)],
         capture_output=True, text=True,

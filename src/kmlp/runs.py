@@ -6,7 +6,8 @@ Layout (all the aggregation steps read this and nothing else)::
                             settings (JSON), model (JSON), data_md5 (the archive's),
                             data_sha256 (the data set's arrays'), data_file,
                             eval_sizes (JSON: images per split), paper (JSON),
-                            source (JSON), environment (JSON: the numeric environment)
+                            source (JSON), environment (JSON: the numeric environment),
+                            checkpoint_step (settings checkpoint best_val only)
     /history/<col>   1-D arrays, one entry per evaluation: HISTORY_COLUMNS
     /final           attrs: FINAL_METRICS (all NaN when the run diverged), sha256
     /weights/<name>  W1, b1, gamma1, beta1, ..., bn_mean1, bn_var1, ...
@@ -50,6 +51,7 @@ class RunRecord:
     data_sha256: str = ""  # the checksum of the data set's arrays (its content_sha256)
     eval_sizes: dict = field(default_factory=dict)  # split -> images its metrics are measured on
     environment: dict = field(default_factory=dict)  # kmlp.environment.numeric_environment()
+    checkpoint_step: int | None = None  # settings checkpoint best_val: the step final measures
 
 
 def write_run(path, run: RunRecord) -> None:
@@ -72,6 +74,8 @@ def write_run(path, run: RunRecord) -> None:
         f.attrs["source"] = attr_json(run.source)
         f.attrs["eval_sizes"] = attr_json(run.eval_sizes)
         f.attrs["environment"] = attr_json(run.environment)
+        if run.checkpoint_step is not None:  # only then: other run files keep their bytes
+            f.attrs["checkpoint_step"] = int(run.checkpoint_step)
         hist = f.create_group("history")
         for col in HISTORY_COLUMNS:
             put(hist, col, np.asarray(run.history[col], np.float64))
@@ -122,6 +126,7 @@ def read_run(path, weights: bool = False) -> RunRecord:
                 kmlp_version=as_str(attr(f, "kmlp_version", what)),
                 eval_sizes=json_attr(f, "eval_sizes", what),
                 environment=json_attr(f, "environment", what),
+                checkpoint_step=int(f.attrs["checkpoint_step"]) if "checkpoint_step" in f.attrs else None,
             )
         except (OSError, ValueError, TypeError) as exc:
             raise KmlpError(f"{what} is damaged: {exc}") from None
@@ -143,6 +148,7 @@ def load_model(path):
             dtype=m["dtype"],
             alpha=m["alpha"],
             eps=m["eps"],
+            bn_order=m.get("bn_order", "before"),
         )
         model.load_state(run.weights)
     except (KeyError, ValueError, TypeError) as exc:

@@ -91,6 +91,7 @@ def train(args) -> int:
         final=final,
         weights=dict(model.state()),
         stopped_at=result.stopped_at,
+        checkpoint_step=result.checkpoint_step,
         data_md5=ds.source_md5,
         data_sha256=ds.content_sha256,
         data_file=str(args.data),

@@ -109,6 +109,7 @@ def run_check(settings: GradcheckSettings, X, y, n_classes: int = 10) -> dict:
         sigma=settings.sigma,
         seed=settings.seed,
         dtype=np.float64,
+        bn_order=settings.bn_order,
     )
     params = check_model(model, X, y, settings.lam, settings.h)
     worst = max(p["rel_error"] for p in params.values())

@@ -50,8 +50,10 @@ class MLP:
     """A k-layer perceptron ``sizes = [d, m_1, ..., m_{k-1}, K]``.
 
     Hidden layer l: s = W_l x + b_l, then (if ``batch_norm``) gamma_l * s_hat + beta_l,
-    then ReLU; the last layer is affine + softmax. Batch-norm moving averages use
-    ``alpha`` and are initialised from the first training batch.
+    then ReLU; the last layer is affine + softmax. ``bn_order="after"`` normalises the
+    ReLU's output instead (an ablation: the layer functions compute it, not
+    :mod:`kmlp.nn.fast`, so it trains slower). Batch-norm moving averages use ``alpha``
+    and are initialised from the first training batch.
     """
 
     def __init__(
@@ -64,6 +66,7 @@ class MLP:
         dtype=np.float64,
         alpha: float = 0.9,
         eps: float = BN_EPS,
+        bn_order: str = "before",
     ):
         sizes = [int(s) for s in sizes]
         if len(sizes) < 2 or min(sizes) < 1:
@@ -77,6 +80,10 @@ class MLP:
             raise ValueError(f"dtype must be float32 or float64, got {self.dtype}")
         if self.batch_norm and self.k < 2:
             raise ValueError("batch norm needs at least one hidden layer")
+        if bn_order not in ("before", "after"):
+            raise ValueError(f"bn_order must be 'before' or 'after' (the ReLU), not {bn_order!r}")
+        self.bn_order = bn_order
+        self.after = self.batch_norm and bn_order == "after"
         self.alpha, self.eps = float(alpha), float(eps)
         draw = initializers.get(init, sigma)
         rng = np.random.default_rng(seed)
@@ -169,7 +176,9 @@ class MLP:
         caches, stats = [], []
         for layer in range(1, self.k):
             s, aff = affine_forward(h, p[f"W{layer}"], p[f"b{layer}"])
-            bn = None
+            bn = relu = None
+            if self.after:
+                s, relu = relu_forward(s)
             if self.batch_norm and train:
                 s, bn, mu, var = batchnorm_forward(s, p[f"gamma{layer}"], p[f"beta{layer}"], self.eps)
                 stats.append((mu, var))
@@ -177,7 +186,10 @@ class MLP:
                 s = batchnorm_eval(
                     s, p[f"gamma{layer}"], p[f"beta{layer}"], self.bn_mean[layer], self.bn_var[layer], self.eps
                 )
-            h, relu = relu_forward(s)
+            if self.after:
+                h = s
+            else:
+                h, relu = relu_forward(s)
             caches.append((aff, bn, relu))
         logits, aff = affine_forward(h, p[f"W{self.k}"], p[f"b{self.k}"])
         caches.append((aff, None, None))
@@ -190,9 +202,11 @@ class MLP:
         grads[f"W{self.k}"], grads[f"b{self.k}"] = dW, db
         for layer in range(self.k - 1, 0, -1):
             aff, bn, relu = caches[layer - 1]
-            ds = relu_backward(dh, relu)
+            ds = dh if self.after else relu_backward(dh, relu)
             if bn is not None:
                 ds, grads[f"gamma{layer}"], grads[f"beta{layer}"] = batchnorm_backward(ds, bn)
+            if self.after:
+                ds = relu_backward(ds, relu)
             dh, dW, db = affine_backward(ds, aff, need_dx=layer > 1)
             grads[f"W{layer}"], grads[f"b{layer}"] = dW, db
         if lam:
@@ -233,10 +247,29 @@ class MLP:
         batch size (tests check it against ``cost_and_gradients``).
         """
         X = np.asarray(X, self.dtype)
+        if self.after:
+            return self._reference_step(X, y, lam, eta)
         step = self._steps.get(X.shape[0])
         if step is None:
             step = self._steps[X.shape[0]] = TrainStep(self, X.shape[0])
         return step(X, y, lam, eta)
+
+    def _reference_step(self, X, y, lam: float, eta: float) -> float:
+        """``train_step`` made of the layer functions: ``cost_and_gradients``' forward and
+        backward passes, then the same update and moving averages."""
+        y = np.asarray(y, np.intp)
+        logits, tape = self.forward(X, "train", keep=True)
+        loss, dlogits = softmax_cross_entropy(logits, y)
+        grads = self._backward(dlogits, tape.caches, lam)
+        for name, p in self._params.items():
+            p -= eta * grads[name]
+        if self.bn_mean[1] is None:
+            self.set_statistics(tape.stats)
+        else:
+            for layer, (mu, var) in enumerate(tape.stats, 1):
+                self.bn_mean[layer][...] = self.alpha * self.bn_mean[layer] + (1 - self.alpha) * mu
+                self.bn_var[layer][...] = self.alpha * self.bn_var[layer] + (1 - self.alpha) * var
+        return float(loss)
 
     # -- evaluation -------------------------------------------------------------
     def logits(self, X, chunk: int = EVAL_CHUNK):
@@ -246,6 +279,9 @@ class MLP:
         """
         if self.batch_norm and self.bn_mean[1] is None:
             raise RuntimeError("batch-norm statistics are unset: train first")
+        if self.after:
+            X = np.asarray(X, self.dtype)
+            return np.concatenate([self.forward(X[i : i + chunk]) for i in range(0, max(len(X), 1), chunk)])
         if self._eval is None:
             self._eval = EvalBuffers(self)
         return self._eval.logits(X, chunk)
@@ -289,4 +325,4 @@ class MLP:
             "dtype": self.dtype.name,
             "alpha": self.alpha,
             "eps": self.eps,
-        }
+        } | ({"bn_order": self.bn_order} if self.after else {})

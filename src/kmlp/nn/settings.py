@@ -26,9 +26,16 @@ class SettingsError(ValueError):
         self.settings = settings
 
 
-def setting(default, help: str, choices: tuple | None = None):
-    """A field with its help text (and allowed values) for the command line."""
-    return field(default=default, metadata={"help": help, "choices": choices})
+def setting(default, help: str, choices: tuple | None = None, ablation: bool = False):
+    """A field with its help text (and allowed values) for the command line. An
+    ``ablation`` field is recorded only where it is not at its default, so that adding
+    one leaves every earlier output (run files, gradient checks) byte for byte."""
+    return field(default=default, metadata={"help": help, "choices": choices, "ablation": ablation})
+
+
+def _recorded(obj, name: str) -> bool:
+    f = next(f for f in fields(obj) if f.name == name)
+    return not f.metadata.get("ablation") or getattr(obj, name) != f.default
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,9 @@ class NetSettings:
     batch_norm: bool = setting(False, "batch-normalise the hidden layers")
     init: str = setting("he", "weight initialisation", choices=("he", "normal"))
     sigma: float | None = setting(None, "std of every layer's weights, for init normal")
+    bn_order: str = setting(
+        "before", "batch norm before the ReLU (the course's) or after it", choices=("before", "after"), ablation=True
+    )
 
     def __post_init__(self):
         hints = typing.get_type_hints(type(self))
@@ -63,6 +73,8 @@ class NetSettings:
             found.append(f"sigma must be positive, got {self.sigma}")
         if self.batch_norm and not self.hidden:
             found.append("batch_norm needs at least one hidden layer (hidden is empty)")
+        if self.bn_order != "before" and not self.batch_norm:
+            found.append(f"bn_order {self.bn_order} needs batch_norm: true")
         return found
 
     @classmethod
@@ -94,14 +106,15 @@ class NetSettings:
         return []
 
     def as_dict(self) -> dict:
-        d = asdict(self)
+        """The settings as a mapping, ablation fields only where set."""
+        d = {name: v for name, v in asdict(self).items() if _recorded(self, name)}
         d["hidden"] = list(self.hidden)
         return d
 
     def net_dict(self) -> dict:
         """The fields that say what the net is."""
         d = self.as_dict()
-        return {f.name: d[f.name] for f in fields(NetSettings)}
+        return {f.name: d[f.name] for f in fields(NetSettings) if f.name in d}
 
 
 @dataclass(frozen=True)
@@ -121,6 +134,13 @@ class TrainSettings(NetSettings):
         "0: all (the final train metrics always use all)",
     )
     dtype: str = setting("float32", "training precision", choices=("float32", "float64"))
+    checkpoint: str = setting(
+        "last",
+        "the weights the final metrics measure: after the last update, or at the evaluation "
+        "with the best validation accuracy",
+        choices=("last", "best_val"),
+        ablation=True,
+    )
 
     def problems(self) -> list[str]:
         found = super().problems()
@@ -175,7 +195,8 @@ class TrainSettings(NetSettings):
 
     def schedule_dict(self) -> dict:
         """How the net is trained (the run file keeps the net's own config apart)."""
-        own = [f.name for f in fields(self) if f.name not in self.net_dict() and f.name != "dtype"]
+        net = {f.name for f in fields(NetSettings)}
+        own = [f.name for f in fields(self) if f.name not in net and f.name != "dtype" and _recorded(self, f.name)]
         return {name: getattr(self, name) for name in own}
 
 

@@ -32,6 +32,8 @@ class Net(Protocol):
     def seed_statistics(self, X) -> None: ...
     def train_step(self, X, y, lam: float, eta: float) -> float: ...
     def evaluate(self, X, y, lam: float) -> Evaluation: ...
+    def state(self) -> dict: ...  # for checkpoint best_val only
+    def load_state(self, state) -> None: ...
 
 
 #: ``on_evaluate(step, total, row)``: after each evaluation, ``row`` a dict of HISTORY_COLUMNS.
@@ -47,6 +49,7 @@ class TrainResult:
     final: dict  # metric (FINAL_METRICS) -> float (test only after `run`); all NaN if diverged
     status: str  # "completed" | "diverged"
     stopped_at: int | None
+    checkpoint_step: int | None = None  # with checkpoint best_val: the step final measures
 
 
 def seed_streams(seed):
@@ -68,6 +71,7 @@ def build_model(settings: TrainSettings, d_in: int, n_classes: int, seed: int) -
         sigma=settings.sigma,
         seed=init_seed(seed),
         dtype=settings.dtype,
+        bn_order=settings.bn_order,
     )
 
 
@@ -121,7 +125,9 @@ def fit(
     """Train ``net`` in place: the epoch loop. Each epoch's batches are consecutive slices
     of one permutation of the training rows; the learning rate follows the triangular
     cycle; the net is evaluated at step 0, every ``eval_every`` updates (0: every epoch)
-    and at the end.
+    and at the end. With ``checkpoint`` best_val, the net ends as it was at the
+    evaluation with the best validation accuracy (the first, on a tie), and the final
+    metrics are measured there.
 
     With ``eval_train_subset`` set, the history's training metrics come from a fixed
     random subset of that size (evaluation then costs a fraction of an epoch's
@@ -142,6 +148,13 @@ def fit(
     lam = settings.lam
     y_val = np.asarray(y_val, np.intp)
     cols = {c: [] for c in HISTORY_COLUMNS}
+    best = {"acc": -math.inf, "row": None, "state": None}  # checkpoint best_val
+
+    def keep_if_best(row):
+        # the first of equal accuracies: a later evaluation must beat it
+        if settings.checkpoint == "best_val" and row["val_acc"] > best["acc"]:
+            best.update(acc=row["val_acc"], row=len(cols["step"]) - 1)
+            best["state"] = {name: a.copy() for name, a in net.state().items()}
 
     def evaluate(step):
         tr = net.evaluate(X_eval, y_eval, lam)
@@ -159,6 +172,7 @@ def fit(
         )
         for k, v in row.items():
             cols[k].append(v)
+        keep_if_best(row)
         if on_evaluate:
             on_evaluate(step, total, row)
         return row
@@ -205,11 +219,16 @@ def fit(
         if status == "diverged" and evaluated_at != step:
             evaluate(step)
     history = {k: np.asarray(v, np.float64) for k, v in cols.items()}
-    final = {k: float(history[k][-1]) for k in cols if k not in ("step", "epoch", "eta")}
+    at, checkpoint_step = -1, None
+    if status == "completed" and best["state"] is not None:
+        net.load_state(best["state"])
+        at = best["row"]
+        checkpoint_step = int(history["step"][at])
+    final = {k: float(history[k][at]) for k in cols if k not in ("step", "epoch", "eta")}
     if status == "diverged":  # nothing is measured on a diverged net
         final = dict.fromkeys(final, float("nan"))
     elif X_eval is not X_train:
         with np.errstate(all="ignore"):
             whole = net.evaluate(X_train, y_train, lam)
         final.update(train_loss=whole.loss, train_cost=whole.cost, train_acc=whole.acc)
-    return TrainResult(history, final, status, stopped_at)
+    return TrainResult(history, final, status, stopped_at, checkpoint_step)

@@ -1,0 +1,136 @@
+"""The two training ablations the discrepancies test: batch norm after the ReLU, and the
+final metrics at the best-validation checkpoint. Each is off by default and then leaves
+every output as it was."""
+
+import h5py
+import numpy as np
+import pytest
+
+from kmlp import MLP
+from kmlp.cli import main
+from kmlp.nn.gradcheck import check_model
+from kmlp.nn.layers import batchnorm_forward, relu_forward
+from kmlp.nn.settings import GradcheckSettings, SettingsError, TrainSettings
+from kmlp.nn.training import build_model, fit
+from kmlp.runs import load_model, read_run
+from test_training import blobs
+
+
+def small_run(seed=0, **kw):
+    """test_training's small problem, the net built from its settings."""
+    Xtr, ytr = blobs(1000, seed=1)
+    Xva, yva = blobs(300, seed=2)
+    base = {"hidden": [30, 30], "batch_norm": True, "lam": 1e-3, "n_batch": 50, "n_s": 100, "eval_every": 20}
+    settings = TrainSettings(**{**base, **kw})
+    model = build_model(settings, 20, 4, seed)
+    return model, fit(model, Xtr, ytr, Xva, yva, settings, seed)
+
+
+def batch(n=20, d=10, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, d)), rng.integers(0, 10, n)
+
+
+@pytest.mark.parametrize("hidden", [[50], [50, 50], [50, 30, 20, 10]], ids=["2-layer", "3-layer", "5-layer"])
+@pytest.mark.parametrize("lam", [0.0, 0.1])
+def test_batch_norm_after_the_relu_has_the_numerical_gradients(hidden, lam):
+    X, y = batch()
+    model = MLP([10, *hidden, 10], batch_norm=True, bn_order="after", seed=3, dtype=np.float64)
+    stats = check_model(model, X, y, lam)
+    assert list(stats) == list(model.parameters())
+    for name, s in stats.items():
+        assert s["rel_error"] < 1e-6, (name, s)
+
+
+def test_batch_norm_after_the_relu_normalises_the_relu_output():
+    X, y = batch(seed=1)
+    before = MLP([10, 8, 6, 10], batch_norm=True, seed=2, dtype=np.float64)
+    after = MLP([10, 8, 6, 10], batch_norm=True, bn_order="after", seed=2, dtype=np.float64)
+    p = after.parameters()
+    h = X
+    for layer in (1, 2):
+        r, _ = relu_forward(h @ p[f"W{layer}"].T + p[f"b{layer}"])
+        h = batchnorm_forward(r, p[f"gamma{layer}"], p[f"beta{layer}"])[0]
+    np.testing.assert_allclose(after.forward(X, "train"), h @ p["W3"].T + p["b3"], rtol=1e-12)
+    assert not np.allclose(after.forward(X, "train"), before.forward(X, "train"))
+    # same weights, so the difference is the order alone
+    for name, a in before.parameters().items():
+        np.testing.assert_array_equal(a, p[name])
+
+
+def test_an_update_after_the_relu_is_gradient_descent_with_moving_averages():
+    X, y = batch(n=32, seed=4)
+    model = MLP([10, 8, 6, 10], batch_norm=True, bn_order="after", seed=5, dtype=np.float64, alpha=0.9)
+    model.train_step(X, y, 0.0, 0.0)  # seeds the moving averages
+    start = {k: v.copy() for k, v in model.parameters().items()}
+    means = [model.bn_mean[layer].copy() for layer in (1, 2)]
+    _, grads = model.cost_and_gradients(X, y, 0.01)
+    _, tape = model.forward(X, "train", keep=True)
+    loss = model.train_step(X, y, 0.01, 0.05)
+    assert np.isfinite(loss)
+    for name, g in grads.items():
+        np.testing.assert_allclose(model.parameters()[name], start[name] - 0.05 * g, rtol=1e-12, atol=1e-15)
+    for layer, (mu, _) in enumerate(tape.stats, 1):
+        np.testing.assert_allclose(model.bn_mean[layer], 0.9 * means[layer - 1] + 0.1 * mu, rtol=1e-12)
+    # evaluation uses the moving averages, in chunks that agree with one pass
+    np.testing.assert_allclose(model.logits(X, chunk=5), model.forward(X, "eval"), rtol=1e-12)
+
+
+def test_a_net_with_batch_norm_after_the_relu_learns():
+    model, res = small_run(bn_order="after")
+    assert model.after and res.status == "completed"
+    assert res.final["val_acc"] > 0.95 and res.history["val_acc"][0] < 0.6
+
+
+def test_the_best_validation_checkpoint_is_where_the_final_metrics_are_measured():
+    """Stopped early in its cycle, the last evaluation is not the best one, so the two
+    checkpoints differ; the net ends with the best one's weights."""
+    kw = {"n_s": 100, "cycles": 1, "eta_max": 0.5, "eval_every": 10}
+    last_model, last = small_run(seed=3, **kw)
+    best_model, best = small_run(seed=3, checkpoint="best_val", **kw)
+    for col, values in last.history.items():  # the same training
+        np.testing.assert_array_equal(best.history[col], values)
+    i = int(np.argmax(best.history["val_acc"]))
+    assert best.checkpoint_step == best.history["step"][i] and last.checkpoint_step is None
+    assert best.final["val_acc"] == best.history["val_acc"][i] == max(best.history["val_acc"])
+    assert last.final["val_acc"] == last.history["val_acc"][-1]
+    assert best.checkpoint_step != last.history["step"][-1], "the test needs a best evaluation before the last"
+    # the net ends with the checkpoint's weights (and moving averages): they give its
+    # validation metrics again
+    X_val, y_val = blobs(300, seed=2)
+    assert best_model.evaluate(X_val, y_val, 1e-3) == (
+        best.final["val_loss"],
+        best.final["val_cost"],
+        best.final["val_acc"],
+    )
+    assert last_model.evaluate(X_val, y_val, 1e-3).cost == last.final["val_cost"] != best.final["val_cost"]
+
+
+def test_ablation_settings_are_recorded_only_when_set_and_bad_ones_refused():
+    plain = TrainSettings()
+    assert "bn_order" not in plain.as_dict() and "checkpoint" not in plain.schedule_dict()
+    set_ = TrainSettings(batch_norm=True, bn_order="after", checkpoint="best_val")
+    assert set_.net_dict()["bn_order"] == "after" and set_.schedule_dict()["checkpoint"] == "best_val"
+    assert "bn_order" not in GradcheckSettings().as_dict()
+    with pytest.raises(SettingsError, match="bn_order after needs batch_norm: true"):
+        TrainSettings(bn_order="after")
+    with pytest.raises(SettingsError, match="checkpoint must be one of last, best_val"):
+        TrainSettings(checkpoint="best")
+    with pytest.raises(ValueError, match="bn_order must be"):
+        MLP([4, 3, 2], batch_norm=True, bn_order="between")
+
+
+def test_kmlp_train_records_the_ablations_and_load_model_rebuilds_them(data, tmp_path):
+    common = ["train", "--data", str(data), "--hidden", "8", "--batch-norm", "--n-s", "4", "--cycles", "1"]
+    common += ["--n-batch", "30", "--eval-every", "2", "--quiet"]
+    assert main([*common, "--seed", "1", "--out", str(tmp_path / "plain.h5")]) == 0
+    argv = [*common, "--seed", "1", "--bn-order", "after", "--checkpoint", "best_val"]
+    assert main([*argv, "--out", str(tmp_path / "abl.h5")]) == 0
+    plain, abl = read_run(tmp_path / "plain.h5"), read_run(tmp_path / "abl.h5")
+    assert plain.checkpoint_step is None and "bn_order" not in plain.model
+    with h5py.File(tmp_path / "plain.h5") as f:
+        assert "checkpoint_step" not in f.attrs and "checkpoint" not in f.attrs["settings"]
+    assert abl.model["bn_order"] == "after" and abl.settings["checkpoint"] == "best_val"
+    i = int(np.argmax(abl.history["val_acc"]))
+    assert abl.checkpoint_step == abl.history["step"][i] and abl.final["val_acc"] == abl.history["val_acc"][i]
+    assert load_model(tmp_path / "abl.h5").after
