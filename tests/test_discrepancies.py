@@ -113,13 +113,21 @@ def test_only_a_consistent_and_plausible_hypothesis_explains(runs):
     assert not got[AS_RUN]["explains"]
 
 
-def test_only_numbers_not_consistent_under_the_reports_setting_are_listed(runs):
+def test_numbers_not_consistent_under_the_reports_setting_and_configured_ones_are_listed(runs):
     summary = summary_frame(runs, RULE).to_dict("records")
     for row in summary:
         row["verdict"] = "consistent"
-    assert discrepancy_frame(runs, [SPEC], summary, RULE).empty
+    assert discrepancy_frame(runs, [], summary, RULE).empty
+    # a configured number stays, with its explanations, when its verdict moved to consistent
+    assert list(discrepancy_frame(runs, [SPEC], summary, RULE).hypothesis) == [
+        AS_RUN,
+        "best-val",
+        "g-3",
+        "g-3-alas",
+        "other",
+    ]
     summary[0]["verdict"], summary[0]["reading"] = "inconsistent", "another reading"
-    assert discrepancy_frame(runs, [SPEC], summary, RULE).empty
+    assert discrepancy_frame(runs, [], summary, RULE).empty
     summary[0]["reading"] = ""
     frame = discrepancy_frame(runs, [], summary, RULE)  # nothing configured: the number alone
     assert list(frame.hypothesis) == [AS_RUN]
@@ -139,6 +147,13 @@ def test_the_section_says_what_explains_and_what_is_ruled_out(runs, tmp_path):
     frame["explains"] = False
     path.write_text(csv_text(frame, []))
     assert "**Not explained.** Ruled out as inconsistent: other" in "\n".join(discrepancies_section(path))
+    # a configured number whose verdict is consistent: nothing to explain, the tests still shown
+    frame.loc[frame.hypothesis == AS_RUN, "verdict"] = "consistent"
+    frame.loc[frame.hypothesis == "g-3", ["plausible", "explains"]] = True
+    path.write_text(csv_text(frame, []))
+    text = "\n".join(discrepancies_section(path))
+    said = "**Consistent under the report's setting: nothing to explain.** Consistent and plausible too: g-3. Ruled out"
+    assert said in text and "Not explained" not in text and "Explained by" not in text
 
 
 def test_the_verb_and_the_records_data_agree(runs, tmp_path, monkeypatch):

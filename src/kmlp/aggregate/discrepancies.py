@@ -1,6 +1,6 @@
 """The record's "Discrepancies": every number of the report that is not consistent under the
-report's setting, beside the explanations tested for it (:mod:`kmlp.study.discrepancies`),
-each judged by the same rule as the summary.
+report's setting (and any the config tests explanations of), beside the explanations
+tested for it (:mod:`kmlp.study.discrepancies`), each judged by the same rule as the summary.
 
 A hypothesis on one experiment is that experiment's number with the report's value put
 in its place, judged within its variance pool as the summary would judge it; one that
@@ -63,13 +63,17 @@ def hypothesis_runs(runs, h: Hypothesis, metric: str, paper: float) -> tuple[lis
 
 
 def discrepancy_frame(runs, specs: list[Discrepancy], summary: list[dict], rule) -> pd.DataFrame:
-    """A row per (number not consistent under the report's setting, hypothesis): first the
-    number as the summary judges it, then each hypothesis; a number with no configured
-    explanation gets its first row alone. ``summary``: the summary CSV's rows."""
-    open_numbers = [
-        (r["experiment"], r["metric"]) for r in summary if not r.get("reading") and r["verdict"] != "consistent"
-    ]
+    """A row per (number, hypothesis), for every number not consistent under the report's
+    setting and every number the config tests explanations of (its verdict may have moved
+    to consistent: the explanations stay in view). First the number as the summary judges
+    it, then each hypothesis; a number with no configured explanation gets its first row
+    alone. ``summary``: the summary CSV's rows, whose order the numbers keep."""
     by_number = {(d.experiment, d.metric): d for d in specs}
+    open_numbers = [
+        (r["experiment"], r["metric"])
+        for r in summary
+        if not r.get("reading") and (r["verdict"] != "consistent" or (r["experiment"], r["metric"]) in by_number)
+    ]
     rows = []
     for experiment, metric in open_numbers:
         d = by_number.get((experiment, metric))

@@ -185,9 +185,9 @@ def _need_text(rows) -> str:
 
 
 def discrepancies_section(path) -> list[str]:
-    """Every number not consistent under the report's setting, beside the hypotheses tested
-    for it (`kmlp discrepancies`): a table each, why each is plausible or not, and whether
-    any explains it."""
+    """Every number not consistent under the report's setting (and any the config tests
+    explanations of), beside the hypotheses tested for it (`kmlp discrepancies`): a table
+    each, why each is plausible or not, and whether any explains it."""
     import json
 
     meta, rows = read_csv(path)
@@ -198,7 +198,8 @@ def discrepancies_section(path) -> list[str]:
         "## Discrepancies",
         "",
         "Every number of the report that is not consistent under the report's setting (the summary above), "
-        "beside the explanations tested for it (config `discrepancies`): a reading of runs the study has, or an "
+        "and any other the config tests explanations of, beside the explanations tested for it (config "
+        "`discrepancies`): a reading of runs the study has, or an "
         "ablation trained for it, judged by the same rule. A hypothesis on one experiment is that experiment's "
         "number with the report's value in its place (judged within its pool); one that *picks* among several "
         "takes, per seed, the run with the best value of a metric, and is judged on its own seeds. It "
@@ -241,7 +242,10 @@ def discrepancies_section(path) -> list[str]:
         ]
         implausible = [r["hypothesis"] for r in tested if r["plausible"] != "True" and r["verdict"] == "consistent"]
         open_ = [r["hypothesis"] for r in tested if r["plausible"] == "True" and r["verdict"] == "borderline"]
-        if explained:
+        if group[0]["verdict"] == "consistent":
+            verdict = "**Consistent under the report's setting: nothing to explain.**"
+            verdict += f" Consistent and plausible too: {', '.join(explained)}." if explained else ""
+        elif explained:
             verdict = f"**Explained by {', '.join(explained)}.**"
         else:
             verdict = "**Not explained.**"
