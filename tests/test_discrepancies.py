@@ -152,7 +152,10 @@ def test_the_section_says_what_explains_and_what_is_ruled_out(runs, tmp_path):
     frame.loc[frame.hypothesis == "g-3", ["plausible", "explains"]] = True
     path.write_text(csv_text(frame, []))
     text = "\n".join(discrepancies_section(path))
-    said = "**Consistent under the report's setting: nothing to explain.** Consistent and plausible too: g-3. Ruled out"
+    said = (
+        "**Consistent under the report's setting: nothing to explain** (listed because the config tests it). "
+        "Consistent and plausible too: g-3. Ruled out"
+    )
     assert said in text and "Not explained" not in text and "Explained by" not in text
 
 

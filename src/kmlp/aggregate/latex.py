@@ -190,9 +190,8 @@ def discrepancies_tex(rows: pd.DataFrame, comments, rule_note: str) -> str:
         }
     )  # fmt: skip
     caption = (
-        "The report's numbers that are not consistent under the report's setting (and any other the config "
-        "tests explanations of), and the explanations tested for each, judged by the same rule "
-        f"({tex_escape(rule_note)}). One explains a number only if it is consistent and a plausible reading of "
-        "the report's text (the record quotes it)."
+        "The report's numbers that are not consistent under the report's setting, and the explanations tested "
+        f"for each, judged by the same rule ({tex_escape(rule_note)}). One explains a number only if it is "
+        "consistent and a plausible reading of the report's text (the record quotes it)."
     )
     return _latex(frame, comments, caption, "tab:discrepancies", True, "p{2.4cm}p{5cm}rrrrlll", size="\\scriptsize")
