@@ -33,9 +33,9 @@ def setting(default, help: str, choices: tuple | None = None, ablation: bool = F
     return field(default=default, metadata={"help": help, "choices": choices, "ablation": ablation})
 
 
-def _recorded(obj, name: str) -> bool:
-    f = next(f for f in fields(obj) if f.name == name)
-    return not f.metadata.get("ablation") or getattr(obj, name) != f.default
+def _recorded(obj) -> list[str]:
+    """The names of the fields a record of ``obj`` holds: all but ablations at their default."""
+    return [f.name for f in fields(obj) if not f.metadata.get("ablation") or getattr(obj, f.name) != f.default]
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,8 @@ class NetSettings:
 
     def as_dict(self) -> dict:
         """The settings as a mapping, ablation fields only where set."""
-        d = {name: v for name, v in asdict(self).items() if _recorded(self, name)}
+        d = asdict(self)
+        d = {name: d[name] for name in _recorded(self)}
         d["hidden"] = list(self.hidden)
         return d
 
@@ -196,7 +197,7 @@ class TrainSettings(NetSettings):
     def schedule_dict(self) -> dict:
         """How the net is trained (the run file keeps the net's own config apart)."""
         net = {f.name for f in fields(NetSettings)}
-        own = [f.name for f in fields(self) if f.name not in net and f.name != "dtype" and _recorded(self, f.name)]
+        own = [name for name in _recorded(self) if name not in net and name != "dtype"]
         return {name: getattr(self, name) for name in own}
 
 

@@ -63,7 +63,7 @@ def terms(settings: TrainSettings, sizes: Sizes) -> dict[str, float]:
     madds = (3 * updates * settings.n_batch + rows_evaluated) * weights
     if settings.dtype == "float64":
         madds *= 2
-    slower = BN_AFTER_FACTOR if settings.batch_norm and settings.bn_order == "after" else 1.0
+    slower = BN_AFTER_FACTOR if settings.bn_order == "after" else 1.0  # (settings: only with batch norm)
     return {
         "madds": float(madds) * slower,
         "layer_updates": float(updates * (len(dims) - 1)) * slower,
