@@ -10,6 +10,7 @@ from kmlp import MLP
 from kmlp.cli import main
 from kmlp.nn.gradcheck import check_model
 from kmlp.nn.layers import batchnorm_forward, relu_forward
+from kmlp.nn.metrics import Evaluation
 from kmlp.nn.settings import GradcheckSettings, SettingsError, TrainSettings
 from kmlp.nn.training import build_model, fit
 from kmlp.runs import load_model, read_run
@@ -134,3 +135,52 @@ def test_kmlp_train_records_the_ablations_and_load_model_rebuilds_them(data, tmp
     i = int(np.argmax(abl.history["val_acc"]))
     assert abl.checkpoint_step == abl.history["step"][i] and abl.final["val_acc"] == abl.history["val_acc"][i]
     assert load_model(tmp_path / "abl.h5").after
+
+
+def test_the_cost_model_predicts_batch_norm_after_the_relu_slower():
+    """Its runs train through the layer functions (1.32-1.36 times as long per update,
+    measured), so a SLURM job holding them must ask for more time."""
+    from kmlp.study.cost import BN_AFTER_FACTOR, REFERENCE, Sizes, seconds
+
+    sizes = Sizes(d_in=3072, n_classes=10, n_train=45000, n_val=5000, n_test=10000)
+    before, after = TrainSettings(batch_norm=True), TrainSettings(batch_norm=True, bn_order="after")
+    start = REFERENCE["constant"]  # starting Python and loading the data take as long
+    assert seconds(after, sizes) - start == pytest.approx(BN_AFTER_FACTOR * (seconds(before, sizes) - start))
+    assert BN_AFTER_FACTOR >= 1.36
+
+
+class Scripted:
+    """A net whose validation accuracy follows a script, one value per evaluation; its
+    state is the number of updates made."""
+
+    batch_norm = False
+
+    def __init__(self, val_accs):
+        self.val_accs, self.updates, self.calls = list(val_accs), np.zeros(1), 0
+
+    def seed_statistics(self, X):
+        pass
+
+    def train_step(self, X, y, lam, eta):
+        self.updates += 1
+        return 1.0
+
+    def evaluate(self, X, y, lam):
+        self.calls += 1  # the training rows first, then the validation rows
+        acc = self.val_accs[(self.calls - 1) // 2] if self.calls % 2 == 0 else 0.5
+        return Evaluation(1.0, 1.0, acc)
+
+    def state(self):
+        return {"updates": self.updates}
+
+    def load_state(self, state):
+        self.updates[...] = state["updates"]
+
+
+def test_the_checkpoint_keeps_the_first_of_equal_validation_accuracies():
+    X, y = blobs(40, seed=1)
+    settings = TrainSettings(hidden=[4], n_batch=10, n_s=4, cycles=1, eval_every=2, checkpoint="best_val")
+    net = Scripted([0.1, 0.4, 0.6, 0.6, 0.2])  # evaluated at steps 0, 2, 4, 6, 8
+    result = fit(net, X, y, X, y, settings, seed=0)
+    assert list(result.history["step"]) == [0, 2, 4, 6, 8]
+    assert result.checkpoint_step == 4 and net.updates[0] == 4 and result.final["val_acc"] == 0.6
