@@ -1,7 +1,11 @@
 """Fixtures shared by test modules: a small prepared data set, and the tiny workflow run
-once per session."""
+once per session (once for all of pytest-xdist's workers); the machine shared out between
+the workers (a test marked ``exclusive`` has it to itself); and what CI's log shows."""
 
+import fcntl
 import os
+import shutil
+from contextlib import contextmanager
 
 import pytest
 
@@ -10,15 +14,47 @@ from kmlp.cli import main
 from workflow_project import make_project, snakemake
 
 
+def shared_dir(tmp_path_factory):
+    """The session's temporary folder that every pytest-xdist worker of it sees."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@contextmanager
+def locked(path, how=fcntl.LOCK_EX):
+    with open(path, "a") as f:
+        fcntl.flock(f, how)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def made_once(tmp_path_factory, name, make):
+    """``name`` in the shared folder, made by ``make(folder)`` by the first worker that asks
+    (the others wait for it) and reused by every other: the work is done once a session."""
+    root = shared_dir(tmp_path_factory)
+    target = root / name
+    with locked(root / f"{name}.lock"):
+        if not (root / f"{name}.done").exists():
+            shutil.rmtree(target, ignore_errors=True)
+            target.mkdir()
+            make(target)
+            (root / f"{name}.done").touch()
+    return target
+
+
 @pytest.fixture(scope="session")
 def data(tmp_path_factory):
     """A prepared data set from a small archive in the official format: 270 training, 30
     validation and 100 test images."""
-    root = tmp_path_factory.mktemp("data")
-    md5 = write_archive(root / "a.tar.gz", n_train_per_batch=60, n_test=100, seed=0)
-    argv = ["prepare", "--archive", str(root / "a.tar.gz"), "--md5", md5, "--val-size", "30"]
-    assert main([*argv, "--out", str(root / "d.h5"), "--quiet"]) == 0
-    return root / "d.h5"
+
+    def make(root):
+        md5 = write_archive(root / "a.tar.gz", n_train_per_batch=60, n_test=100, seed=0)
+        argv = ["prepare", "--archive", str(root / "a.tar.gz"), "--md5", md5, "--val-size", "30"]
+        assert main([*argv, "--out", str(root / "d.h5"), "--quiet"]) == 0
+
+    return made_once(tmp_path_factory, "data", make) / "d.h5"
 
 
 @pytest.fixture(scope="session")
@@ -27,9 +63,37 @@ def tiny_project(tmp_path_factory):
 
     Tests that change files must work on a copy (shutil.copytree).
     """
-    root = make_project(tmp_path_factory.mktemp("wf") / "project")
-    snakemake(root, "--cores", "2")
-    return root
+
+    def make(root):
+        snakemake(make_project(root / "project"), "--cores", "2")
+
+    return made_once(tmp_path_factory, "wf", make) / "project"
+
+
+@pytest.fixture(autouse=True)
+def machine_share(request, tmp_path_factory):
+    """Under pytest-xdist, a test marked ``exclusive`` (one that times the machine) runs
+    alone: it waits for the tests running on other workers to end, and they wait for it
+    before they start another (a readers-writer lock, the writer first)."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        yield
+        return
+    root = shared_dir(tmp_path_factory)
+    if request.node.get_closest_marker("exclusive"):
+        with locked(root / "gate.lock"), locked(root / "machine.lock"):  # no new test; the running ones end
+            yield
+    else:
+        with locked(root / "gate.lock"):  # waits while an exclusive test holds it
+            pass
+        with locked(root / "machine.lock", fcntl.LOCK_SH):
+            yield
+
+
+@pytest.fixture
+def ci_log(request):
+    """``ci_log(text)``: text for the end of the test run's output (CI's log), from any
+    worker."""
+    return lambda text: request.node.user_properties.append(("ci_log", text))
 
 
 # -- tests CI must run -------------------------------------------------------------------
@@ -54,14 +118,11 @@ def needs(item) -> set[str]:
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "exclusive: times the machine; has it to itself under pytest-xdist")
     config.addinivalue_line("markers", "needs(kind): needs one of " + ", ".join(MUST_RUN_KINDS) + " (KMLP_MUST_RUN)")
     unknown = must_run() - set(MUST_RUN_KINDS)
     if unknown:
         raise pytest.UsageError(f"KMLP_MUST_RUN names {sorted(unknown)}; known: {', '.join(MUST_RUN_KINDS)}")
-    config.stash[_RAN] = dict.fromkeys(must_run(), 0)
-
-
-_RAN = pytest.StashKey[dict]()
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -75,12 +136,25 @@ def pytest_runtest_makereport(item, call):
         report.outcome = "failed"
         report.longrepr = f"skipped, but KMLP_MUST_RUN={os.environ['KMLP_MUST_RUN']} requires it to run: {reason}"
     elif report.when == "call":
-        for kind in kinds:
-            item.config.stash[_RAN][kind] += 1
+        report.user_properties.append(("ran", sorted(kinds)))  # counted where the session ends
+
+
+def pytest_runtest_logreport(report):
+    """Counts the tests of each KMLP_MUST_RUN kind that ran (in the process that ends the
+    session: pytest-xdist's controller, or pytest's own)."""
+    for key, kinds in getattr(report, "user_properties", []):
+        if key == "ran" and report.when == "call":
+            for kind in kinds:
+                _COUNTS[kind] = _COUNTS.get(kind, 0) + 1
+
+
+_COUNTS: dict[str, int] = {}
 
 
 def pytest_sessionfinish(session, exitstatus):
-    missing = sorted(k for k, n in session.config.stash.get(_RAN, {}).items() if n == 0)
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return  # the controller counts
+    missing = sorted(k for k in must_run() if not _COUNTS.get(k))
     if missing and exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
         session.config.stash[_MISSING] = missing
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -90,6 +164,10 @@ _MISSING = pytest.StashKey[list]()
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    for report in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", []):
+        for key, text in getattr(report, "user_properties", []):
+            if key == "ci_log" and report.when == "call":
+                terminalreporter.write_line(f"\n-- {report.nodeid}:\n{text}")
     missing = config.stash.get(_MISSING, [])
     if missing:
         terminalreporter.write_line(

@@ -62,17 +62,23 @@ def test_batch_norm_after_the_relu_normalises_the_relu_output():
 def test_an_update_after_the_relu_is_gradient_descent_with_moving_averages():
     X, y = batch(n=32, seed=4)
     model = MLP([10, 8, 6, 10], batch_norm=True, bn_order="after", seed=5, dtype=np.float64, alpha=0.9)
-    model.train_step(X, y, 0.0, 0.0)  # seeds the moving averages
+    model.train_step(*batch(n=32, seed=9), 0.0, 0.0)  # seeds the moving averages with another batch
     start = {k: v.copy() for k, v in model.parameters().items()}
     means = [model.bn_mean[layer].copy() for layer in (1, 2)]
+    variances = [model.bn_var[layer].copy() for layer in (1, 2)]
     _, grads = model.cost_and_gradients(X, y, 0.01)
     _, tape = model.forward(X, "train", keep=True)
     loss = model.train_step(X, y, 0.01, 0.05)
     assert np.isfinite(loss)
     for name, g in grads.items():
         np.testing.assert_allclose(model.parameters()[name], start[name] - 0.05 * g, rtol=1e-12, atol=1e-15)
-    for layer, (mu, _) in enumerate(tape.stats, 1):
+    for layer, (mu, var) in enumerate(tape.stats, 1):
         np.testing.assert_allclose(model.bn_mean[layer], 0.9 * means[layer - 1] + 0.1 * mu, rtol=1e-12)
+        np.testing.assert_allclose(model.bn_var[layer], 0.9 * variances[layer - 1] + 0.1 * var, rtol=1e-12)
+        # the batch's statistics are the ReLU output's: its mean and biased variance
+        relu = tape.caches[layer - 1][2]
+        np.testing.assert_allclose((mu, var), (relu.mean(0), relu.var(0)), rtol=1e-12)
+        assert not np.allclose(model.bn_var[layer], var)  # an average, not the batch's own
     # evaluation uses the moving averages, in chunks that agree with one pass
     np.testing.assert_allclose(model.logits(X, chunk=5), model.forward(X, "eval"), rtol=1e-12)
 

@@ -1,7 +1,7 @@
 """The record's Discrepancies (``kmlp discrepancies``): every number of the report that is not
 consistent under the report's setting, beside the hypotheses tested for it, each judged by
 the verdict rule, explaining it only when consistent and plausible; the config's entries
-checked, and their quotations found in the report."""
+checked, and their quotations found in the report, saying what they are quoted for."""
 
 from __future__ import annotations
 
@@ -199,15 +199,146 @@ def test_bad_entries_are_named_by_key():
     assert f"discrepancies[{len(config['discrepancies']) - 1}]: the report gives no train_acc for 3layer-bn" in said
 
 
-def test_the_configured_hypotheses_quote_the_report():
-    """Every double-quoted passage of a hypothesis's `because` occurs in the report."""
+#: What a hypothesis's `because` must quote the report for, by its kind (its name): key words
+#: that its quotations must hold between them (a tuple: any one of those words), each
+#: quotation at least one of them; or, for a `because` that says the report states nothing
+#: of the kind, words the report must not contain. A new kind needs a row here.
+SUPPORT = {
+    # the report picks its best network by validation
+    "grid-best-val": {"quoted": ["validation accuracy", "recorded"]},
+    "grid-best-test": {"quoted": ["validation accuracy", "recorded"]},
+    # its best is a very small lambda or none
+    "grid-lambda-0": {"quoted": ["very small", "no regularization"]},
+    "grid-lambda-0.01": {"quoted": ["very small", "no regularization"]},
+    # the report states no split, no precision
+    "val1000": {"silent": ["1,000", "1000", "49,000", "49000", "split"]},
+    "float64": {"silent": ["float32", "float64", "double", "precision"]},
+    # 8 epochs of training, not 12
+    "final-3-cycles": {"quoted": ["8 epochs"]},
+    # where batch norm sits: the report adds batch normalization and never names the ReLU
+    "bn-after-relu": {"quoted": ["batch normalization"], "silent": ["relu"]},
+    # the net measured after its training
+    "best-val-checkpoint": {"quoted": [("after training", "epochs of training"), "performance"]},
+    # the batch size of exercise 2, and 8 epochs of the short schedule
+    "batch-50": {"quoted": ["exercise 2", "shorter training"], "silent": ["batch size"]},
+}
+
+
+def report_words() -> str:
     if not REPORT.exists():
         pytest.skip(f"no report at {REPORT}: the discrepancies' quotations are not checked")
-    report = " ".join(REPORT.read_text().split()).replace("$\\lambda$", "lambda")
-    config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    quotes = [
-        q for d in config["discrepancies"] for h in d["hypotheses"] for q in re.findall(r'"([^"]+)"', h["because"])
-    ]
+    return " ".join(REPORT.read_text().split()).replace("$\\lambda$", "lambda")
+
+
+def quotation_problems(entries: list[dict], report: str) -> list[str]:
+    """Where a hypothesis's quotation of the report is not the report's, or does not say what
+    it is quoted for (SUPPORT)."""
+    found = []
+    for d in entries:
+        for h in d["hypotheses"]:
+            where = f"{d['experiment']} {h['name']}"
+            quotes = re.findall(r'"([^"]+)"', h["because"])
+            found += [f"{where}: not in the report: {q!r}" for q in quotes if q not in report]
+            if h["name"] not in SUPPORT:
+                found.append(f"{where}: no row in SUPPORT says what this kind must quote the report for")
+                continue
+            row = SUPPORT[h["name"]]
+            words = [w if isinstance(w, tuple) else (w,) for w in row.get("quoted", [])]
+            if words and not quotes:
+                found.append(f"{where}: quotes nothing of the report, but must quote it for {words}")
+            if quotes and not words:
+                found.append(f"{where}: quotes the report, but SUPPORT names no key words it must hold")
+            said = " ".join(quotes).lower()
+            found += [f"{where}: its quotations do not say any of {w}" for w in words if not any(x in said for x in w)]
+            found += [
+                f"{where}: the quotation {q!r} says none of {words}"
+                for q in quotes
+                if words and not any(x in q.lower() for w in words for x in w)
+            ]
+            found += [
+                f"{where}: the report does say {w!r}"
+                for w in row.get("silent", [])
+                if re.search(rf"\b{re.escape(w)}\b", report, re.IGNORECASE)
+            ]
+    return found
+
+
+def test_the_configured_hypotheses_quote_the_report_for_what_they_claim():
+    """Every double-quoted passage of a hypothesis's `because` occurs in the report and holds
+    the key words of its kind; where the report is said to be silent, it is."""
+    entries = configured_entries()
+    quotes = [q for d in entries for h in d["hypotheses"] for q in re.findall(r'"([^"]+)"', h["because"])]
     assert len(quotes) >= 5
-    for q in quotes:
-        assert q in report, q
+    found = quotation_problems(entries, report_words())
+    assert found == [], "\n".join(found)
+
+
+def configured_entries() -> list[dict]:
+    return yaml.safe_load((REPO / "config" / "config.yaml").read_text())["discrepancies"]
+
+
+def hypothesis(entries: list[dict], experiment: str, name: str) -> dict:
+    [entry] = [d for d in entries if d["experiment"] == experiment]
+    return next(h for h in entry["hypotheses"] if h["name"] == name)
+
+
+#: The report's number each configured hypothesis is tested for, by the experiment.
+BEST, NINE = "lambda-bn-0.0001", "9layer-bn"
+
+
+@pytest.mark.parametrize(
+    "experiment, name, old, new, said",
+    [
+        # a real passage of the report, quoted for a claim it does not speak of
+        (BEST, "bn-after-relu", "we add batch normalization to the first and second layers of the three-layer "
+         "architecture", "Then the validation accuracy was recorded for each setting.", "do not say any of"),
+        (BEST, "batch-50", "by the settings of exercise 2", "This may indicate the regularization effect of batch "
+         "normalization", "do not say any of ('exercise 2',)"),
+        (NINE, "best-val-checkpoint", "After training, the performance of the 9-layer model was 0.524 on validation "
+         "and 0.525 on test data", "the regularization effect of batch normalization", "do not say any of"),
+        (BEST, "grid-best-val", "Then the validation accuracy was recorded for each setting.", "the performance of "
+         "the best network with 8 epochs of training was 0.528 on the test data", "do not say any of"),
+        (BEST, "grid-lambda-0", "or even no regularization at all", "the regularization effect of batch "
+         "normalization", "do not say any of ('no regularization',)"),
+        (BEST, "final-3-cycles", "the best network with 8 epochs of training", "Then the validation accuracy was "
+         "recorded", "do not say any of ('8 epochs',)"),
+        # a real passage beside the right ones, saying none of the key words
+        (BEST, "grid-lambda-0", '"very small"', '"very small" "we add batch normalization to the first and second '
+         'layers"', "says none of"),
+        # the passage no longer quoted
+        (NINE, "bn-after-relu", '"we add batch normalization to the first and second layers of the three-layer '
+         'architecture"', "we add batch normalization", "quotes nothing of the report"),
+        # a quotation that is not the report's
+        (BEST, "final-3-cycles", "the best network with 8 epochs", "the best network after 8 epochs",
+         "not in the report"),
+    ],
+)  # fmt: skip
+def test_a_quotation_that_does_not_say_what_it_is_quoted_for_fails(experiment, name, old, new, said):
+    report, entries = report_words(), configured_entries()
+    h = hypothesis(entries, experiment, name)
+    assert old in h["because"] and quotation_problems(entries, report) == []
+    h["because"] = h["because"].replace(old, new)
+    found = quotation_problems(entries, report)
+    assert any(f.startswith(f"{experiment} {name}: ") and said in f for f in found), found
+
+
+def test_a_hypothesis_of_a_new_kind_needs_a_row():
+    report, entries = report_words(), configured_entries()
+    hypothesis(entries, BEST, "float64")["name"] = "float16"
+    assert quotation_problems(entries, report) == [
+        f"{BEST} float16: no row in SUPPORT says what this kind must quote the report for"
+    ]
+
+
+def test_a_silence_the_report_breaks_fails():
+    """A `because` that says the report states no precision fails when the report states one."""
+    entries = configured_entries()
+    found = quotation_problems(entries, report_words() + " All networks were trained in float32.")
+    assert found == [f"{e} float64: the report does say 'float32'" for e in (BEST, NINE)]
+
+
+def test_every_row_of_the_table_is_a_configured_kind_and_says_something():
+    kinds = {h["name"] for d in configured_entries() for h in d["hypotheses"]}
+    assert set(SUPPORT) == kinds, "a row for a kind no hypothesis has, or a kind with no row"
+    for kind, row in SUPPORT.items():
+        assert row.keys() <= {"quoted", "silent"} and (row.get("quoted") or row.get("silent")), kind

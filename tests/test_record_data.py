@@ -145,7 +145,7 @@ def test_bad_record_data_is_refused(record, tmp_path, capsys):
     assert "--runs and --out-runs go together" in capsys.readouterr().err
 
 
-def test_the_committed_record_is_derived_again_from_its_committed_data(capsys, monkeypatch):
+def test_the_committed_record_is_derived_again_from_its_committed_data(capsys, monkeypatch, ci_log):
     """The committed record (docs/reproduction.md) and its data (a row per run of the full
     study): every verdict, z and interval the judged tables state, computed again by the
     README's command."""
@@ -155,8 +155,7 @@ def test_the_committed_record_is_derived_again_from_its_committed_data(capsys, m
     monkeypatch.chdir(REPO)
     code = main(shlex.split(command)[1:])
     out = capsys.readouterr().out
-    with capsys.disabled():  # in CI's log: what was derived again
-        print("\n" + out)
+    ci_log(out)  # in CI's log: what was derived again
     assert code == 0, out
     found = compare_record(record.read_text(), data)
     _, rows = read_runs_csv(data)

@@ -47,6 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -388,8 +389,8 @@ def _expected_minutes(study: Study, config: dict, job: dict, project: Path) -> i
 # ----------------------------------------------------------------- fixtures --
 
 
-@pytest.fixture(scope="module")
-def slurm_cluster():
+@contextmanager
+def _cluster():
     """A running SLURM cluster of two nodes: its env, partitions and account."""
     # munged wants every directory above its socket world-searchable, and the socket
     # path short: not under pytest's 0700 tmp dirs.  On tmpfs when possible: MariaDB and
@@ -434,6 +435,13 @@ def slurm_cluster():
             print(f"KMLP_SLURM_KEEP_STATE=1: configs and logs left in {state}")
         else:
             shutil.rmtree(state, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def slurm_cluster():
+    """The module's cluster (the lost-node test brings up one of its own)."""
+    with _cluster() as cluster:
+        yield cluster
 
 
 class Projects:
@@ -485,6 +493,7 @@ def profile(slurm_cluster, tmp_path_factory):
 # -------------------------------------------------------------------- tests --
 
 
+@pytest.mark.xdist_group("slurm-a")
 @pytest.mark.parametrize("account", ["no-such-project", ""], ids=["wrong-account", "no-account"])
 def test_job_without_a_valid_account_is_refused_at_once(slurm_cluster, projects, tmp_path, account):
     env = slurm_cluster["env"]
@@ -503,6 +512,7 @@ def test_job_without_a_valid_account_is_refused_at_once(slurm_cluster, projects,
     assert not _sacct_jobs(project, env, first), "a job was accepted"
 
 
+@pytest.mark.xdist_group("slurm-a")
 def test_slurm_run_matches_local_run(slurm_cluster, projects, profile):
     env = slurm_cluster["env"]
     project = projects.fresh()
@@ -566,6 +576,7 @@ def test_slurm_run_matches_local_run(slurm_cluster, projects, profile):
     )
 
 
+@pytest.mark.xdist_group("slurm-b")
 def test_seeds_by_need_sends_each_step_of_an_experiment_as_one_job(slurm_cluster, projects, profile):
     """Seeds by need on: the rounds are decided where Snakemake runs, and the runs a round
     adds to an experiment go to SLURM as one job (train-more-<experiment>-<k>), asking
@@ -608,6 +619,8 @@ def test_seeds_by_need_sends_each_step_of_an_experiment_as_one_job(slurm_cluster
           f" {len(jobs)} SLURM jobs in all", flush=True)  # fmt: skip
 
 
+@pytest.mark.xdist_group("slurm-a")
+@pytest.mark.exclusive  # it times the machine: under pytest-xdist it runs alone
 def test_two_nodes_train_in_at_most_06_the_time_of_one(slurm_cluster, projects, profile, tmp_path):
     """The 45 runs of the configured experiments, on the first node alone (partition
     "single") and on both: measured one after the other, each from an empty results/.
@@ -707,6 +720,7 @@ def _failure_costs_only_the_runs_in_flight(slurm_cluster, projects, profile, tmp
     print(f"{len(trained)} runs, {sum(trained.values())} trainings; {n_outputs} output files identical")
 
 
+@pytest.mark.xdist_group("slurm-b")
 def test_cancelled_job_costs_only_the_run_in_flight(slurm_cluster, projects, profile, tmp_path):
     env = slurm_cluster["env"]
 
@@ -716,6 +730,7 @@ def test_cancelled_job_costs_only_the_run_in_flight(slurm_cluster, projects, pro
     _failure_costs_only_the_runs_in_flight(slurm_cluster, projects, profile, tmp_path, scancel, "CANCELLED")
 
 
+@pytest.mark.xdist_group("slurm-a")
 @pytest.mark.parametrize(
     ("limit", "state"),
     [
@@ -756,6 +771,7 @@ def test_job_over_its_limit_is_reported(slurm_cluster, projects, profile, limit,
     assert (project / ".snakemake" / "slurm_logs" / job["JobName"] / f"{job['JobID']}.log").exists()
 
 
+@pytest.mark.xdist_group("slurm-b")
 def test_interrupted_run_leaves_no_job_and_resumes(slurm_cluster, projects, profile, tmp_path):
     """Ctrl-C while Snakemake checks its jobs' status (its list of active jobs is empty
     then: sbatch-sidecar.py), the case that left every job in the queue."""
@@ -826,12 +842,14 @@ def test_interrupted_run_leaves_no_job_and_resumes(slurm_cluster, projects, prof
     )
 
 
-def test_lost_node_costs_only_the_run_in_flight(slurm_cluster, projects, profile, tmp_path):
-    """Last: the node stays lost (the cluster is stopped after this module)."""
+@pytest.mark.xdist_group("slurm-b")
+def test_lost_node_costs_only_the_run_in_flight(projects, tmp_path):
+    """On a cluster of its own: the node stays lost."""
+    with _cluster() as cluster:
 
-    def lose_node(job):
-        subprocess.run(
-            ["bash", str(CLUSTER_SH), "kill-node", str(slurm_cluster["state"]), job["NodeList"]], check=True, timeout=60
-        )
+        def lose_node(job):
+            argv = ["bash", str(CLUSTER_SH), "kill-node", str(cluster["state"]), job["NodeList"]]
+            subprocess.run(argv, check=True, timeout=60)
 
-    _failure_costs_only_the_runs_in_flight(slurm_cluster, projects, profile, tmp_path, lose_node, "NODE_FAIL")
+        profile = _profile(tmp_path / "profile", cluster["partition"], cluster["account"])
+        _failure_costs_only_the_runs_in_flight(cluster, projects, profile, tmp_path, lose_node, "NODE_FAIL")

@@ -640,6 +640,12 @@ def test_training_memory_follows_dtype_and_data_size(project, tmp_path):
     size_mb = (work / "results/data/cifar10.h5").stat().st_size / 1e6
     base32, base64 = int(mem["small-nobn"]) - 400, int(mem["small-bn"]) - 400
     assert 4 * size_mb < base32 < base64 and abs(base64 - 2 * base32) <= 2
+    # and the float64 run trained in float64: its weights are no float32 numbers widened
+    for experiment, dtype in (("small-nobn", np.float32), ("small-bn", np.float64)):
+        weights = read_run(work / f"results/runs/{experiment}/seed1.h5", weights=True).weights
+        assert {w.dtype for w in weights.values()} == {np.dtype(dtype)}, experiment
+    w1 = read_run(work / "results/runs/small-bn/seed1.h5", weights=True).weights["W1"]
+    assert np.mean(w1 != w1.astype(np.float32).astype(np.float64)) > 0.99
 
 
 # A stand-in for kmlp on PATH whose first two training jobs are cut short: the first

@@ -146,13 +146,9 @@ def discrepancy_experiments():
 
 
 def retrained_runs():
-    """The report's configurations at the seeds the record check trains again."""
+    """Every training setting of the record at the seeds its check trains again."""
     seeds = config["retrain_check"]["seeds"]
-    return [
-        f"{RESULTS}/runs/{e}/seed{s}.h5"
-        for e in study.report_experiments()
-        for s in seeds
-    ]
+    return [f"{RESULTS}/runs/{e}/seed{s}.h5" for e in study.retrained() for s in seeds]
 
 
 def train_benchmarks(experiments):

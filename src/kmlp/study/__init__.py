@@ -174,6 +174,12 @@ class Study:
         readings = self.readings()
         return [e for e in self.paper_experiments() if e not in readings]
 
+    def retrained(self) -> list[str]:
+        """Every distinct training setting the record uses, an experiment each: the configured
+        ones (the report's, the readings, the ablations) and the lambda search's final run (its
+        other passes differ from it only in lambda). The record check trains these again."""
+        return list(self.config["experiments"]) + (self.search.passes["final"] if self.search else [])
+
     # -- data -----------------------------------------------------------------------
     def val_size(self, experiment: str | None = None) -> int:
         """The validation hold-out an experiment trains with (None: the default)."""
