@@ -8,7 +8,7 @@ environment's entry; run it once per BLAS kernel, e.g. again with
 the tiny study's numbers agree with golden/tiny_numbers.json within their tolerances
 (tests/tiny_numbers.py, checked on every machine by test_tiny_numbers.py): a new entry
 cannot certify numbers that moved. A change meant to move numbers records those first,
-with ``KMLP_UPDATE_NUMBERS=1``, under each kernel.
+with ``python tests/tiny_numbers.py record`` (tests/README.md).
 
 What is hashed is each output with the numeric environment it records removed
 (:func:`canonical`): that provenance (the CPU's model name, the thread count, the Python
@@ -229,7 +229,7 @@ def test_tiny_outputs_match_the_recorded_hashes(tiny_project):
         moved = tiny_numbers.check(tiny_project)
         assert moved == [], (
             "KMLP_UPDATE_GOLDEN: not recorded, the tiny study's numbers differ from golden/tiny_numbers.json "
-            "(if meant, record them first with KMLP_UPDATE_NUMBERS=1 under each kernel):\n" + "\n".join(moved)
+            "(if meant, record them first: python tests/tiny_numbers.py record):\n" + "\n".join(moved)
         )
         kept = [e for e in recorded if e["environment"] != env and set(e["environment"]) == set(env)]
         save([*kept, {"environment": env, "outputs": got}])

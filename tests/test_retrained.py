@@ -162,7 +162,10 @@ def test_every_training_setting_trained_again_matches_the_committed_record(tmp_p
     assert proc.returncode == 0, log.read_text() if log.exists() else proc.stderr[-3000:]
     table = pd.read_csv(project / "results" / "tables" / "retrained.csv", comment="#")
     config = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    expected = Study(config).retrained()  # every setting: the report's, the readings, the ablations
-    assert set(Study(config).report_experiments()) < set(expected) and len(expected) == len(config["experiments"])
+    overlay = yaml.safe_load((REPO / argv[argv.index("--configfile") + 1]).read_text())
+    config["lambda_search"].update(overlay.get("lambda_search", {}))  # the offline overlay turns the search on
+    expected = Study(config).retrained()  # every setting: the report's, the readings, the ablations, the search's
+    assert set(Study(config).report_experiments()) < set(expected)
+    assert len(expected) == len(config["experiments"]) + bool(config["lambda_search"]["enabled"])
     assert sorted(set(table["experiment"])) == sorted(expected)
     assert len(table) == len(expected) * len(FINAL_METRICS) and table["ok"].all()

@@ -161,7 +161,13 @@ def lam(train, data):
     for run, value in ((a, 0.0), (b, 0.5)):
         assert run.settings["lam"] == value
         squares = sum(float(np.sum(np.asarray(w, np.float64) ** 2)) for k, w in run.weights.items() if k[0] == "W")
-        assert run.final["train_cost"] - run.final["train_loss"] == pytest.approx(value * squares, rel=1e-4, abs=1e-6)
+        for split in ("train", "val", "test"):  # every cost the run reports, the history's last too
+            gap = run.final[f"{split}_cost"] - run.final[f"{split}_loss"]
+            assert gap == pytest.approx(value * squares, rel=1e-4, abs=1e-6), split
+        for split in ("train", "val"):
+            gap = run.history[f"{split}_cost"] - run.history[f"{split}_loss"]
+            assert gap[-1] == pytest.approx(value * squares, rel=1e-4, abs=1e-6)
+            assert (gap > 0).all() if value else (gap == 0).all()
     assert weight_std(b) < 0.99 * weight_std(a)
 
 

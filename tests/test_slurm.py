@@ -47,7 +47,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -114,6 +113,8 @@ RUN_TIMEOUT = 600
 
 pytestmark = [
     pytest.mark.slurm,
+    # under pytest-xdist: every test of the module on one worker, with one cluster
+    pytest.mark.xdist_group("slurm"),
     pytest.mark.skipif(
         os.environ.get("KMLP_SLURM") != "1",
         reason="set KMLP_SLURM=1 (needs root, Debian 12) to bring up a real SLURM cluster: profiles/slurm (its jobs "
@@ -389,8 +390,8 @@ def _expected_minutes(study: Study, config: dict, job: dict, project: Path) -> i
 # ----------------------------------------------------------------- fixtures --
 
 
-@contextmanager
-def _cluster():
+@pytest.fixture(scope="module")
+def slurm_cluster():
     """A running SLURM cluster of two nodes: its env, partitions and account."""
     # munged wants every directory above its socket world-searchable, and the socket
     # path short: not under pytest's 0700 tmp dirs.  On tmpfs when possible: MariaDB and
@@ -435,13 +436,6 @@ def _cluster():
             print(f"KMLP_SLURM_KEEP_STATE=1: configs and logs left in {state}")
         else:
             shutil.rmtree(state, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def slurm_cluster():
-    """The module's cluster (the lost-node test brings up one of its own)."""
-    with _cluster() as cluster:
-        yield cluster
 
 
 class Projects:
@@ -493,7 +487,6 @@ def profile(slurm_cluster, tmp_path_factory):
 # -------------------------------------------------------------------- tests --
 
 
-@pytest.mark.xdist_group("slurm-a")
 @pytest.mark.parametrize("account", ["no-such-project", ""], ids=["wrong-account", "no-account"])
 def test_job_without_a_valid_account_is_refused_at_once(slurm_cluster, projects, tmp_path, account):
     env = slurm_cluster["env"]
@@ -512,7 +505,6 @@ def test_job_without_a_valid_account_is_refused_at_once(slurm_cluster, projects,
     assert not _sacct_jobs(project, env, first), "a job was accepted"
 
 
-@pytest.mark.xdist_group("slurm-a")
 def test_slurm_run_matches_local_run(slurm_cluster, projects, profile):
     env = slurm_cluster["env"]
     project = projects.fresh()
@@ -576,7 +568,6 @@ def test_slurm_run_matches_local_run(slurm_cluster, projects, profile):
     )
 
 
-@pytest.mark.xdist_group("slurm-b")
 def test_seeds_by_need_sends_each_step_of_an_experiment_as_one_job(slurm_cluster, projects, profile):
     """Seeds by need on: the rounds are decided where Snakemake runs, and the runs a round
     adds to an experiment go to SLURM as one job (train-more-<experiment>-<k>), asking
@@ -619,7 +610,6 @@ def test_seeds_by_need_sends_each_step_of_an_experiment_as_one_job(slurm_cluster
           f" {len(jobs)} SLURM jobs in all", flush=True)  # fmt: skip
 
 
-@pytest.mark.xdist_group("slurm-a")
 @pytest.mark.exclusive  # it times the machine: under pytest-xdist it runs alone
 def test_two_nodes_train_in_at_most_06_the_time_of_one(slurm_cluster, projects, profile, tmp_path):
     """The 45 runs of the configured experiments, on the first node alone (partition
@@ -720,7 +710,6 @@ def _failure_costs_only_the_runs_in_flight(slurm_cluster, projects, profile, tmp
     print(f"{len(trained)} runs, {sum(trained.values())} trainings; {n_outputs} output files identical")
 
 
-@pytest.mark.xdist_group("slurm-b")
 def test_cancelled_job_costs_only_the_run_in_flight(slurm_cluster, projects, profile, tmp_path):
     env = slurm_cluster["env"]
 
@@ -730,7 +719,6 @@ def test_cancelled_job_costs_only_the_run_in_flight(slurm_cluster, projects, pro
     _failure_costs_only_the_runs_in_flight(slurm_cluster, projects, profile, tmp_path, scancel, "CANCELLED")
 
 
-@pytest.mark.xdist_group("slurm-a")
 @pytest.mark.parametrize(
     ("limit", "state"),
     [
@@ -771,7 +759,6 @@ def test_job_over_its_limit_is_reported(slurm_cluster, projects, profile, limit,
     assert (project / ".snakemake" / "slurm_logs" / job["JobName"] / f"{job['JobID']}.log").exists()
 
 
-@pytest.mark.xdist_group("slurm-b")
 def test_interrupted_run_leaves_no_job_and_resumes(slurm_cluster, projects, profile, tmp_path):
     """Ctrl-C while Snakemake checks its jobs' status (its list of active jobs is empty
     then: sbatch-sidecar.py), the case that left every job in the queue."""
@@ -842,14 +829,12 @@ def test_interrupted_run_leaves_no_job_and_resumes(slurm_cluster, projects, prof
     )
 
 
-@pytest.mark.xdist_group("slurm-b")
-def test_lost_node_costs_only_the_run_in_flight(projects, tmp_path):
-    """On a cluster of its own: the node stays lost."""
-    with _cluster() as cluster:
+def test_lost_node_costs_only_the_run_in_flight(slurm_cluster, projects, profile, tmp_path):
+    """Last: the node stays lost (the cluster is stopped after this module)."""
 
-        def lose_node(job):
-            argv = ["bash", str(CLUSTER_SH), "kill-node", str(cluster["state"]), job["NodeList"]]
-            subprocess.run(argv, check=True, timeout=60)
+    def lose_node(job):
+        subprocess.run(
+            ["bash", str(CLUSTER_SH), "kill-node", str(slurm_cluster["state"]), job["NodeList"]], check=True, timeout=60
+        )
 
-        profile = _profile(tmp_path / "profile", cluster["partition"], cluster["account"])
-        _failure_costs_only_the_runs_in_flight(cluster, projects, profile, tmp_path, lose_node, "NODE_FAIL")
+    _failure_costs_only_the_runs_in_flight(slurm_cluster, projects, profile, tmp_path, lose_node, "NODE_FAIL")

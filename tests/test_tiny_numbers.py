@@ -131,3 +131,36 @@ def test_the_check_fails_on_a_changed_verdict_a_missing_number_or_recordings_fro
     two = dict(list(recs.items())[:2])
     [why] = tn.differences(reference, two)
     assert "need 3" in why
+
+
+def landing(numbers: dict, recs: dict) -> dict:
+    """How far a setting's numbers land from the recordings: per kind, the largest distance
+    as a share of the tolerance; for gradient-check errors, the largest factor from the
+    band's centre."""
+    tol, found = tn.tolerances(recs), {}
+    for name, value in numbers.items():
+        kind = tn.kind(name)
+        if kind in tol and isinstance(value, float):
+            far = max(abs(value - r["numbers"][name]) for r in recs.values()) / tol[kind]
+            found[kind] = max(found.get(kind, 0.0), far)
+        elif kind == "gradcheck error" and value:
+            lo, hi = tn.band(name, recs)
+            centre = math.sqrt(lo * hi) if hi < lo * tn.BAND**2 else lo * tn.BAND
+            found[kind] = max(found.get(kind, 1.0), value / centre, centre / value)
+    return found
+
+
+def test_tests_readme_states_the_spread_and_where_the_held_out_settings_land():
+    """The numbers of tests/README.md's two tables, from golden/tiny_numbers.json."""
+    text = (tn.REPO / "tests" / "README.md").read_text()
+    recs = tn.recordings()
+    spread, tol = tn.spreads(recs), tn.tolerances(recs)
+    assert f"| final cost or loss | {spread['cost']:.2e} | {tol['cost']:.2e} |" in text
+    assert f"| gradient statistic (float64) | {spread['gradient']:.1e} | 1e-12 (floor) |" in text
+    rows = {"Nehalem": "Nehalem", "numpy-baseline": "NumPy without SIMD"}
+    for label, rec in tn.held_out().items():
+        far = landing(rec["numbers"], recs)
+        assert max(far["accuracy"], far["accuracy statistic"], far["z"], far["lambda"]) == 0
+        row = f"| {rows[label.split(':')[0]]} | {100 * far['cost']:.1f} % | {100 * far['gradient']:.2f} % |"
+        assert row in text, row
+        assert f"{far['gradcheck error']:.2f} ×" in text
