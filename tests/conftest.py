@@ -70,6 +70,15 @@ def tiny_project(tmp_path_factory):
     return made_once(tmp_path_factory, "wf", make) / "project"
 
 
+#: The longest files, started first (pytest-xdist hands whole files to workers in this
+#: order, `--no-loadscope-reorder`): the SLURM tests are the run's longest path.
+FIRST = ("test_slurm.py", "test_retrained.py", "test_workflow.py")
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: FIRST.index(item.path.name) if item.path.name in FIRST else len(FIRST))
+
+
 @pytest.fixture(autouse=True)
 def machine_share(request, tmp_path_factory):
     """Under pytest-xdist, a test marked ``exclusive`` (one that times the machine) runs

@@ -6,6 +6,7 @@ on a real cluster."""
 
 from __future__ import annotations
 
+import collections
 import importlib.util
 import json
 import os
@@ -113,6 +114,9 @@ def test_chunked_edge_cases():
     each = cost.chunked(runs, "f", 1.0)  # never more chunks than runs
     assert sorted(c.name for c in each.values()) == ["f-1", "f-2", "f-3", "f-4"]
     assert cost.chunked([], "f", 60.0) == {}
+    many = cost.chunked([(("a", i), 1.0) for i in range(250)], "f", 1e9)  # one chunk by time
+    sizes = collections.Counter(c.name for c in many.values())
+    assert len(sizes) == 3 and max(sizes.values()) <= cost.MAX_RUNS == 100  # Snakemake lists 100 outputs
 
 
 def test_chunks_follow_the_config(study):
@@ -214,6 +218,27 @@ def test_a_retry_runs_only_what_is_missing(tmp_path):
     assert submit.limited(text, 1, 1390, attempt=2, outputs=None) == first
 
 
+def test_a_retry_asks_for_the_runs_left_and_a_changed_job_script_is_refused(tmp_path):
+    """Two of three runs finished before the job died: the retry names the one left and asks
+    for its time alone; a job script without the parts a retry edits fails loudly instead of
+    training the finished runs again."""
+    submit = _script("sbatch-submit")
+    outputs = ["results/runs/a/seed1.h5", "results/runs/a/seed2.h5", "results/runs/a/seed3.h5"]
+    for done in outputs[:2]:
+        (tmp_path / done).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / done).write_bytes(b"run")
+    left = submit.missing(outputs, tmp_path)
+    assert left == outputs[2:]
+    props = _props(job_s=700, run_s=200, attempt=2)
+    text = JOBSCRIPT.format(props=json.dumps(props))
+    assert "--time=4" in submit.sbatch_args(props, tmp_path, text, len(left))  # 200 s, not 2 x 200
+    assert "Snakefile results/runs/a/seed3.h5 --allowed-rules" in submit.limited(text, 1, 1390, 2, left)
+    changed = text.replace(" --force", "")
+    with pytest.raises(SystemExit, match="has Snakemake's job script changed"):
+        submit.limited(changed, 1, 1390, 2, left)
+    assert submit.limited(changed, 1, 1390, 1, left)  # a first attempt edits nothing of that
+
+
 def test_submit_prints_the_job_id_or_sbatchs_refusal(tmp_path):
     bin_ = tmp_path / "bin"
     bin_.mkdir()
@@ -227,8 +252,9 @@ def test_submit_prints_the_job_id_or_sbatchs_refusal(tmp_path):
     record.write_text("4710\n")
     sidecar_env = {**env, "SNAKEMAKE_CLUSTER_SIDECAR_VARS": str(record)}
     ok = subprocess.run(run, capture_output=True, text=True, env=sidecar_env, cwd=tmp_path)
-    assert ok.returncode == 0 and ok.stdout.strip() == "4711"
-    assert record.read_text() == "4710\n4711\n"  # for the sidecar to cancel
+    # a job sent to a cluster of --clusters is named with it, for the status and the sidecar
+    assert ok.returncode == 0 and ok.stdout.strip() == "4711;cluster"
+    assert record.read_text() == "4710\n4711;cluster\n"  # for the sidecar to cancel
     assert "--time=2" in (bin_ / "args").read_text() and "--force" in script.read_text()  # no outputs listed
     script.write_text(JOBSCRIPT.format(props=json.dumps(_props(job_s=100, run_s=60, attempt=1))))
     (bin_ / "sbatch").write_text("#!/bin/sh\necho 'sbatch: error: Invalid account' >&2\nexit 1\n")
@@ -279,6 +305,16 @@ def test_a_failed_job_is_reported_in_one_line(tmp_path):
     assert "SLURM job 43 (train-07) ended FAILED, OUT_OF_MEMORY after 00:00:05 (limit 00:01:00), MaxRSS 67M of 60M" in (
         proc.stderr
     )
+    # a job that ran out of time near its memory limit ended TIMEOUT, and says that alone
+    (bin_ / "squeue").write_text("#!/bin/sh\necho TIMEOUT\n")
+    (bin_ / "sacct").write_text(
+        "#!/bin/sh\necho 'train-07|TIMEOUT|00:01:00|00:01:00|60M|'\necho 'batch|CANCELLED|||60M|59.5M'\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "profiles" / "slurm" / "sbatch-status.py"), "44"],
+        capture_output=True, text=True, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert "SLURM job 44 (train-07) ended TIMEOUT after 00:01:00" in proc.stderr and "MEMORY" not in proc.stderr
 
 
 # -- profiles/slurm/sbatch-sidecar.py -----------------------------------------------------
@@ -340,6 +376,52 @@ def test_sidecar_cancels_what_snakemake_left_when_it_ends(tmp_path, end):
     assert (tmp_path / "said").read_text() == (
         "sbatch-sidecar.py: cancelled 2 SLURM jobs Snakemake left in the queue (11 13)\n"
     )
+
+
+def test_a_job_on_another_cluster_is_asked_for_and_cancelled_there(tmp_path, monkeypatch):
+    """--clusters in slurm_extra: sbatch says "JOBID;CLUSTER", and squeue, sacct and scancel
+    know the job only when given --clusters CLUSTER (without it: "Invalid job id")."""
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    for tool, answer in (("squeue", "printf 'CLUSTER: far\\nRUNNING\\n'"), ("sacct", "echo RUNNING")):
+        (bin_ / tool).write_text(
+            f'#!/bin/sh\ncase "$*" in *"--clusters far"*) {answer} ;; '
+            '*) echo "slurm_load_jobs error: Invalid job id specified" >&2; exit 1 ;; esac\n'
+        )
+    (bin_ / "scancel").write_text('#!/bin/sh\necho "$@" >> "$(dirname "$0")/cancelled"\n')
+    for tool in ("squeue", "sacct", "scancel"):
+        (bin_ / tool).chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_}{os.pathsep}{os.environ['PATH']}"}
+    status = [sys.executable, str(REPO / "profiles" / "slurm" / "sbatch-status.py")]
+    far = subprocess.run([*status, "42;far"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert far.stdout == "running\n" and far.stderr == ""
+    here = subprocess.run([*status, "42"], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert here.stdout == "failed\n"  # asked on the default cluster, the job is unknown
+    (bin_ / "squeue").write_text("#!/bin/sh\nprintf 'CLUSTER: far\\n42|RUNNING\\n43|COMPLETED\\n'\n")
+    record = tmp_path / "submitted.txt"
+    record.write_text("42;far\n43;far\n")
+    monkeypatch.setenv("PATH", env["PATH"])
+    assert _script("sbatch-sidecar").cancel_left(record) == 0
+    assert (bin_ / "cancelled").read_text() == "--clusters far 42\n"
+
+
+def test_sidecar_keeps_a_hangup_ignored_under_nohup(tmp_path):
+    """Started under nohup (SIGHUP ignored, as Snakemake's child inherits it), a closed
+    terminal cancels nothing: the sidecar goes on, and cancels only when Snakemake ends."""
+    env = _fake_slurm(tmp_path)
+    sidecar = subprocess.Popen(
+        [sys.executable, str(REPO / "profiles" / "slurm" / "sbatch-sidecar.py")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+        preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_IGN),
+    )  # fmt: skip
+    record = Path(sidecar.stdout.readline().strip())
+    record.write_text("11\n13\n")
+    sidecar.send_signal(signal.SIGHUP)
+    time.sleep(1.0)
+    assert sidecar.poll() is None and not (tmp_path / "bin" / "cancelled").exists()
+    sidecar.send_signal(signal.SIGTERM)
+    sidecar.communicate(timeout=20)
+    assert (tmp_path / "bin" / "cancelled").read_text() == "11 13\n"
 
 
 def test_sidecar_says_nothing_after_a_run_that_completed(tmp_path):

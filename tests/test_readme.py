@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import yaml
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
 from cifar_fake import write_archive
@@ -204,7 +205,7 @@ def test_the_install_lines_name_extras_and_an_environment_that_exist():
             pip = dep["pip"]
             continue
         name, _, spec = dep.partition(" ")
-        conda[{"matplotlib-base": "matplotlib"}.get(name, name)] = spec.replace(" ", "")
+        conda[{"matplotlib-base": "matplotlib"}.get(name, name)] = str(SpecifierSet(spec.replace(" ", "")))
     assert pip == ["-e ."]  # the package itself, from this checkout
     assert conda.pop("python") == project["requires-python"] and conda.pop("pip") == ""
 

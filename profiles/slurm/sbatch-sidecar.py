@@ -41,23 +41,32 @@ def live_jobs(submitted: list[str], squeue_output: str) -> list[str]:
 
 
 def cancel_left(record: Path) -> int:
+    """Cancel the recorded jobs still queued, cluster by cluster (a line is "JOBID" or,
+    sent with --clusters, "JOBID;CLUSTER")."""
     submitted = list(dict.fromkeys(record.read_text().split())) if record.exists() else []
-    if not submitted:
-        return 0
-    listed = subprocess.run(
-        ["squeue", "--noheader", f"--user={getpass.getuser()}", "--format=%i|%T"],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    left = live_jobs(submitted, listed.stdout) if listed.returncode == 0 else submitted
-    if not left:
-        return 0
-    done = subprocess.run(["scancel", *left], capture_output=True, text=True, timeout=300)
-    said = f": {done.stderr.strip()}" if done.returncode else ""
-    print(
-        f"sbatch-sidecar.py: cancelled {len(left)} SLURM jobs Snakemake left in the queue ({' '.join(left)}){said}",
-        file=sys.stderr,
-    )
-    return done.returncode
+    clusters: dict[str, list[str]] = {}
+    for line in submitted:
+        jobid, _, cluster = line.partition(";")
+        clusters.setdefault(cluster, []).append(jobid)
+    status = 0
+    for cluster, jobs in clusters.items():
+        where = ["--clusters", cluster] if cluster else []
+        listed = subprocess.run(
+            ["squeue", *where, "--noheader", f"--user={getpass.getuser()}", "--format=%i|%T"],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        left = live_jobs(jobs, listed.stdout) if listed.returncode == 0 else jobs
+        if not left:
+            continue
+        done = subprocess.run(["scancel", *where, *left], capture_output=True, text=True, timeout=300)
+        said = f": {done.stderr.strip()}" if done.returncode else ""
+        queue = f"the queue of cluster {cluster}" if cluster else "the queue"
+        print(
+            f"sbatch-sidecar.py: cancelled {len(left)} SLURM jobs Snakemake left in {queue} ({' '.join(left)}){said}",
+            file=sys.stderr,
+        )
+        status = status or done.returncode
+    return status
 
 
 def main() -> int:
@@ -66,7 +75,11 @@ def main() -> int:
     record.write_text("")
     stop = []
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, lambda *_: stop.append(True))
+        # a signal the sidecar inherits ignored stays ignored: under `nohup` (SIGHUP) or
+        # started in the background by a script (SIGINT), Snakemake goes on when the
+        # terminal closes, and so must its jobs
+        if signal.getsignal(sig) != signal.SIG_IGN:
+            signal.signal(sig, lambda *_: stop.append(True))
     print(record, flush=True)
     snakemake = os.getppid()
     while not stop and os.getppid() == snakemake:

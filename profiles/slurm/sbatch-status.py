@@ -61,20 +61,29 @@ def run(cmd: list[str]) -> subprocess.CompletedProcess | None:
         return None
 
 
-def why(jobid: str, state: str) -> str:
+def lines(proc: subprocess.CompletedProcess | None) -> list[str]:
+    """What squeue or sacct printed, less the "CLUSTER: name" line --clusters adds."""
+    out = proc.stdout if proc is not None and proc.returncode == 0 else ""
+    return [line.strip() for line in out.splitlines() if line.strip() and not line.startswith("CLUSTER:")]
+
+
+def why(jobid: str, state: str, where: list[str] = ()) -> str:
     """One line on how a job that did not complete ended (sacct; its log's path)."""
     fields = ["JobName", "State", "Elapsed", "Timelimit", "ReqMem", "MaxRSS"]
-    acct = run(["sacct", "--noheader", "--parsable2", "--units=M", "--jobs", jobid, f"--format={','.join(fields)}"])
-    rows = [dict(zip(fields, line.split("|"), strict=False)) for line in (acct.stdout if acct else "").splitlines()]
+    acct = run(
+        ["sacct", *where, "--noheader", "--parsable2", "--units=M", "--jobs", jobid, f"--format={','.join(fields)}"]
+    )
+    rows = [dict(zip(fields, line.split("|"), strict=False)) for line in lines(acct)]
     job = rows[0] if rows else {"State": state}
     name = job.get("JobName") or "?"
     ended = job.get("State") or state
     used = max((float(r["MaxRSS"].rstrip("M")) for r in rows if r.get("MaxRSS", "").rstrip("M")), default=None)
     memory = f", MaxRSS {used:.0f}M of {job.get('ReqMem') or '?'}" if used is not None else ""
     asked = job.get("ReqMem", "").rstrip("M")
-    if "OUT_OF_MEMORY" not in ended and used is not None and asked.replace(".", "").isdigit():
+    if ended.split()[:1] == ["FAILED"] and used is not None and asked.replace(".", "").isdigit():
         if used >= 0.95 * float(asked):
-            # a cluster that enforces memory by sampling (no cgroups) ends such a job FAILED
+            # a cluster that enforces memory by sampling (no cgroups) ends such a job FAILED;
+            # a job that ended otherwise (TIMEOUT, CANCELLED, ...) says so alone
             ended += ", OUT_OF_MEMORY"
     log = Path(".snakemake") / "slurm_logs" / name / f"{jobid}.log"
     return (
@@ -83,23 +92,25 @@ def why(jobid: str, state: str) -> str:
     )
 
 
-def report(jobid: str, state: str) -> int:
+def report(jobid: str, state: str, where: list[str] = ()) -> int:
     status = verdict(state)
     if status == "failed":
-        print(why(jobid, state), file=sys.stderr, flush=True)
+        print(why(jobid, state, where), file=sys.stderr, flush=True)
     print(status)
     return 0
 
 
 def main(argv: list[str]) -> int:
-    jobid = argv[1].split(";")[0]
-    queue = run(["squeue", "--noheader", "--states=all", "--jobs", jobid, "--format=%T"])
-    if queue is not None and queue.returncode == 0 and queue.stdout.strip():
-        return report(jobid, queue.stdout.strip().splitlines()[0])
+    # "JOBID" or, for a job sent to another cluster (--clusters in slurm_extra), "JOBID;CLUSTER"
+    jobid, _, cluster = argv[1].partition(";")
+    where = ["--clusters", cluster] if cluster else []
+    queue = run(["squeue", *where, "--noheader", "--states=all", "--jobs", jobid, "--format=%T"])
+    if lines(queue):
+        return report(jobid, lines(queue)[0], where)
     gone = queue is not None and "Invalid job id" in queue.stderr
-    acct = run(["sacct", "--noheader", "--parsable2", "--allocations", "--jobs", jobid, "--format=State"])
-    if acct is not None and acct.returncode == 0 and acct.stdout.strip():
-        return report(jobid, acct.stdout.strip().splitlines()[0])
+    acct = run(["sacct", *where, "--noheader", "--parsable2", "--allocations", "--jobs", jobid, "--format=State"])
+    if lines(acct):
+        return report(jobid, lines(acct)[0], where)
     # the controller forgot the job and accounting never saw it: it cannot end well
     if gone:
         print(f"sbatch-status.py: SLURM job {jobid} is unknown to squeue and sacct", file=sys.stderr)

@@ -31,8 +31,10 @@ the members whose outputs are missing: the Snakemake inside the job is given the
 output files as its targets, without `--force`, instead of its jobs (`--target-jobs`
 always runs them: snakemake/dag.py adds their outputs to the forced files), so members
 that finished before the failure (kept by the profile's keep-incomplete; every kmlp
-output is written whole or not at all) are up to date and not trained again.  Snakemake
-lists a job's outputs in its properties up to 100 of them; past that, a retry runs all.
+output is written whole or not at all) are up to date and not trained again, and the time
+it asks for is that of the members left.  Snakemake lists a job's outputs in its
+properties up to 100 of them (kmlp.study never makes a chunk of more runs).  A job script
+that no longer has the parts this edits is refused with a message, not retried whole.
 
 The Snakemake inside the job gets exactly that allocation as its limits (`--cores` and
 `--resources mem_mb=` in the job script are set to the request), so the jobs of a group
@@ -79,9 +81,22 @@ def limited(text: str, cpus: int, mem_mb: int | None, attempt: int = 1, outputs:
     if attempt > 1 and outputs:
         targets = " ".join(shlex.quote(str(f)) for f in outputs)
         text, n = re.subn(TARGET_JOBS, lambda _: f"{targets} ", text, count=1)
-        if n == 1:
-            text = re.sub(r" --force(?= )", "", text, count=1)
+        text, forced = re.subn(r" --force(?= )", "", text, count=1)
+        if n != 1 or forced != 1:
+            # Snakemake's job script changed: a retry would train the finished runs again
+            raise SystemExit(
+                "sbatch-submit.py: the job script has no '--target-jobs ... --' and ' --force' to turn into "
+                "its missing outputs (has Snakemake's job script changed? pyproject.toml bounds its version)"
+            )
     return text
+
+
+def missing(outputs: list | None, cwd: Path) -> list | None:
+    """On a retry, the job's outputs that are not there yet (what is left to make); None when
+    Snakemake listed none."""
+    if not outputs:
+        return None
+    return [f for f in outputs if not (cwd / f).exists()] or list(outputs)
 
 
 def members(text: str) -> int:
@@ -90,16 +105,17 @@ def members(text: str) -> int:
     return len(m.group(1).split()) if m else 1
 
 
-def minutes(props: dict, text: str) -> int | None:
-    """The job's time limit in minutes (see the module's docstring)."""
+def minutes(props: dict, text: str, left: int | None = None) -> int | None:
+    """The job's time limit in minutes (see the module's docstring); on a retry, for the
+    ``left`` members whose outputs are missing."""
     res = props.get("resources") or {}
     if res.get("job_s") and res.get("run_s"):
-        seconds = min(int(res["job_s"]), members(text) * int(res["run_s"]))
+        seconds = min(int(res["job_s"]), (left or members(text)) * int(res["run_s"]))
         return max(1, math.ceil(seconds / 60))
     return int(res["runtime"]) if res.get("runtime") else None
 
 
-def sbatch_args(props: dict, cwd: Path, text: str = "") -> list[str]:
+def sbatch_args(props: dict, cwd: Path, text: str = "", left: int | None = None) -> list[str]:
     res = props.get("resources") or {}
     if props.get("type") == "group":
         name, detail = props["groupid"], ""
@@ -122,7 +138,7 @@ def sbatch_args(props: dict, cwd: Path, text: str = "") -> list[str]:
     ]
     if res.get("mem_mb"):
         args.append(f"--mem={int(res['mem_mb'])}")
-    limit = minutes(props, text)
+    limit = minutes(props, text, left)
     if limit:
         args.append(f"--time={limit}")
     for key, option in (("slurm_partition", "--partition"), ("slurm_account", "--account")):
@@ -150,8 +166,9 @@ def main(argv: list[str]) -> int:
     props = properties(text, jobscript)
     res = props.get("resources") or {}
     mem, attempt = res.get("mem_mb"), int(res.get("attempt") or 1)
-    jobscript.write_text(limited(text, cpus_of(props), int(mem) if mem else None, attempt, props.get("output")))
-    cmd = sbatch_args(props, Path.cwd(), text) + argv[1:-1] + [str(jobscript)]
+    left = missing(props.get("output"), Path.cwd()) if attempt > 1 else None
+    jobscript.write_text(limited(text, cpus_of(props), int(mem) if mem else None, attempt, left))
+    cmd = sbatch_args(props, Path.cwd(), text, len(left) if left else None) + argv[1:-1] + [str(jobscript)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         message = (
@@ -164,15 +181,19 @@ def main(argv: list[str]) -> int:
         print(message)
         print(f"sbatch-submit.py: {message}", file=sys.stderr)
         return 1
-    jobid = proc.stdout.strip().split(";")[0]
+    # --parsable: "JOBID", or "JOBID;CLUSTER" for a job sent to a cluster of --clusters,
+    # which sbatch-status.py and the sidecar must then ask about with --clusters
+    printed = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+    jobid, _, cluster = printed.partition(";")
     if not jobid.isdigit():
         print(f"sbatch printed no job id: {proc.stdout.strip()!r} {proc.stderr.strip()!r}")
         return 1
+    external = f"{jobid};{cluster}" if cluster else jobid
     # the sidecar's record of this Snakemake's jobs, to cancel what it leaves (sbatch-sidecar.py)
     if record := os.environ.get("SNAKEMAKE_CLUSTER_SIDECAR_VARS"):
         with open(record, "a") as f:
-            f.write(f"{jobid}\n")
-    print(jobid)
+            f.write(f"{external}\n")
+    print(external)
     return 0
 
 

@@ -89,13 +89,19 @@ class Chunk:
     runs: int
 
 
+#: The most runs a chunk holds: Snakemake lists at most 100 outputs in a job's properties,
+#: and a retry names the missing ones as its targets (profiles/slurm/sbatch-submit.py).
+MAX_RUNS = 100
+
+
 def chunked(runs: list[tuple[tuple[str, int], float]], family: str, seconds_per_chunk: float) -> dict:
     """The runs of one family cut, in their order, into chunks of about
-    ``seconds_per_chunk`` predicted seconds each (as equal as whole runs allow): run ->
-    its :class:`Chunk`. In order, so that the runs of one experiment share a chunk and a
-    single figure or table touches few chunks."""
+    ``seconds_per_chunk`` predicted seconds each (as equal as whole runs allow) and at most
+    MAX_RUNS runs: run -> its :class:`Chunk`. In order, so that the runs of one experiment
+    share a chunk and a single figure or table touches few chunks."""
     total = sum(s for _, s in runs)
     n = max(1, min(len(runs), round(total / seconds_per_chunk))) if runs else 0
+    n = max(n, math.ceil(len(runs) / MAX_RUNS))
     members: list[list[tuple[tuple[str, int], float]]] = [[] for _ in range(n)]
     done = 0.0
     for run, s in runs:
