@@ -70,9 +70,13 @@ def tiny_project(tmp_path_factory):
     return made_once(tmp_path_factory, "wf", make) / "project"
 
 
-#: The longest files, started first (pytest-xdist hands whole files to workers in this
-#: order, `--no-loadscope-reorder`): the SLURM tests are the run's longest path.
-FIRST = ("test_slurm.py", "test_retrained.py", "test_workflow.py")
+#: The order pytest-xdist hands whole files to its three workers (`--dist loadfile
+#: --no-loadscope-reorder`): the SLURM tests first, the run's longest path, whose first test
+#: (the two-node timing, `exclusive`) then waits only for short tests; each worker is given
+#: two files at the start, so the SLURM worker's second is a short one; the retraining at the
+#: report's scale (minutes) after those, the rest as workers free up.
+FIRST = ("test_slurm.py", "test_workflow.py", "test_readme.py", "test_two_valued.py", "test_edges.py")
+FIRST += ("test_search.py", "test_retrained.py")
 
 
 def pytest_collection_modifyitems(items):

@@ -210,3 +210,20 @@ def test_the_gradient_check_of_the_listing():
 
 def test_the_lambda_search_final_is_judged_against_the_best_networks_test_accuracy():
     assert CONFIG["lambda_search"]["final"]["paper"] == {"test_acc": TABLE1_BEST_TEST}
+
+
+def test_the_settings_defaults_are_the_configs():
+    """`kmlp train` and `kmlp gradcheck` without flags train and check as the config does:
+    every default of the settings is the config's value (the config states each)."""
+    from dataclasses import fields
+
+    from kmlp.nn.settings import GradcheckSettings, TrainSettings
+
+    # (but the history's cadence: the defaults evaluate every epoch on every training image,
+    # the config every 450 updates, one epoch, on a subset of 10,000)
+    cadence = {"eval_every", "eval_train_subset"}
+    for cls, block in ((TrainSettings, CONFIG["training"]), (GradcheckSettings, CONFIG["gradcheck"])):
+        shared = [f.name for f in fields(cls) if f.name in block and f.name not in cadence]
+        assert len(shared) >= 4, cls
+        defaults = cls().as_dict()
+        assert {k: defaults[k] for k in shared} == {k: cls(**{k: block[k]}).as_dict()[k] for k in shared}, cls

@@ -46,6 +46,9 @@ def test_clopper_pearson_bounds_match_their_closed_forms_and_tables():
     assert (binomial_bound(1, 10, 0.975, upper=False), binomial_bound(1, 10, 0.975)) == pytest.approx(
         (0.0025, 0.4450), abs=1e-4
     )
+    # the edges: seen every time (or never, or never tried), a probability is bounded by 1 and 0
+    assert (binomial_bound(5, 5, 0.95), binomial_bound(0, 5, 0.95, upper=False)) == (1.0, 0.0)
+    assert (binomial_bound(0, 0, 0.95), binomial_bound(0, 0, 0.95, upper=False)) == (1.0, 0.0)
 
 
 def test_a_split_number_is_described_as_what_it_is_and_judged_by_its_collapse_rate():
