@@ -168,4 +168,7 @@ def test_every_training_setting_trained_again_matches_the_committed_record(tmp_p
     assert set(Study(config).report_experiments()) < set(expected)
     assert len(expected) == len(config["experiments"]) + bool(config["lambda_search"]["enabled"])
     assert sorted(set(table["experiment"])) == sorted(expected)
+    assert f"({len(expected)} runs: the report's {len(Study(config).report_experiments())} configurations" in (
+        README.read_text()
+    )
     assert len(table) == len(expected) * len(FINAL_METRICS) and table["ok"].all()
