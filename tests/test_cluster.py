@@ -274,46 +274,40 @@ def test_status_verdicts(state, verdict):
     assert _script("sbatch-status").verdict(state) == verdict
 
 
-def test_a_failed_job_is_reported_in_one_line(tmp_path):
+def _status(tmp_path: Path, jobid: str, state: str, *sacct_rows: str) -> subprocess.CompletedProcess:
+    """sbatch-status.py JOBID against a squeue that says ``state`` and a sacct that prints
+    ``sacct_rows``."""
     bin_ = tmp_path / "bin"
-    bin_.mkdir()
-    (bin_ / "squeue").write_text("#!/bin/sh\necho TIMEOUT\n")
-    (bin_ / "sacct").write_text(
-        "#!/bin/sh\necho 'train-07|TIMEOUT|00:04:00|00:04:00|1390M|'\necho 'batch|CANCELLED|00:04:02||1390M|1084.5M'\n"
-    )
+    bin_.mkdir(exist_ok=True)
+    (bin_ / "squeue").write_text(f"#!/bin/sh\necho {state}\n")
+    (bin_ / "sacct").write_text("#!/bin/sh\n" + "".join(f"echo '{row}'\n" for row in sacct_rows))
     for tool in ("squeue", "sacct"):
         (bin_ / tool).chmod(0o755)
     env = {**os.environ, "PATH": f"{bin_}{os.pathsep}{os.environ['PATH']}"}
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "profiles" / "slurm" / "sbatch-status.py"), "42"],
-        capture_output=True, text=True, env=env, cwd=tmp_path,
-    )  # fmt: skip
+    status = [sys.executable, str(REPO / "profiles" / "slurm" / "sbatch-status.py"), jobid]
+    return subprocess.run(status, capture_output=True, text=True, env=env, cwd=tmp_path)
+
+
+def test_a_failed_job_is_reported_in_one_line(tmp_path):
+    proc = _status(
+        tmp_path,
+        "42",
+        "TIMEOUT",
+        "train-07|TIMEOUT|00:04:00|00:04:00|1390M|",
+        "batch|CANCELLED|00:04:02||1390M|1084.5M",
+    )
     assert proc.stdout == "failed\n"
     assert proc.stderr == (
         "sbatch-status.py: SLURM job 42 (train-07) ended TIMEOUT after 00:04:00 (limit 00:04:00),"
         " MaxRSS 1084M of 1390M; log: .snakemake/slurm_logs/train-07/42.log\n"
     )
     # over its memory where SLURM samples it (no cgroups): FAILED, and the line says why
-    (bin_ / "squeue").write_text("#!/bin/sh\necho FAILED\n")
-    (bin_ / "sacct").write_text(
-        "#!/bin/sh\necho 'train-07|FAILED|00:00:05|00:01:00|60M|'\necho 'batch|FAILED|||60M|66.8M'\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "profiles" / "slurm" / "sbatch-status.py"), "43"],
-        capture_output=True, text=True, env=env, cwd=tmp_path,
-    )  # fmt: skip
+    proc = _status(tmp_path, "43", "FAILED", "train-07|FAILED|00:00:05|00:01:00|60M|", "batch|FAILED|||60M|66.8M")
     assert "SLURM job 43 (train-07) ended FAILED, OUT_OF_MEMORY after 00:00:05 (limit 00:01:00), MaxRSS 67M of 60M" in (
         proc.stderr
     )
     # a job that ran out of time near its memory limit ended TIMEOUT, and says that alone
-    (bin_ / "squeue").write_text("#!/bin/sh\necho TIMEOUT\n")
-    (bin_ / "sacct").write_text(
-        "#!/bin/sh\necho 'train-07|TIMEOUT|00:01:00|00:01:00|60M|'\necho 'batch|CANCELLED|||60M|59.5M'\n"
-    )
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "profiles" / "slurm" / "sbatch-status.py"), "44"],
-        capture_output=True, text=True, env=env, cwd=tmp_path,
-    )  # fmt: skip
+    proc = _status(tmp_path, "44", "TIMEOUT", "train-07|TIMEOUT|00:01:00|00:01:00|60M|", "batch|CANCELLED|||60M|59.5M")
     assert "SLURM job 44 (train-07) ended TIMEOUT after 00:01:00" in proc.stderr and "MEMORY" not in proc.stderr
 
 
