@@ -32,7 +32,7 @@ output files as its targets, without `--force`, instead of its jobs (`--target-j
 always runs them: snakemake/dag.py adds their outputs to the forced files), so members
 that finished before the failure (kept by the profile's keep-incomplete; every kmlp
 output is written whole or not at all) are up to date and not trained again, and the time
-it asks for is that of the members left.  Snakemake lists a job's outputs in its
+it asks for is that of the members whose outputs are missing.  Snakemake lists a job's outputs in its
 properties up to 100 of them (kmlp.study never makes a chunk of more runs).  A job script
 that no longer has the parts this edits is refused with a message, not retried whole.
 
@@ -92,8 +92,8 @@ def limited(text: str, cpus: int, mem_mb: int | None, attempt: int = 1, outputs:
 
 
 def missing(outputs: list | None, cwd: Path) -> list | None:
-    """On a retry, the job's outputs that are not there yet (what is left to make); None when
-    Snakemake listed none."""
+    """On a retry, the job's outputs that are not there yet (what is left to make, and the
+    time it asks for); None when Snakemake listed none."""
     if not outputs:
         return None
     return [f for f in outputs if not (cwd / f).exists()] or list(outputs)
@@ -166,8 +166,10 @@ def main(argv: list[str]) -> int:
     props = properties(text, jobscript)
     res = props.get("resources") or {}
     mem, attempt = res.get("mem_mb"), int(res.get("attempt") or 1)
+    # a retry names every output (the finished ones are up to date, their benchmarks written by
+    # the Snakemake inside) and asks for the time of the runs left
     left = missing(props.get("output"), Path.cwd()) if attempt > 1 else None
-    jobscript.write_text(limited(text, cpus_of(props), int(mem) if mem else None, attempt, left))
+    jobscript.write_text(limited(text, cpus_of(props), int(mem) if mem else None, attempt, props.get("output")))
     cmd = sbatch_args(props, Path.cwd(), text, len(left) if left else None) + argv[1:-1] + [str(jobscript)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
