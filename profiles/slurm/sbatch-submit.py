@@ -31,8 +31,7 @@ the members whose outputs are missing: the Snakemake inside the job is given the
 output files as its targets, without `--force`, instead of its jobs (`--target-jobs`
 always runs them: snakemake/dag.py adds their outputs to the forced files), so members
 that finished before the failure (kept by the profile's keep-incomplete; every kmlp
-output is written whole or not at all) are up to date and not trained again, and the time
-it asks for is that of the members whose outputs are missing.  Snakemake lists a job's outputs in its
+output is written whole or not at all) are up to date and not trained again.  Snakemake lists a job's outputs in its
 properties up to 100 of them (kmlp.study never makes a chunk of more runs).  A job script
 that no longer has the parts this edits is refused with a message, not retried whole.
 
@@ -91,31 +90,22 @@ def limited(text: str, cpus: int, mem_mb: int | None, attempt: int = 1, outputs:
     return text
 
 
-def missing(outputs: list | None, cwd: Path) -> list | None:
-    """On a retry, the job's outputs that are not there yet (what is left to make, and the
-    time it asks for); None when Snakemake listed none."""
-    if not outputs:
-        return None
-    return [f for f in outputs if not (cwd / f).exists()] or list(outputs)
-
-
 def members(text: str) -> int:
     """How many workflow jobs the job script runs (its --target-jobs)."""
     m = re.search(TARGET_JOBS, text)
     return len(m.group(1).split()) if m else 1
 
 
-def minutes(props: dict, text: str, left: int | None = None) -> int | None:
-    """The job's time limit in minutes (see the module's docstring); on a retry, for the
-    ``left`` members whose outputs are missing."""
+def minutes(props: dict, text: str) -> int | None:
+    """The job's time limit in minutes (see the module's docstring)."""
     res = props.get("resources") or {}
     if res.get("job_s") and res.get("run_s"):
-        seconds = min(int(res["job_s"]), (left or members(text)) * int(res["run_s"]))
+        seconds = min(int(res["job_s"]), members(text) * int(res["run_s"]))
         return max(1, math.ceil(seconds / 60))
     return int(res["runtime"]) if res.get("runtime") else None
 
 
-def sbatch_args(props: dict, cwd: Path, text: str = "", left: int | None = None) -> list[str]:
+def sbatch_args(props: dict, cwd: Path, text: str = "") -> list[str]:
     res = props.get("resources") or {}
     if props.get("type") == "group":
         name, detail = props["groupid"], ""
@@ -138,7 +128,7 @@ def sbatch_args(props: dict, cwd: Path, text: str = "", left: int | None = None)
     ]
     if res.get("mem_mb"):
         args.append(f"--mem={int(res['mem_mb'])}")
-    limit = minutes(props, text, left)
+    limit = minutes(props, text)
     if limit:
         args.append(f"--time={limit}")
     for key, option in (("slurm_partition", "--partition"), ("slurm_account", "--account")):
@@ -166,11 +156,8 @@ def main(argv: list[str]) -> int:
     props = properties(text, jobscript)
     res = props.get("resources") or {}
     mem, attempt = res.get("mem_mb"), int(res.get("attempt") or 1)
-    # a retry names every output (the finished ones are up to date, their benchmarks written by
-    # the Snakemake inside) and asks for the time of the runs left
-    left = missing(props.get("output"), Path.cwd()) if attempt > 1 else None
     jobscript.write_text(limited(text, cpus_of(props), int(mem) if mem else None, attempt, props.get("output")))
-    cmd = sbatch_args(props, Path.cwd(), text, len(left) if left else None) + argv[1:-1] + [str(jobscript)]
+    cmd = sbatch_args(props, Path.cwd(), text) + argv[1:-1] + [str(jobscript)]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
         message = (
