@@ -8,6 +8,8 @@ plausibly give it (a prediction interval, not a band around our mean). Per numbe
 - s²: the seed variance of the metric, pooled over the experiment's pool for it
   (``pools``: experiments whose seed spread is alike), ``s² = Σ (n_i − 1) s_i² /
   Σ (n_i − 1)`` with ``df = Σ (n_i − 1)`` degrees of freedom (in no pool: its own);
+  a pool holds only members Bartlett's test does not set apart at ``homogeneity``
+  (:func:`homogeneous`: the others are judged on their own variance);
 - s_e² = f p (1 − p) / N: the sampling spread of an accuracy on N images, for metrics
   whose evaluation images are not the report's (``sampling``: our validation images);
   the report's value and our mean each sit on their own images, so twice the part of the
@@ -62,8 +64,8 @@ from .grouping import paper_disagreement
 METRIC_ORDER = ["val_acc", "test_acc"] + [m for m in FINAL_METRICS if m not in ("val_acc", "test_acc")]
 LEVELS = ("consistent", "borderline", "inconsistent")
 #: Columns of a judged number, in the CSV outputs.
-STAT_COLUMNS = ["n", "diverged", "nonfinite", "mean", "std", "paper", "pool", "df", "s_seed", "s_eval", "s_paper",
-                "sigma", "lo", "hi", "z", "verdict", "stability", "chance", "collapsed", "learned_mean",
+STAT_COLUMNS = ["n", "diverged", "nonfinite", "mean", "std", "paper", "pool", "df", "pool_p", "s_seed", "s_eval",
+                "s_paper", "sigma", "lo", "hi", "z", "verdict", "stability", "chance", "collapsed", "learned_mean",
                 "learned_std", "p_collapse_lo", "p_collapse_hi", "by"]  # fmt: skip
 #: A run has collapsed when its accuracy lies within this share of chance (1/K) of chance.
 COLLAPSE_BAND = 0.2
@@ -141,10 +143,52 @@ def describe(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 # -- the verdict ---------------------------------------------------------------------
-def _pooled(stats: pd.DataFrame, rule: VerdictRule) -> pd.DataFrame:
-    """Per (experiment, metric): its pool, the pooled seed std of the learned runs and its
-    degrees of freedom (collapsed runs are another mode, not seed spread)."""
+def bartlett_p(groups) -> float:
+    """Bartlett's test of equal variances over groups of values (``scipy.stats.bartlett``);
+    1 for fewer than two groups, 0 where a group has no spread (its log variance is -inf)."""
+    groups = [np.asarray(g, float) for g in groups]
+    if len(groups) < 2:
+        return 1.0
+    if any(np.var(g) == 0 for g in groups):
+        return 0.0
+    return float(scipy.stats.bartlett(*groups).pvalue)
+
+
+def homogeneous(groups: dict, level: float) -> tuple[list, float]:
+    """The members of a pool whose seed variances Bartlett's test does not reject at
+    ``level``, and that test's p: while it rejects, the member whose removal leaves the
+    highest p is taken out (ties: the earlier one), to be judged on its own variance.
+    ``groups``: member -> its learned values, in the pool's order; members with fewer than
+    two values add nothing to a pooled variance and stay."""
+    tested = [m for m, g in groups.items() if len(g) >= 2]
+    kept = list(tested)
+    p = bartlett_p([groups[m] for m in kept])
+    while level > 0 and p < level and len(kept) > 1:
+        trials = [bartlett_p([groups[o] for o in kept if o != m]) for m in kept]
+        best = int(np.argmax(trials))
+        kept.pop(best)
+        p = trials[best]
+    return [m for m in groups if m in kept or m not in tested], p
+
+
+def _pooled(stats: pd.DataFrame, rule: VerdictRule, frame: pd.DataFrame) -> pd.DataFrame:
+    """Per (experiment, metric): its pool, the pooled seed std of the learned runs, its
+    degrees of freedom and the pool's Bartlett p (collapsed runs are another mode, not seed
+    spread). A pool's members whose variance Bartlett's test at ``rule.homogeneity`` sets
+    apart (:func:`homogeneous`) are judged on their own variance."""
     pool = pd.Series([rule.pool_of(e, m) for e, m in stats.index], index=stats.index)
+    pool_p = pd.Series(math.nan, index=stats.index)
+    learned = frame[(frame.status != "diverged") & np.isfinite(frame.value)]
+    learned = learned[~at_chance(learned.value, learned.chance)]
+    values = learned.groupby(["experiment", "metric"], sort=False).value.agg(list)
+    for name in [p for p in dict.fromkeys(pool) if p]:
+        members = list(pool.index[pool == name])
+        kept, p = homogeneous({key: values.get(key, []) for key in members}, rule.homogeneity)
+        for key in members:
+            if key in kept:
+                pool_p[key] = p
+            else:
+                pool[key] = ""
     key = pool.where(pool != "", [f"\0{e}" for e, _ in stats.index])  # no pool: its own
     dof = (stats.n - stats.collapsed - 1).clip(lower=0)
     ss = (stats["learned_std"].fillna(0.0) ** 2) * dof
@@ -153,7 +197,9 @@ def _pooled(stats: pd.DataFrame, rule: VerdictRule) -> pd.DataFrame:
     agg = sums.groupby(["key", "metric"]).sum()
     df = agg.dof.reindex(list(zip(key.values, metric, strict=True))).to_numpy()
     var = (agg.ss / agg.dof.where(agg.dof > 0)).reindex(list(zip(key.values, metric, strict=True))).to_numpy()
-    return pd.DataFrame({"pool": pool.values, "df": df, "s_seed": np.sqrt(var)}, index=stats.index)
+    return pd.DataFrame(
+        {"pool": pool.values, "df": df, "pool_p": pool_p.values, "s_seed": np.sqrt(var)}, index=stats.index
+    )
 
 
 def _verdicts(z, df, rule: VerdictRule) -> np.ndarray:
@@ -210,7 +256,7 @@ def judge(frame: pd.DataFrame, rule: VerdictRule, numbers=None) -> pd.DataFrame:
     """Statistics and the verdict for every (experiment, metric) of ``frame`` (or of the
     index ``numbers``); pools are taken over all experiments of ``frame``."""
     stats = describe(frame)
-    stats = stats.join(_pooled(stats, rule))
+    stats = stats.join(_pooled(stats, rule, frame))
     if numbers is not None:
         stats = stats.loc[list(numbers)]
     metric = stats.index.get_level_values("metric")

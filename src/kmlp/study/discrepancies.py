@@ -11,9 +11,11 @@ report's words that make it so, or not.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 from ..nn.metrics import FINAL_METRICS
+
+KINDS = ("implementation", "procedure")
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,29 @@ class Hypothesis:
     plausible: bool  # a reading the report's text allows
     because: str  # the report's words that make it plausible, or not
     pick: str = ""  # with several experiments: per seed, the run with the highest value of this metric
+    kind: str = "implementation"  # a claim about the report's code, or about its procedure
+    touches: dict = field(default_factory=dict)  # other report experiment -> its experiment under the hypothesis
+    untrained: tuple[str, ...] = ()  # report experiments it touches that no run tests (the budget)
+    report_pick: tuple[str, ...] = ()  # a pick's: the experiments the report itself put best
+    posed: str = ""  # the commit that first stated it
+    post_hoc: bool = False  # posed or revised after its result was seen
+    history: tuple[str, ...] = ()  # each later change and why
+
+    @classmethod
+    def from_dict(cls, h: dict) -> Hypothesis:
+        seq = {k: tuple(h[k]) for k in ("runs", "untrained", "report_pick", "history") if k in h}
+        return cls(**{**h, **seq, "touches": dict(h.get("touches") or {})})
+
+    def tested(self, experiment: str) -> dict[str, str]:
+        """Every report experiment it touches -> the experiment whose runs stand for it under
+        the hypothesis; the number's own experiment first (for a pick: the hypothesis's name)."""
+        own = self.name if self.pick else self.runs[0]
+        return {experiment: own, **{e: r for e, r in self.touches.items() if e != experiment}}
+
+    @property
+    def complete(self) -> bool:
+        """Trained on every number it touches."""
+        return not self.untrained
 
 
 @dataclass(frozen=True)
@@ -40,7 +65,7 @@ class Discrepancy:
         return cls(
             experiment=d["experiment"],
             metric=d["metric"],
-            hypotheses=tuple(Hypothesis(**{**h, "runs": tuple(h["runs"])}) for h in d["hypotheses"]),
+            hypotheses=tuple(Hypothesis.from_dict(h) for h in d["hypotheses"]),
             untested=tuple(d.get("untested", ())),
         )
 
@@ -49,7 +74,8 @@ class Discrepancy:
 
     def experiments(self) -> list[str]:
         """Every experiment whose runs it reads."""
-        return list(dict.fromkeys([self.experiment, *(e for h in self.hypotheses for e in h.runs)]))
+        read = [e for h in self.hypotheses for e in (*h.runs, *h.touches, *h.touches.values(), *h.report_pick)]
+        return list(dict.fromkeys([self.experiment, *read]))
 
     @staticmethod
     def check(d: dict, known) -> list[str]:
@@ -60,9 +86,21 @@ class Discrepancy:
         names = [h["name"] for h in d["hypotheses"]]
         if len(set(names)) < len(names):
             found.append(f"hypotheses: names must differ, got {names}")
-        for e in [d["experiment"], *(e for h in d["hypotheses"] for e in h["runs"])]:
+        named = [
+            e
+            for h in d["hypotheses"]
+            for e in (*h["runs"], *h.get("touches", {}), *h.get("touches", {}).values(), *h.get("untrained", ()),
+                      *h.get("report_pick", ()))
+        ]  # fmt: skip
+        for e in dict.fromkeys([d["experiment"], *named]):
             if e not in known:
                 found.append(f"{e!r} is not an experiment of the config")
+        for h in d["hypotheses"]:
+            both = set(h.get("touches", {})) & set(h.get("untrained", ()))
+            if both:
+                found.append(f"hypotheses.{h['name']}: {', '.join(sorted(both))} both touched and untrained")
+            if h.get("report_pick") and not h.get("pick"):
+                found.append(f"hypotheses.{h['name']}: report_pick needs a `pick`")
         for h in d["hypotheses"]:
             if len(h["runs"]) > 1 and not h.get("pick"):
                 found.append(f"hypotheses.{h['name']}: several experiments need a `pick` metric")

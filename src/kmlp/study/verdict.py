@@ -30,6 +30,7 @@ class VerdictRule:
     sampling_factor: float = 1.0
     paper_decimals: int = 3
     pools: dict = field(default_factory=dict)
+    homogeneity: float = 0.0  # Bartlett's level: a pool member it sets apart gets its own variance
     resamples: int = 1000
     seed: int = 0
 
@@ -45,6 +46,8 @@ class VerdictRule:
             found.append(f"consistent and inconsistent must lie in (0, 1), got {self.consistent}, {self.inconsistent}")
         elif not self.consistent < self.inconsistent:
             found.append(f"consistent {self.consistent} must be below inconsistent {self.inconsistent}")
+        if not 0 <= self.homogeneity < 1:
+            found.append(f"homogeneity must lie in [0, 1), got {self.homogeneity}")
         if not self.sampling_factor > 0:
             found.append(f"sampling_factor must be positive, got {self.sampling_factor}")
         if not all(m in ACCURACIES for m in self.sampling):
@@ -133,11 +136,14 @@ class VerdictRule:
 
     def describe(self) -> str:
         """The rule in one sentence, for captions and the record."""
+        alike = "experiments"
+        if self.homogeneity:
+            alike += f" Bartlett's test at {self.homogeneity:g} does not set apart"
         return (
             f"consistent when the report's value lies inside the interval that one run of ours falls in "
             f"with {self.consistent:.0%} probability, inconsistent outside the {self.inconsistent:.1%} one, "
-            "borderline between; the spread of one run is the seed variance (pooled within alike "
-            "experiments) plus, for "
+            f"borderline between; the spread of one run is the seed variance (pooled within alike {alike}) "
+            "plus, for "
             + (", ".join(self.sampling) or "no metric")
             + f", {self.sampling_factor:g} times the binomial sampling variance of an accuracy on our evaluation "
             f"images, which are not the report's, plus the report's rounding to {self.paper_decimals} decimals"
