@@ -96,16 +96,27 @@ ABLATIONS = [name for name, spec in CONFIG["experiments"].items() if "paper" not
 
 
 def test_an_experiment_without_a_report_number_tests_an_explanation_of_one():
-    """Each ablation is the setting of the number it explains with its one change: the
-    net, batch norm and lambda stay, and so do the epochs per cycle (n_s * n_batch)."""
-    used = {e: d["experiment"] for d in CONFIG["discrepancies"] for h in d["hypotheses"] for e in h["runs"]}
+    """Each ablation is the setting of the number it stands in for with its one change: the
+    net, batch norm and lambda stay, and so do the epochs per cycle (n_s * n_batch); and a
+    hypothesis changes every number it touches the same way (its setting is one)."""
+    used, changed = {}, {}
+    for d in CONFIG["discrepancies"]:
+        for h in d["hypotheses"]:
+            pairs = {e: d["experiment"] for e in h["runs"]} | {a: e for e, a in h.get("touches", {}).items()}
+            for ablation, of in pairs.items():
+                used[ablation] = of
+                s, o = settings(ablation), settings(of)
+                diff = {k: s.get(k) for k in s.keys() | o.keys() if s.get(k) != o.get(k) and k != "n_s"}
+                if ablation in ABLATIONS:
+                    assert changed.setdefault(h["name"], diff) == diff, (h["name"], ablation, diff)
     assert ABLATIONS and set(ABLATIONS) <= set(used)
     changes = {"dtype", "bn_order", "checkpoint", "cycles", "val_size", "n_batch", "n_s"}
     for name in ABLATIONS:
         s, of = settings(name), settings(used[name])
         assert {k for k in s.keys() | of.keys() if s.get(k) != of.get(k)} <= changes, name
         assert s["n_s"] * s["n_batch"] == of["n_s"] * of["n_batch"], name
-        assert s["lam"] == of["lam"] and s["hidden"] == of["hidden"] and s["batch_norm"], name
+        assert s["lam"] == of["lam"] and s["hidden"] == of["hidden"] and s["batch_norm"] == of["batch_norm"], name
+    assert changed["float64"] == {"dtype": "float64"} and changed["bn-after-relu"] == {"bn_order": "after"}
 
 
 @pytest.mark.parametrize("name", [e for e in CONFIG["experiments"] if e not in ABLATIONS])

@@ -173,8 +173,11 @@ def gradcheck_tex(rows: pd.DataFrame, comments, stats) -> str:
 
 def discrepancies_tex(rows: pd.DataFrame, comments, rule_note: str) -> str:
     """The numbers not consistent under the report's setting (and any the config tests
-    explanations of) and the hypotheses tested for each, in a longtable."""
-    first = rows.hypothesis == "the report's setting"
+    explanations of) and the hypotheses tested for each, graded, in a longtable (the other
+    numbers each hypothesis touches are in the CSV and the record)."""
+    rows = rows[rows.role != "touched"]
+    first = rows.role == "setting"
+    verdicts = [v if f else h for v, h, f in zip(rows.verdict, rows.verdict_holm, first, strict=True)]
     frame = pd.DataFrame(
         {
             "number": [f"{tex_escape(e)} {tex_escape(m)}: {fmt3(p)}" if f else ""
@@ -184,14 +187,17 @@ def discrepancies_tex(rows: pd.DataFrame, comments, rule_note: str) -> str:
             "$n$": [str(n) for n in rows.n],
             "one run, 95\\%": [interval_tex(r) for _, r in rows.iterrows()],
             "$z$": [f"{z:.1f}" if math.isfinite(z) else "n/a" for z in rows.z],
-            "verdict": list(rows.verdict),
-            "plausible": ["" if f else ("yes" if p else "no") for p, f in zip(rows.plausible, first, strict=True)],
-            "explains": ["" if f else ("yes" if x else "no") for x, f in zip(rows.explains, first, strict=True)],
+            "verdict": verdicts,
+            "touches": [str(int(k)) for k in rows.touched],
+            "grade": ["" if f else tex_escape(g) for g, f in zip(rows.grade, first, strict=True)],
         }
     )  # fmt: skip
     caption = (
         "The report's numbers that are not consistent under the report's setting, and the explanations tested "
-        f"for each, judged by the same rule ({tex_escape(rule_note)}). One explains a number only if it is "
-        "consistent and a plausible reading of the report's text (the record quotes it)."
+        f"for each, judged by the same rule ({tex_escape(rule_note)}), Holm-corrected over the hypotheses tried "
+        "on a number, and graded by every number each touches (the record lists them): one explains a number "
+        "only if consistent here, inconsistent on no other number it touches, no worse in joint fit than our "
+        "setting, a plausible reading of the report's text, posed before its result and trained on every "
+        "number it touches."
     )
-    return _latex(frame, comments, caption, "tab:discrepancies", True, "p{2.4cm}p{5cm}rrrrlll", size="\\scriptsize")
+    return _latex(frame, comments, caption, "tab:discrepancies", True, "p{2.4cm}p{5cm}rrrrlrl", size="\\scriptsize")

@@ -187,77 +187,184 @@ def _need_text(rows) -> str:
 def discrepancies_section(path) -> list[str]:
     """Every number not consistent under the report's setting (and any the config tests
     explanations of), beside the hypotheses tested for it (`kmlp discrepancies`): a table
-    each, why each is plausible or not, and whether any explains it."""
+    each, why each is plausible or not, the grades; then every number each hypothesis
+    touches, our setting's verdict beside the hypothesis's, and the joint fits."""
     import json
+
+    from .discrepancies import GRADES, why_not
 
     meta, rows = read_csv(path)
     untested = {
         (d["experiment"], d["metric"]): d.get("untested", []) for d in json.loads(meta.get("discrepancies") or "[]")
     }
+    history = {h["name"]: h.get("history", []) for d in json.loads(meta.get("discrepancies") or "[]")
+               for h in d["hypotheses"]}  # fmt: skip
     lines = [
         "## Discrepancies",
         "",
         "Every number of the report that is not consistent under the report's setting (the summary above), "
-        "beside the explanations tested for it (config `discrepancies`): a reading of runs the study has, or an "
-        "ablation trained for it, judged by the same rule. A hypothesis on one experiment is that experiment's "
-        "number with the report's value in its place (judged within its pool); one that *picks* among several "
-        "takes, per seed, the run with the best value of a metric, and is judged on its own seeds. It "
-        "*explains* the number only if it is consistent and a plausible reading of the report's text; *why* "
-        f"quotes the report (source: `{rel_path(path)}`).",
+        'beside the explanations tested for it (config `discrepancies`; the rule: config/README.md, "Judging '
+        "an explanation\"). A hypothesis is a claim about the report's whole implementation or procedure: its "
+        "runs stand in for the report's on every number it touches, each judged with that number's variance "
+        "model (its pool's, or its own). On the number it is posed for, the m hypotheses tried are one family "
+        "(*p (Holm)*: Holm-adjusted, and the verdict from it); on the other numbers it touches, the summary's "
+        "rule; *Σz²*: the joint fit over all of them (normal-equivalent z), beside our setting's over the same "
+        "numbers. Grades: *explains* (consistent here, inconsistent on no other number, a joint fit no worse "
+        "than ours, a plausible reading, posed before its result and trained on every number it touches); "
+        "*fits* (the same, short of the last three); *fits this number only*; *not ruled out* (borderline); "
+        f"*ruled out*. *Why* quotes the report (source: `{rel_path(path)}`).",
         "",
     ]
     if not rows:
         return lines + ["Every number of the report is consistent under the report's setting: nothing to explain.", ""]
     numbers: dict = {}
+    touched: dict = {}
     for r in rows:
-        numbers.setdefault((r["experiment"], r["metric"]), []).append(r)
+        if r["role"] == "touched":
+            touched.setdefault(r["hypothesis"], {}).setdefault((r["number_experiment"], r["number_metric"]), r)
+        else:
+            numbers.setdefault((r["experiment"], r["metric"]), []).append(r)
+    heads = {}
     for (experiment, metric), group in numbers.items():
         lines += [
             f"### {_md(experiment)} {_md(metric)}: the report's {fmt3(group[0]['paper'])}",
             "",
-            "| hypothesis | runs | ours | n | one run, 95 % | z | verdict | plausible | explains |",
-            "|---|---|---:|---:|---:|---:|---|---|---|",
+            "| hypothesis | runs | ours | n | one run, 95 % | z | p (Holm) | verdict | touches | inconsistent on "
+            "| Σz² (ours) | posed | plausible | grade |",
+            "|---|---|---:|---:|---:|---:|---:|---|---:|---|---:|---|---|---|",
         ]
         for r in group:
             z = to_float(r["z"])
             runs = r["runs"].replace(" ", ", ") + (f" (best {r['pick']} per seed)" if r["pick"] else "")
             first = r is group[0]
+            if not first:
+                heads.setdefault(r["hypothesis"], r)
+            p, p_holm = to_float(r["p"]), to_float(r["p_holm"])
+            posed = "" if first else r["posed"] + (" (post hoc)" if r["post_hoc"] == "True" else "")
+            joint = f"{to_float(r['chi2']):.1f} ({to_float(r['chi2_ours']):.1f})"
             lines.append(
                 f"| {_md(r['hypothesis'])}: {_md(r['says'])} | {_md(runs)} | {_ours(r)} | {r['n']} | "
-                f"{interval_text(r)} | {f'{z:.1f}' if math.isfinite(z) else 'n/a'} | {verdict_text(r)} | "
+                f"{interval_text(r)} | {f'{z:.1f}' if math.isfinite(z) else 'n/a'} | "
+                f"{_p(p) if first else f'{_p(p)} ({_p(p_holm)})'} | "
+                f"{verdict_text(r) if first else verdict_text({**r, 'verdict': r['verdict_holm']})} | "
+                f"{r['touched']} | {_md(r['inconsistent_on'].replace(' ', ', '))} | {joint} | {posed} | "
                 + ("" if first else ("yes" if r["plausible"] == "True" else "no"))
                 + " | "
-                + ("" if first else ("**yes**" if r["explains"] == "True" else "no"))
+                + ("" if first else (f"**{r['grade']}**" if r["grade"] == "explains" else r["grade"]))
                 + " |"
             )
         tested = group[1:]
+        if tested:
+            lines += ["", f"{len(tested)} hypotheses tried on this number: Holm's correction is over {len(tested)}."]
         lines += ["", "Why each is a plausible reading of the report, or not:", ""]
         lines += [f"- *{_md(r['hypothesis'])}*: {r['because']}" for r in tested] or ["- (no hypothesis configured)"]
+        picked = [r for r in tested if to_float(r["pick_n"]) > 0]
+        if picked:
+            lines += ["", "The report's own pick, which a procedure that picks per seed also decides:", ""]
+            lines += [
+                f"- *{_md(r['hypothesis'])}*: one of the report's in {int(to_float(r['pick_k']))} of "
+                f"{int(to_float(r['pick_n']))} seeds: {r['pick_verdict']} (rate rule)"
+                for r in picked
+            ]
         if untested.get((experiment, metric)):
             lines += ["", "Not tested here:", ""] + [f"- {u}" for u in untested[(experiment, metric)]]
-        explained = [r["hypothesis"] for r in tested if r["explains"] == "True"]
-        ruled_out = [
-            f"{r['hypothesis']} (z = {to_float(r['z']):.1f})" for r in tested if r["verdict"] == "inconsistent"
-        ]
-        implausible = [r["hypothesis"] for r in tested if r["plausible"] != "True" and r["verdict"] == "consistent"]
-        open_ = [r["hypothesis"] for r in tested if r["plausible"] == "True" and r["verdict"] == "borderline"]
+        explained = [r["hypothesis"] for r in tested if r["grade"] == "explains"]
         if group[0]["verdict"] == "consistent":
-            # listed only because the config tests explanations of it; the section's opening
-            # sentence stays as it was, so that records without such a number keep their bytes
-            verdict = (
-                "**Consistent under the report's setting: nothing to explain** (listed because the config tests it)."
-            )
-            verdict += f" Consistent and plausible too: {', '.join(explained)}." if explained else ""
+            verdict = "**Consistent under the report's setting: nothing to explain**"
+            verdict += " (listed because the config tests it)."
         elif explained:
             verdict = f"**Explained by {', '.join(explained)}.**"
         else:
-            verdict = "**Not explained.**"
-        parts = [f"ruled out as inconsistent: {', '.join(ruled_out)}"] if ruled_out else []
-        parts += [f"consistent but not a plausible reading: {', '.join(implausible)}"] if implausible else []
-        parts += [f"borderline, neither explaining nor ruled out: {', '.join(open_)}"] if open_ else []
+            verdict = "**Not explained by any hypothesis tested.**"
+        parts = []
+        for g in GRADES[1:]:
+            named = [r for r in tested if r["grade"] == g]
+            if not named:
+                continue
+            if g == "fits":
+                parts.append("fits, short of explaining: " + ", ".join(
+                    f"{r['hypothesis']} ({why_not(r)})" for r in named))  # fmt: skip
+            elif g == "fits this number only":
+                parts.append(g + ": " + ", ".join(
+                    f"{r['hypothesis']} ({_fits_only(r)})" for r in named))  # fmt: skip
+            else:
+                parts.append(g + ": " + ", ".join(
+                    f"{r['hypothesis']} (z = {to_float(r['z']):.1f})" for r in named))  # fmt: skip
         said = "; ".join(parts)
         lines += ["", verdict + (f" {said[0].upper()}{said[1:]}." if parts else ""), ""]
+    lines += _touched_section(heads, touched, history)
     return lines
+
+
+def _p(p: float) -> str:
+    """A p value in two significant digits (scientific below 0.001)."""
+    if not math.isfinite(p):
+        return "n/a"
+    return f"{p:.2g}" if p >= 1e-3 else f"{p:.1e}"
+
+
+def _fits_only(r) -> str:
+    """Why a hypothesis consistent on its number fits that number only."""
+    why = []
+    if r["inconsistent_on"]:
+        why.append("inconsistent on " + r["inconsistent_on"].replace(" ", ", "))
+    if r["pick_verdict"] == "inconsistent":
+        why.append("inconsistent with the report's pick")
+    if not to_float(r["chi2"]) <= to_float(r["chi2_ours"]):
+        why.append("a worse joint fit than our setting's")
+    return "; ".join(why)
+
+
+def _touched_section(heads: dict, touched: dict, history: dict) -> list[str]:
+    """Per hypothesis, once: every report number it touches, judged under our setting (the
+    summary) and under the hypothesis, the joint fits, what no run tests, and its history."""
+    if not heads:
+        return []
+    lines = [
+        "### Every number each hypothesis touches",
+        "",
+        "Under our setting (the summary's verdict) and under the hypothesis (its runs in place of ours, the "
+        "number's variance model). Σz² is over the numbers with a z, against χ² with that many degrees of "
+        "freedom.",
+        "",
+    ]
+    for name, head in heads.items():
+        own = (head["number_experiment"], head["number_metric"])
+        others = {own: head, **touched.get(name, {})}
+        untrained = head["untrained"].split()
+        lines += [
+            f"#### {_md(name)} ({head['kind']}: posed {head['posed']}"
+            + (", post hoc)" if head["post_hoc"] == "True" else ")"),
+            "",
+            f"Touches {_count(int(to_float(head['touched'])), 'report number')} it was trained on"
+            + (f"; untrained: {', '.join(_md(u) for u in untrained)}" if untrained else "")
+            + f". Σz² = {to_float(head['chi2']):.1f} (χ² p = {_p(to_float(head['chi2_p']))}); our setting "
+            f"{to_float(head['chi2_ours']):.1f} (p = {_p(to_float(head['chi2_ours_p']))}) on the same numbers.",
+            "",
+        ]
+        if len(others) > 1:
+            lines += [
+                "| number | report | runs | ours | z | verdict | under the hypothesis | z | verdict |",
+                "|---|---:|---|---:|---:|---|---:|---:|---|",
+            ]
+            for (e, m), t in others.items():
+                lines.append(
+                    f"| {_md(e)} {_md(m)} | {fmt3(t['paper'])} | {_md(t['stands_in'])} | {fmt3(t['ours_mean'])} | "
+                    f"{_z(t['ours_z'])} | {t['ours_verdict']} | {_ours(t)} | {_z(t['z'])} | {verdict_text(t)} |"
+                )
+            lines.append("")
+        if history.get(name):
+            lines += ["History: " + "; ".join(history[name]) + ".", ""]
+    return lines
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _z(value) -> str:
+    z = to_float(value)
+    return f"{z:.1f}" if math.isfinite(z) else "n/a"
 
 
 def environment_section(*paths) -> list[str]:

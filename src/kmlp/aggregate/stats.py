@@ -234,8 +234,9 @@ def binomial_bound(k: int, n: int, level: float, upper: bool = True) -> float:
     return float(scipy.stats.beta.ppf(1 - level, k, n - k + 1))
 
 
-def _collapse_verdict(k: int, n: int, rule: VerdictRule) -> str:
-    """The report's run collapsed; one run of ours does with probability k/n."""
+def rate_verdict(k: int, n: int, rule: VerdictRule) -> str:
+    """The report's run did something (collapsed; picked a setting) that one run of ours
+    does with probability k/n."""
     if n == 0:
         return "n/a"
     if k / n >= 1 - rule.consistent:
@@ -245,6 +246,34 @@ def _collapse_verdict(k: int, n: int, rule: VerdictRule) -> str:
     return LEVELS[1]
 
 
+def p_value(z, df) -> np.ndarray:
+    """The two-sided p of |z| under Student's t with ``df`` degrees of freedom: the
+    probability that one run of ours lies at least that far from our mean."""
+    z, df = np.asarray(z, float), np.asarray(df, float)
+    return 2 * scipy.stats.t.sf(np.abs(z), np.where(df > 0, df, np.nan))
+
+
+def holm(p) -> np.ndarray:
+    """Holm's step-down adjustment of a family of p values: the j-th smallest becomes
+    max over i <= j of min(1, (m − i + 1) p_(i)); NaN stays NaN and counts in no family."""
+    p = np.asarray(p, float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(~np.isnan(p))
+    order = ok[np.argsort(p[ok], kind="stable")]
+    m = len(order)
+    adjusted = np.maximum.accumulate(np.minimum(1.0, (m - np.arange(m)) * p[order]))
+    out[order] = adjusted
+    return out
+
+
+def level_of_p(p, rule: VerdictRule) -> np.ndarray:
+    """The verdict of a (corrected) p: consistent above 1 − ``consistent``, inconsistent at
+    or below 1 − ``inconsistent``, borderline between ('n/a' for NaN)."""
+    p = np.asarray(p, float)
+    level = np.where(p > 1 - rule.consistent, LEVELS[0], np.where(p <= 1 - rule.inconsistent, LEVELS[2], LEVELS[1]))
+    return np.where(np.isnan(p), "n/a", level)
+
+
 def _by(row) -> str:
     """How a number is judged: its interval, the collapse rate, or the learned runs."""
     if not (row.collapsed or (math.isfinite(row.chance) and at_chance(row.paper, row.chance))):
@@ -252,11 +281,16 @@ def _by(row) -> str:
     return "collapse rate" if at_chance(row.paper, row.chance) else "learned runs"
 
 
-def judge(frame: pd.DataFrame, rule: VerdictRule, numbers=None) -> pd.DataFrame:
+def judge(frame: pd.DataFrame, rule: VerdictRule, numbers=None, variance: dict | None = None) -> pd.DataFrame:
     """Statistics and the verdict for every (experiment, metric) of ``frame`` (or of the
-    index ``numbers``); pools are taken over all experiments of ``frame``."""
+    index ``numbers``); pools are taken over all experiments of ``frame``. ``variance``:
+    (experiment, metric) -> (pool, s_seed, df, pool_p) of another number, whose variance
+    model these runs are judged with (a hypothesis on a pooled number: its pool's seed
+    variance); such a number has no stability (its runs are not in that pool)."""
     stats = describe(frame)
     stats = stats.join(_pooled(stats, rule, frame))
+    for key, model in (variance or {}).items():
+        stats.loc[key, ["pool", "s_seed", "df", "pool_p"]] = model
     if numbers is not None:
         stats = stats.loc[list(numbers)]
     metric = stats.index.get_level_values("metric")
@@ -285,7 +319,7 @@ def judge(frame: pd.DataFrame, rule: VerdictRule, numbers=None) -> pd.DataFrame:
     stats["z"] = ((stats.paper - centre) / stats.sigma).where(stats.by != "collapse rate")
     stats["verdict"] = np.where(has_paper, _verdicts(stats.z.fillna(math.nan), stats.df.fillna(0), rule), "")
     for key in stats.index[stats.by == "collapse rate"]:
-        stats.loc[key, "verdict"] = _collapse_verdict(int(stats.collapsed[key]), int(stats.n[key]), rule)
+        stats.loc[key, "verdict"] = rate_verdict(int(stats.collapsed[key]), int(stats.n[key]), rule)
     stats["p_collapse_lo"] = [
         binomial_bound(int(k), int(n), (1 + rule.consistent) / 2, upper=False) if b != "interval" else math.nan
         for k, n, b in zip(stats.collapsed, stats.n, stats.by, strict=True)
@@ -294,8 +328,11 @@ def judge(frame: pd.DataFrame, rule: VerdictRule, numbers=None) -> pd.DataFrame:
         binomial_bound(int(k), int(n), (1 + rule.consistent) / 2) if b != "interval" else math.nan
         for k, n, b in zip(stats.collapsed, stats.n, stats.by, strict=True)
     ]
+    borrowed = set(variance or ())
     stats["stability"] = [
-        _stability(frame, stats, rule, key) if has_paper[key] and stats.verdict[key] != "n/a" else math.nan
+        _stability(frame, stats, rule, key)
+        if has_paper[key] and stats.verdict[key] != "n/a" and key not in borrowed
+        else math.nan
         for key in stats.index
     ]
     return stats
@@ -335,7 +372,7 @@ def _resampled_verdict(values, row, rule: VerdictRule, metric: str) -> str:
     """The verdict of a number whose runs split, on one resample of its runs' values."""
     collapsed = at_chance(values, row.chance)
     if row.by == "collapse rate":
-        return _collapse_verdict(int(collapsed.sum()), len(values), rule)
+        return rate_verdict(int(collapsed.sum()), len(values), rule)
     learned = values[~collapsed]
     others_ss, others_df = _rest_of_pool(row)
     df = others_df + max(len(learned) - 1, 0)

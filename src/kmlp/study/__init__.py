@@ -9,6 +9,7 @@ Pure Python: importing it loads no NumPy or h5py, so the workflow asks it while 
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -176,9 +177,18 @@ class Study:
 
     def retrained(self) -> list[str]:
         """Every distinct training setting the record uses, an experiment each: the configured
-        ones (the report's, the readings, the ablations) and the lambda search's final run (its
-        other passes differ from it only in lambda). The record check trains these again."""
-        return list(self.config["experiments"]) + (self.search.passes["final"] if self.search else [])
+        ones (the report's, the readings, the ablations; an ablation that differs from an earlier
+        one only in lambda is not one) and the lambda search's final run (its other passes differ
+        from it only in lambda). The record check trains these again."""
+        kept, seen = [], set()
+        for e in self.config["experiments"]:
+            spec = self.spec(e)
+            key = json.dumps({k: v for k, v in spec.items() if k not in ("lam", "paper", "seeds", "reading")},
+                             sort_keys=True)  # fmt: skip
+            if self.paper(e) or key not in seen:  # an ablation that differs from one kept only in lambda: not again
+                kept.append(e)
+            seen.add(key)
+        return kept + (self.search.passes["final"] if self.search else [])
 
     # -- data -----------------------------------------------------------------------
     def val_size(self, experiment: str | None = None) -> int:
@@ -333,6 +343,15 @@ class Study:
             found += [_under(key, p) for p in Discrepancy.check(d, known)]
             if d["experiment"] in known and d["metric"] not in self.paper(d["experiment"]):
                 found.append(f"{key}: the report gives no {d['metric']} for {d['experiment']} (its `paper`)")
+            report = set(self.report_experiments())
+            for h in d["hypotheses"]:
+                named = [*h.get("touches", {}), *h.get("untrained", ()), *h.get("report_pick", ())]
+                found += [
+                    f"{key}.hypotheses.{h['name']}: {e} is not a number of the report's own reading (a `paper`, "
+                    "no `reading`): a hypothesis touches only those"
+                    for e in dict.fromkeys(named)
+                    if e in known and e not in report
+                ]
         found += [_under("verdict", p) for p in VerdictRule.check(self.config["verdict"])]
         # a pool may name the search's runs: they count when the search is switched on
         known |= set(Search(self.config["lambda_search"]).runs)
