@@ -85,11 +85,16 @@ def test_planning_the_study_loads_no_numpy():
     code = f"""
 import yaml
 from kmlp.study import Study
+from kmlp.study.cluster import Requests
 study = Study(yaml.safe_load(open({str(SCHEMA.parents[2] / "config" / "config.yaml")!r}))).check()
+ask = Requests(study)
 for e in study.experiments:
     study.seeds(e), study.settings(e, 0.001).as_dict(), study.memory_mb(e, 10**9), study.val_size(e)
+    s = study.seeds(e)[0]
+    ask.run_s(e, 1), ask.job_s(e, s, 1), ask.train_mem_mb(e, 10**9, 1), ask.nice(e), ask.priority(e, s)
 study.readings(), study.report_experiments(), study.val_sizes(), study.gradchecks
 study.pooled_with(["3layer-bn"]), [t.experiments for t in study.tables.values()]
+ask.setup_s(1), ask.prepare_s(1), ask.check_s(1), ask.prepare_mem_mb(10**8, 1), ask.check_mem_mb(1)
 """
     assert loaded(code, ("numpy", "h5py", "pandas", "matplotlib")) == []
 

@@ -1,8 +1,9 @@
 """What a cluster run is made of, without a cluster: the cost model of a run, the chunks
-of runs that share a SLURM job, the fit of the model's rates (`kmlp cost-fit`), and the
-scripts of profiles/slurm (the request a job script becomes, the one-line report of a
-job that failed, the jobs cancelled when Snakemake exits). tests/test_slurm.py runs them
-on a real cluster."""
+of runs that share a SLURM job, what each job asks for and which go first
+(kmlp.study.cluster, and the priorities as Snakemake plans them), the fit of the model's
+rates (`kmlp cost-fit`), and the scripts of profiles/slurm (the request a job script
+becomes, a job's name, the one-line report of a job that failed, the jobs cancelled when
+Snakemake exits). tests/test_slurm.py runs them on a real cluster."""
 
 from __future__ import annotations
 
@@ -10,17 +11,20 @@ import collections
 import importlib.util
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import pytest
 import yaml
 
-from kmlp.study import Study, cost, load
+from kmlp.study import Study, cluster, cost, load
+from kmlp.study.cluster import Requests
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "config" / "config.yaml"
@@ -82,7 +86,7 @@ def test_the_model_predicts_the_reference_runs_within_its_fit():
 
 def test_every_run_is_in_one_chunk_of_its_family(study):
     runs = study.runs(study.experiments)
-    assert set(study.chunks) == set(runs) and len(runs) == 391
+    assert set(study.chunks) == set(runs) and len(runs) == 501
     for (e, _), chunk in study.chunks.items():
         assert chunk.name.rsplit("-", 1)[0] == study.family(e)
     by_name: dict[str, list] = {}
@@ -136,6 +140,126 @@ def test_load_overlays_configs_as_snakemake_does(tmp_path):
     )
 
 
+# -- what a job asks for, and which go first (kmlp.study.cluster) ------------------------
+
+
+@pytest.fixture(scope="module")
+def ask(study) -> Requests:
+    return Requests(study)
+
+
+def _with(cluster_keys: dict) -> Requests:
+    config = yaml.safe_load(CONFIG.read_text())
+    config["cluster"].update(cluster_keys)
+    return Requests(Study(config).check())
+
+
+def test_a_run_asks_for_its_predicted_seconds_times_the_time_factor(ask, study):
+    factor = study.config["cluster"]["time_factor"]
+    for e in ("3layer-nobn", "9layer-bn", "lambda-bn-0.001-val1000", "lsearch-coarse-00", "lsearch-final"):
+        assert factor * study.run_seconds(e) <= ask.run_s(e, 1) < factor * study.run_seconds(e) + 1, e
+    # twice the factor: twice what a run and the setup ask for; nodes half as fast: twice
+    # the work, but not the setup job's own start (the Snakemake inside it)
+    plain, slower, wider = Requests(load(CONFIG)), _with({"speed": 0.5}), _with({"time_factor": 3.0})
+    for other in (slower, wider):
+        assert abs(other.run_s("9layer-bn", 1) - 2 * plain.run_s("9layer-bn", 1)) <= 1
+    assert abs(wider.setup_s(1) - 2 * plain.setup_s(1)) <= 1
+    assert plain.setup_s(1) < slower.setup_s(1) < 2 * plain.setup_s(1)
+
+
+def test_a_chunk_asks_for_its_runs_predicted_seconds_added_up_times_the_time_factor(ask, study):
+    """Every member of a chunk carries the same job_s: the seconds of all its runs (each
+    predicted on its own) and the job's start, times cluster.time_factor."""
+    factor = study.config["cluster"]["time_factor"]
+    members: dict[str, list] = {}
+    for run, chunk in study.chunks.items():
+        members.setdefault(chunk.name, []).append(run)
+    assert len(members) == 54
+    for name, runs in members.items():
+        predicted = sum(study.run_seconds(e) for e, _ in runs) + cost.JOB_START_S
+        asked = {ask.job_s(e, s, 1) for e, s in runs}
+        assert len(asked) == 1, (name, asked)
+        assert factor * predicted - 1e-6 <= asked.pop() < factor * predicted + 1, name
+        # the whole chunk asks for at least what any one of its runs does
+        assert ask.job_s(*runs[0], 1) >= max(ask.run_s(e, 1) for e, _ in runs)
+
+
+def test_a_retry_asks_for_the_attempt_times_the_time_and_the_memory(ask, study):
+    for e in ("3layer-nobn", "9layer-bn", "lsearch-top-0"):
+        seed = study.seeds(e)[0]
+        for attempt in (2, 3):
+            # rounded up once: at most `attempt` seconds short of attempt x the first's
+            for asked in (partial(ask.run_s, e), partial(ask.job_s, e, seed), ask.setup_s, ask.prepare_s):
+                first = asked(1)
+                assert attempt * first - attempt < asked(attempt) <= attempt * first
+                assert asked(attempt) > asked(attempt - 1)
+            assert ask.train_mem_mb(e, 10**8, attempt) == attempt * ask.train_mem_mb(e, 10**8, 1)
+            assert ask.prepare_mem_mb(170_000_000, attempt) == attempt * ask.prepare_mem_mb(170_000_000, 1)
+            assert ask.check_mem_mb(attempt) == attempt * ask.check_mem_mb(1)
+
+
+def test_memory_grows_with_the_stored_pixels_and_the_dtype(ask):
+    pixels = 50_000 * 3072
+    assert ask.train_mem_mb("3layer-nobn", pixels, 1) < ask.train_mem_mb("3layer-nobn", 2 * pixels, 1)
+    assert ask.train_mem_mb("3layer-nobn", pixels, 1) < ask.train_mem_mb("3layer-nobn-float64", pixels, 1)
+    # a search run's lambda, picked while the study runs, changes nothing
+    assert ask.train_mem_mb("lsearch-coarse-00", pixels, 1) == ask.train_mem_mb("lsearch-coarse-01", pixels, 1)
+    # making CIFAR-10's data set from its 170 MB archive: above the 650 MB measured in a
+    # cluster job, and more for a larger archive
+    assert 650 < ask.prepare_mem_mb(170_000_000, 1) < ask.prepare_mem_mb(340_000_000, 1)
+
+
+def test_the_setup_job_asks_for_every_data_set_and_check():
+    """The setup job runs its members one after another: it asks for at least what they
+    ask for each (less their rounding up), and a check more asks for a check's time more."""
+    study = load(CONFIG)
+    plain = Requests(study)
+    n_data, n_checks = len(study.val_sizes()), len(study.gradchecks)
+    assert (n_data, n_checks) == (2, 12)
+    assert plain.setup_s(1) >= n_data * (plain.prepare_s(1) - 1) + n_checks * (plain.check_s(1) - 1)
+    config = yaml.safe_load(CONFIG.read_text())
+    checks = config["gradcheck"]["checks"]
+    config["gradcheck"]["checks"] = {**checks, "one-more": next(iter(checks.values()))}
+    more = Requests(Study(config).check())
+    assert abs(more.setup_s(1) - plain.setup_s(1) - plain.check_s(1)) <= 1
+
+
+def test_the_chains_of_checkpoints_go_first(ask, study):
+    """The lambda search's runs and those seeds by need adds come before the configured
+    runs: Snakemake's priority, and SLURM's nice for the search's chunks."""
+    configured = list(study.config["experiments"])
+    bulk = {ask.priority(e, s) for e, s in study.runs(configured)}
+    search = {ask.priority(e, s) for e, s in study.runs(study.search.runs)}
+    added = {ask.priority(e, max(study.seeds(e)) + k) for e in study.judged() for k in (1, 5)}
+    assert bulk == {cluster.BULK_PRIORITY} and min(search | added) > max(bulk)
+    assert {ask.nice(e) for e in study.search.runs} == {0} and min(ask.nice(e) for e in configured) > 0
+
+
+def test_the_search_and_seeds_by_need_go_before_the_bulk_as_snakemake_plans_them(tmp_path):
+    """The priorities of a dry run through profiles/slurm (the tiny config with the lambda
+    search and seeds by need): every checkpoint of the search and the first round of
+    seeds by need, and the search's training runs, above every configured run."""
+    from workflow_project import make_project, snakemake
+
+    tiny = yaml.safe_load((REPO / ".test" / "config" / "config.yaml").read_text())
+    root = make_project(tmp_path / "p", seeds_by_need={**tiny["seeds_by_need"], "enabled": True})
+    configured = Study(yaml.safe_load((root / "config" / "config.yaml").read_text())).runs(tiny["experiments"])
+    proc = snakemake(root, "--profile", str(REPO / "profiles" / "slurm"), "-n")
+    jobs, job = [], None
+    for line in proc.stdout.splitlines():
+        if m := re.match(r"\s*(?:local)?(?:rule|checkpoint) (\w+):$", line):
+            job = {"rule": m.group(1), "priority": 0}
+            jobs.append(job)
+        elif job and (m := re.match(r"\s+(wildcards|priority): (.*)$", line)):
+            job[m.group(1)] = int(m.group(2)) if m.group(1) == "priority" else m.group(2)
+    bulk = [j["priority"] for j in jobs if j["rule"] == "train" and "lsearch-" not in j["wildcards"]]
+    search = [j["priority"] for j in jobs if j["rule"] == "train" and "lsearch-" in j["wildcards"]]
+    checkpoints = {"lambda_grid", "lambda_coarse", "lambda_fine", "lambda_best", "seeds_needed"}
+    chain = {j["rule"]: j["priority"] for j in jobs if j["rule"] in checkpoints}
+    assert len(bulk) == len(configured) and len(search) >= 2 and chain.keys() == checkpoints, (bulk, search, chain)
+    assert min(search + list(chain.values())) > max(bulk), (chain, set(search), set(bulk))
+
+
 # -- kmlp cost-fit --------------------------------------------------------------------
 
 
@@ -168,7 +292,7 @@ def test_cost_fit_command(tmp_path, study):
     )  # fmt: skip
     fitted = json.loads(proc.stdout.splitlines()[0].removeprefix("REFERENCE = "))
     assert fitted.keys() == rates.keys() and fitted["madds"] == pytest.approx(rates["madds"], rel=0.2)
-    assert "391 runs" in proc.stdout and "median" in proc.stdout, proc.stdout
+    assert f"{len(study.runs(study.experiments))} runs" in proc.stdout and "median" in proc.stdout, proc.stdout
     bad = subprocess.run(
         [sys.executable, "-m", "kmlp", "cost-fit", "--benchmarks", str(tmp_path / "none"), "--config", str(CONFIG)],
         capture_output=True, text=True,
@@ -195,7 +319,8 @@ def test_a_chunk_asks_for_its_predicted_time_in_whole_minutes(tmp_path):
     args = submit.sbatch_args(_props(job_s=610, run_s=200, attempt=1), tmp_path, text)
     assert "--time=7" in args  # min(610, 2 x 200) = 400 s: 6.7 minutes
     assert "--no-requeue" in args and "--cpus-per-task=1" in args and "--mem=1390" in args
-    assert "--job-name=train-03" in args and not any(a.startswith("--nice") for a in args)
+    assert any(re.fullmatch(r"--job-name=[0-9a-f]{6}-train-03", a) for a in args), args  # the study's prefix
+    assert not any(a.startswith("--nice") for a in args)
     assert "--nice=100" in submit.sbatch_args(_props(job_s=610, run_s=200, slurm_nice=100), tmp_path, text)
     whole = submit.sbatch_args(_props(job_s=310, run_s=200, attempt=1), tmp_path, text)
     assert "--time=6" in whole  # the whole chunk: 310 s, 5.2 minutes
@@ -250,6 +375,38 @@ def test_submit_prints_the_job_id_or_sbatchs_refusal(tmp_path):
     (bin_ / "sbatch").write_text("#!/bin/sh\necho 'sbatch: error: Invalid account' >&2\nexit 1\n")
     refused = subprocess.run(run, capture_output=True, text=True, env=env, cwd=tmp_path)
     assert refused.returncode == 1 and "Invalid account" in refused.stdout and "Invalid account" in refused.stderr
+
+
+def test_a_job_is_named_by_its_study(tmp_path):
+    """SLURM job names carry a prefix of the working directory: the same chunk of two
+    studies in one account has two names, one study's the same name every time (also
+    through a symlink to its directory), and the status script finds its log again."""
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "sbatch").write_text('#!/bin/sh\necho "$@" >> "$(dirname "$0")/args"\necho 4711\n')
+    (bin_ / "sbatch").chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_}{os.pathsep}{os.environ['PATH']}"}
+    env.pop("SNAKEMAKE_CLUSTER_SIDECAR_VARS", None)
+
+    def submitted(cwd: Path) -> str:
+        script = cwd / "job.sh"
+        script.write_text(JOBSCRIPT.format(props=json.dumps(_props(job_s=100, run_s=60, attempt=1))))
+        run = [sys.executable, str(REPO / "profiles" / "slurm" / "sbatch-submit.py"), str(script)]
+        subprocess.run(run, capture_output=True, text=True, env=env, cwd=cwd, check=True)
+        return re.search(r"--job-name=(\S+)", (bin_ / "args").read_text().splitlines()[-1]).group(1)
+
+    one, other = tmp_path / "study", tmp_path / "another" / "study"  # one basename, two studies
+    other.mkdir(parents=True)
+    one.mkdir()
+    (tmp_path / "link").symlink_to(one)
+    names = [submitted(one), submitted(other), submitted(one), submitted(tmp_path / "link")]
+    assert names[0] != names[1] and names[0] == names[2] == names[3], names
+    assert all(re.fullmatch(r"[0-9a-f]{6}-train-03", n) for n in names), names
+    # the failure line and the log's folder name the chunk as the study's plan does
+    proc = _status(one, "42", "TIMEOUT", f"{names[0]}|TIMEOUT|00:04:00|00:04:00|1390M|", "batch|CANCELLED|||1390M|1M")
+    assert "SLURM job 42 (train-03) ended TIMEOUT" in proc.stderr, proc.stderr
+    assert "log: .snakemake/slurm_logs/train-03/42.log" in proc.stderr
+    assert (one / ".snakemake" / "slurm_logs" / "train-03").is_dir()  # where sbatch-submit.py sent it
 
 
 # -- profiles/slurm/sbatch-status.py ------------------------------------------------------

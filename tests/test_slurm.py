@@ -15,10 +15,11 @@ reference), then on SLURM in fresh copies at the same path:
 
 1. a wrong account, and none: refused within seconds with sbatch's message, no job left;
 2. a whole run: outputs byte-identical to the local run; `sacct` shows one job per chunk
-   the study plans (and the setup) and nothing else, each COMPLETED in the
-   study partition under the study account, with one CPU, the time limit the cost model
-   gives its runs, Elapsed below it, MaxRSS below ReqMem and ReqMem at most twice MaxRSS
-   plus the model's 400 MB floor; and jobs ran on both nodes;
+   the study plans (and the setup) and nothing else, each named with the study's prefix
+   (sbatch-submit.py: study_tag), COMPLETED in the study partition under the study
+   account, with one CPU, the time limit the cost model gives its runs, Elapsed below
+   it, MaxRSS below ReqMem and ReqMem at most twice MaxRSS plus the model's 400 MB
+   floor; and jobs ran on both nodes;
 3. the same 45 runs on one node (partition "single") and on two: two take at most 0.6
    times the wall time of one;
 4. a running chunk cancelled with scancel, and a node lost (its slurmd and every process of
@@ -38,6 +39,7 @@ from __future__ import annotations
 import base64
 import collections
 import fnmatch
+import importlib.util
 import math
 import os
 import re
@@ -58,6 +60,9 @@ from kmlp.study import Study, cost
 REPO = Path(__file__).resolve().parents[1]
 CLUSTER_SH = REPO / "tests" / "slurm" / "cluster.sh"
 SLURM_PROFILE = REPO / "profiles" / "slurm"
+_spec = importlib.util.spec_from_file_location("sbatch_submit", SLURM_PROFILE / "sbatch-submit.py")
+SUBMIT = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(SUBMIT)
 SCHEMA_DEFAULTS = {"chunk_minutes": 2, "time_factor": 2, "speed": 1.0}
 
 # The tiny config with 14 seeds (45 runs of the configured experiments) and 600 steps a
@@ -191,12 +196,22 @@ def _profile(dest: Path, partition: str, account: str) -> Path:
     return dest
 
 
+def _own_name(project: Path, name: str) -> str:
+    """A SLURM job's name less its study's prefix (sbatch-submit.py's study_tag of the
+    working directory), which every job of the project must carry: its rule or group."""
+    prefix = f"{SUBMIT.study_tag(project)}-"
+    assert name.startswith(prefix), f"SLURM job {name!r} of {project} is not named with its study's {prefix!r}"
+    return name.removeprefix(prefix)
+
+
 def _squeue_ours(project: Path, env: dict[str, str]) -> list[str]:
-    """squeue lines (id, name, state, node) of jobs whose working directory is the project."""
+    """squeue lines (id, name less the study's prefix, state, node) of jobs whose working
+    directory is the project."""
     out = subprocess.run(
         ["squeue", "--noheader", "--format=%i|%j|%T|%N|%Z"], env=env, capture_output=True, text=True, timeout=60
     ).stdout
-    return [line for line in out.splitlines() if line.split("|")[-1] == str(project)]
+    ours = [line.split("|") for line in out.splitlines() if line.split("|")[-1] == str(project)]
+    return ["|".join([jobid, _own_name(project, name), *rest]) for jobid, name, *rest in ours]
 
 
 SACCT_FIELDS = [
@@ -240,14 +255,14 @@ def _last_jobid(env: dict[str, str]) -> int:
 
 def _sacct_jobs(project: Path, env: dict[str, str], after: int) -> list[dict]:
     """The SLURM jobs that ran in the project since job id `after`, oldest first, with
-    MaxRSS (the largest of their steps')."""
+    MaxRSS (the largest of their steps') and JobName less the study's prefix."""
     fields = [*SACCT_FIELDS, "MaxRSS", "WorkDir"]
     jobs: dict[str, dict] = {}
     for row in _sacct(fields, env):
         job, _, step = row["JobID"].partition(".")
         if not step:
             if Path(row["WorkDir"]) == project and int(job) > after:
-                jobs[job] = {**row, "MaxRSS_KB": 0}
+                jobs[job] = {**row, "JobName": _own_name(project, row["JobName"]), "MaxRSS_KB": 0}
         elif job in jobs:
             jobs[job]["MaxRSS_KB"] = max(jobs[job]["MaxRSS_KB"], _kb(row["MaxRSS"]))
     return sorted(jobs.values(), key=lambda j: int(j["JobID"]))

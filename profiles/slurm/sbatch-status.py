@@ -12,7 +12,8 @@ has failed (it can no longer end well); a controller that does not answer at all
 A job that did not complete is reported in one line on stderr, which Snakemake shows on
 the submitting terminal: its id and name, the state SLURM ended it in (TIMEOUT,
 OUT_OF_MEMORY, NODE_FAIL, PREEMPTED, CANCELLED, FAILED ...), how long it ran against its
-limit, the memory it used against its request, and its log, e.g.
+limit, the memory it used against its request, and its log (named by its rule or group, the
+job's name less the study's prefix, see sbatch-submit.py), e.g.
 
     sbatch-status.py: SLURM job 42 (train-07) ended TIMEOUT after 00:04:00 (limit 00:04:00),
     MaxRSS 1084M of 1390M; log: .snakemake/slurm_logs/train-07/42.log
@@ -22,6 +23,7 @@ Standard library only: it runs with any python3.
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 import sys
 from pathlib import Path
@@ -67,6 +69,15 @@ def lines(proc: subprocess.CompletedProcess | None) -> list[str]:
     return [line.strip() for line in out.splitlines() if line.strip() and not line.startswith("CLUSTER:")]
 
 
+def own_name(job_name: str, cwd: Path) -> str:
+    """A job's name less the prefix sbatch-submit.py gives the jobs of the study in ``cwd``
+    (its study_tag: six hex digits of the SHA-256 of the working directory's absolute
+    path): the rule or group, which names its log's folder.  Snakemake asks from that
+    working directory."""
+    tag = hashlib.sha256(str(cwd.resolve()).encode()).hexdigest()[:6]
+    return job_name.removeprefix(f"{tag}-")
+
+
 def why(jobid: str, state: str, where: list[str] = ()) -> str:
     """One line on how a job that did not complete ended (sacct; its log's path)."""
     fields = ["JobName", "State", "Elapsed", "Timelimit", "ReqMem", "MaxRSS"]
@@ -75,7 +86,7 @@ def why(jobid: str, state: str, where: list[str] = ()) -> str:
     )
     rows = [dict(zip(fields, line.split("|"), strict=False)) for line in lines(acct)]
     job = rows[0] if rows else {"State": state}
-    name = job.get("JobName") or "?"
+    name = own_name(job.get("JobName") or "?", Path.cwd())
     ended = job.get("State") or state
     used = max((float(r["MaxRSS"].rstrip("M")) for r in rows if r.get("MaxRSS", "").rstrip("M")), default=None)
     memory = f", MaxRSS {used:.0f}M of {job.get('ReqMem') or '?'}" if used is not None else ""

@@ -39,15 +39,20 @@ The Snakemake inside the job gets exactly that allocation as its limits (`--core
 `--resources mem_mb=` in the job script are set to the request), so the jobs of a group
 run side by side on the CPUs the job asked for, never more at once.
 
-The SLURM log goes to .snakemake/slurm_logs/<rule or group>/<jobid>.log, and the job's
-comment is "kmlp:<rule or group>[:<wildcards>]" (`sacct -o Comment` shows it where the
-cluster stores comments).  When sbatch refuses the job (an account that does not exist,
-a partition the account may not use, more CPUs or memory than a node has), its message is
-printed (Snakemake shows it) and the exit status is 1.  Standard library only.
+The job is named "<tag>-<rule or group>" (e.g. "3fa2c1-train-07"): the tag, six hex
+digits of the SHA-256 of the working directory's absolute path (`study_tag`), tells apart
+the jobs of two studies in one account, and stays the same for one study run after run.
+The SLURM log goes to .snakemake/slurm_logs/<rule or group>/<jobid>.log (the working
+directory already says whose it is), and the job's comment is "kmlp:<rule or
+group>[:<wildcards>]" (`sacct -o Comment` shows it where the cluster stores comments).
+When sbatch refuses the job (an account that does not exist, a partition the account may
+not use, more CPUs or memory than a node has), its message is printed (Snakemake shows
+it) and the exit status is 1.  Standard library only.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -105,6 +110,15 @@ def minutes(props: dict, text: str) -> int | None:
     return int(res["runtime"]) if res.get("runtime") else None
 
 
+def study_tag(cwd: Path) -> str:
+    """The prefix of a study's job names: six hex digits of the SHA-256 of its working
+    directory's absolute path, as `printf %s "$(pwd -P)" | sha256sum | cut -c1-6` prints
+    it there.  Snakemake's chunk names (train-07, lsearch-coarse-1, setup) are the same in
+    every study, so two studies in one account could not be told apart in squeue or sacct
+    without it.  (sbatch-status.py takes it off again for the log's path.)"""
+    return hashlib.sha256(str(cwd.resolve()).encode()).hexdigest()[:6]
+
+
 def sbatch_args(props: dict, cwd: Path, text: str = "") -> list[str]:
     res = props.get("resources") or {}
     if props.get("type") == "group":
@@ -118,7 +132,7 @@ def sbatch_args(props: dict, cwd: Path, text: str = "") -> list[str]:
         "sbatch",
         "--parsable",
         "--export=ALL",
-        f"--job-name={name}",
+        f"--job-name={study_tag(cwd)}-{name}",
         f"--comment=kmlp:{name}" + (f":{detail}" if detail else ""),
         f"--output={logdir}/%j.log",
         "--no-requeue",

@@ -1,9 +1,9 @@
 # The study (kmlp.study) answers what to run; this file turns its answers into paths
-# and the rules' params. The kmlp package is imported while Snakemake plans: the
-# README's install and environment.yml put it beside Snakemake, and kmlp.study loads no
-# NumPy or h5py.
+# and the rules' params (what a checkpoint decides is looked up beside the checkpoint:
+# lambda_search.smk, seeds_by_need.smk). The kmlp package is imported while Snakemake
+# plans: the README's install and environment.yml put it beside Snakemake, and
+# kmlp.study loads no NumPy or h5py.
 import json
-import math
 import os
 import re
 import shlex
@@ -13,7 +13,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from kmlp.study import Study, StudyError
-from kmlp.study.cost import CHECK_S, JOB_START_S, PREPARE_S
+from kmlp.study.cluster import CHAIN_PRIORITY, Requests
 
 validate(config, schema="../schemas/config.schema.yaml")
 try:
@@ -86,57 +86,6 @@ def runs_of(experiments):
     return [f"{RESULTS}/runs/{e}/seed{s}.h5" for e, s in study.runs(experiments)]
 
 
-# -- seeds by need: more seeds where a verdict is not stable, decided by a checkpoint ----
-NEED = study.seeds_by_need
-JUDGED = study.judged()
-
-
-def decided(round):
-    """A round's decision (kmlp seeds-needed's JSON), once its checkpoint ran."""
-    return json.loads(
-        Path(checkpoints.seeds_needed.get(round=round).output[0]).read_text()
-    )
-
-
-def seeds_after(round):
-    """Experiment -> its seeds after `round` rounds of seeds by need (0: as configured)."""
-    return decided(round)["seeds"] if round else {e: study.seeds(e) for e in JUDGED}
-
-
-def needed_seeds():
-    """Experiment -> its seeds once seeds by need adds no more (as configured when off)."""
-    round = 1
-    while NEED.enabled and not decided(round)["done"]:
-        round += 1
-    return seeds_after(round if NEED.enabled else 0)
-
-
-def runs_after(round):
-    """The run files a round of seeds by need judges: the summary's, as the rounds before left them."""
-    seeds = seeds_after(round)
-    return [f"{RESULTS}/runs/{e}/seed{s}.h5" for e in JUDGED for s in seeds[e]]
-
-
-def judged_pairs(experiments):
-    """(experiment, seed) of every run the verdicts on `experiments` read."""
-    seeds = needed_seeds() if any(e in JUDGED for e in experiments) else {}
-    return [(e, s) for e in experiments for s in seeds.get(e, study.seeds(e))]
-
-
-def judged_runs(experiments):
-    return [f"{RESULTS}/runs/{e}/seed{s}.h5" for e, s in judged_pairs(experiments)]
-
-
-def added_benchmarks(wildcards):
-    """The benchmark files of the runs seeds by need added (their compute)."""
-    configured = set(study.runs(JUDGED))
-    return [
-        f"{RESULTS}/benchmarks/train/{e}/seed{s}.tsv"
-        for e, s in judged_pairs(JUDGED)
-        if (e, s) not in configured
-    ]
-
-
 def discrepancy_experiments():
     """The report's numbers (any may need explaining) and every hypothesis's experiments."""
     found = study.paper_experiments()
@@ -162,79 +111,11 @@ def search_runs(*passes):
     return [e for p in passes for e in SEARCH.passes[p]] if SEARCH else []
 
 
-# -- the lambda search: a run's lambda is picked by a checkpoint ----------------------
-def picking(experiment):
-    """The checkpoint that draws or picks a search run's lambda (None for another run)."""
-    if SEARCH and SEARCH.pass_of(experiment):
-        return getattr(checkpoints, f"lambda_{SEARCH.picked_by(experiment)}").get()
-    return None
-
-
-def search_inputs(wildcards):
-    """A search run waits for the pass that draws or picks its lambda."""
-    picked = picking(wildcards.experiment)
-    return picked.output if picked else []
-
-
-def run_lambda(experiment):
-    """A search run's lambda (None for a configured experiment: its own)."""
-    picked = picking(experiment)
-    if picked is None:
-        return None
-    return SEARCH.lam(experiment, json.loads(Path(picked.output[0]).read_text()))
-
-
 # -- params: what a verb is handed (JSON) ------------------------------------------------
 def train_settings(wildcards):
+    """A run's settings; a search run's lambda is its pass's pick (lambda_search.smk)."""
     settings = study.settings(wildcards.experiment, run_lambda(wildcards.experiment))
     return json.dumps(settings.as_dict(), sort_keys=True)
-
-
-# -- on a cluster (profiles/slurm): which runs share a SLURM job, and what it asks for --
-def train_group(wildcards):
-    """The SLURM job a run goes in: a chunk of its family's runs (kmlp.study's chunks),
-    registered under the family so that the profile's group-components for "train" or
-    "lsearch-coarse" apply to each of its chunks, as they would to a group named with
-    wildcards (snakemake/rules.py: Rule.expand_group)."""
-    chunk = study.chunk(wildcards.experiment, int(wildcards.seed))
-    workflow.parent_groupids[chunk.name] = study.family(wildcards.experiment)
-    return chunk.name
-
-
-def asked_seconds(predicted, attempt):
-    """The seconds a SLURM job asks for predicted work: cluster.time_factor times it,
-    times the attempt (a retry of a job that ran out of time asks for more)."""
-    return math.ceil(config["cluster"]["time_factor"] * attempt * predicted)
-
-
-def train_run_s(wildcards, attempt):
-    return asked_seconds(study.run_seconds(wildcards.experiment), attempt)
-
-
-def train_job_s(wildcards, attempt):
-    """What the whole chunk of a run asks for (profiles/slurm/sbatch-submit.py takes the
-    least of this and runs x run_s for a chunk of which only some runs are needed)."""
-    chunk = study.chunk(wildcards.experiment, int(wildcards.seed))
-    return asked_seconds(chunk.seconds + JOB_START_S, attempt)
-
-
-def train_nice(wildcards):
-    """sbatch --nice of a run's chunk: 0 for the lambda search's (one pass after another,
-    the study's longest chain), 100 for the others, which can wait."""
-    return 0 if study.family(wildcards.experiment) != "train" else 100
-
-
-def train_mem_mb(wildcards, input, attempt):
-    """A training job's memory in MB (kmlp.nn.settings.TrainSettings.memory_mb:
-    measured), times the attempt (a retry of a job that ran out of memory asks for more).
-    """
-    return study.memory_mb(wildcards.experiment, input.size) * attempt
-
-
-def setup_s(attempt):
-    """What the job of the data sets and gradient checks asks for, all of them at once."""
-    work = len(study.val_sizes()) * PREPARE_S + len(CHECKS) * CHECK_S
-    return asked_seconds(work / config["cluster"]["speed"] + JOB_START_S, attempt)
 
 
 def search_table_spec(wildcards, input):
@@ -248,6 +129,21 @@ def search_table_spec(wildcards, input):
 def diagnose_data(wildcards):
     """The data sets of the diagnosed experiments (each run is checked against its own)."""
     return sorted({data_h5(study.val_size(e)) for e in study.diagnostics})
+
+
+# -- on a cluster (profiles/slurm): which runs share a SLURM job, and what it asks for --
+# The rules look up their resources and priorities in kmlp.study.cluster (the arithmetic).
+ASK = Requests(study)
+
+
+def train_group(wildcards):
+    """The SLURM job a run goes in: a chunk of its family's runs (kmlp.study's chunks),
+    registered under the family so that the profile's group-components for "train" or
+    "lsearch-coarse" apply to each of its chunks, as they would to a group named with
+    wildcards (snakemake/rules.py: Rule.expand_group)."""
+    chunk = study.chunk(wildcards.experiment, int(wildcards.seed))
+    workflow.parent_groupids[chunk.name] = study.family(wildcards.experiment)
+    return chunk.name
 
 
 # -- what the workflow makes ----------------------------------------------------------

@@ -43,15 +43,12 @@ rule prepare:
     conda:
         "../envs/kmlp.yaml"
     resources:
-        # measured: 3.3-3.6 s, peak RSS 540 MB for CIFAR-10's 170 MB archive (with the
-        # Snakemake of a cluster job: 650 MB); on a cluster the seconds it (run_s) and
-        # the setup job (job_s) ask for (common.smk)
-        mem_mb=lambda wc, input, attempt: math.ceil(400 + 3.5 * input.size / 1e6)
-        * attempt,
-        run_s=lambda wc, attempt: asked_seconds(
-            PREPARE_S / config["cluster"]["speed"], attempt
-        ),
-        job_s=lambda wc, attempt: setup_s(attempt),
+        # measured: 3.3-3.6 s, peak RSS 540 MB for CIFAR-10's 170 MB archive; on a
+        # cluster the seconds it (run_s) and the setup job (job_s) ask for
+        # (kmlp.study.cluster)
+        mem_mb=lambda wc, input, attempt: ASK.prepare_mem_mb(input.size, attempt),
+        run_s=lambda wc, attempt: ASK.prepare_s(attempt),
+        job_s=lambda wc, attempt: ASK.setup_s(attempt),
         attempt=lambda wc, attempt: attempt,
     params:
         md5=config["data"]["md5"],

@@ -15,12 +15,11 @@ rule gradcheck:
         "../envs/kmlp.yaml"
     threads: 1
     resources:
-        # on a cluster the seconds it (run_s) and the setup job (job_s) ask for (common.smk)
-        mem_mb=lambda wc, attempt: 500 * attempt,
-        run_s=lambda wc, attempt: asked_seconds(
-            CHECK_S / config["cluster"]["speed"], attempt
-        ),
-        job_s=lambda wc, attempt: setup_s(attempt),
+        # on a cluster the seconds it (run_s) and the setup job (job_s) ask for
+        # (kmlp.study.cluster)
+        mem_mb=lambda wc, attempt: ASK.check_mem_mb(attempt),
+        run_s=lambda wc, attempt: ASK.check_s(attempt),
+        job_s=lambda wc, attempt: ASK.setup_s(attempt),
         attempt=lambda wc, attempt: attempt,
     params:
         settings=lambda wc: json.dumps(study.gradchecks[wc.check]),

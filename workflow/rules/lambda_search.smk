@@ -1,3 +1,27 @@
+# The lambda search (config `lambda_search`, kmlp.study.Search): a run's lambda is
+# drawn or picked by a checkpoint, each pass by the one before. Included before
+# train.smk, whose runs ask search_inputs.
+def picking(experiment):
+    """The checkpoint that draws or picks a search run's lambda (None for another run)."""
+    if SEARCH and SEARCH.pass_of(experiment):
+        return getattr(checkpoints, f"lambda_{SEARCH.picked_by(experiment)}").get()
+    return None
+
+
+def search_inputs(wildcards):
+    """A search run waits for the pass that draws or picks its lambda."""
+    picked = picking(wildcards.experiment)
+    return picked.output if picked else []
+
+
+def run_lambda(experiment):
+    """A search run's lambda (None for a configured experiment: its own)."""
+    picked = picking(experiment)
+    if picked is None:
+        return None
+    return SEARCH.lam(experiment, json.loads(Path(picked.output[0]).read_text()))
+
+
 # The search's draws and picks take a second: on a cluster they run where Snakemake runs.
 localrules:
     lambda_grid,
@@ -13,6 +37,8 @@ checkpoint lambda_grid:
         f"{RESULTS}/logs/lambda_search/grid.log",
     benchmark:
         f"{RESULTS}/benchmarks/lambda_search/grid.tsv"
+    # the search's passes go before the bulk of training (kmlp.study.cluster)
+    priority: CHAIN_PRIORITY
     conda:
         "../envs/kmlp.yaml"
     resources:
@@ -37,6 +63,8 @@ checkpoint lambda_coarse:
         f"{RESULTS}/logs/lambda_search/coarse.log",
     benchmark:
         f"{RESULTS}/benchmarks/lambda_search/coarse.tsv"
+    # the search's passes go before the bulk of training (kmlp.study.cluster)
+    priority: CHAIN_PRIORITY
     conda:
         "../envs/kmlp.yaml"
     resources:
@@ -62,6 +90,8 @@ checkpoint lambda_fine:
         f"{RESULTS}/logs/lambda_search/fine.log",
     benchmark:
         f"{RESULTS}/benchmarks/lambda_search/fine.tsv"
+    # the search's passes go before the bulk of training (kmlp.study.cluster)
+    priority: CHAIN_PRIORITY
     conda:
         "../envs/kmlp.yaml"
     resources:
@@ -85,6 +115,8 @@ checkpoint lambda_best:
         f"{RESULTS}/logs/lambda_search/best.log",
     benchmark:
         f"{RESULTS}/benchmarks/lambda_search/best.tsv"
+    # the search's passes go before the bulk of training (kmlp.study.cluster)
+    priority: CHAIN_PRIORITY
     conda:
         "../envs/kmlp.yaml"
     resources:

@@ -12,6 +12,9 @@ rule train:
         f"{RESULTS}/logs/train/{{experiment}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{experiment}}/seed{{seed}}.tsv"
+    # the lambda search's runs and those seeds by need added go before the bulk: a
+    # checkpoint waits for them (kmlp.study.cluster)
+    priority: lambda wc: ASK.priority(wc.experiment, int(wc.seed))
     # On a cluster (profiles/slurm) runs go to SLURM in chunks of a few minutes' work,
     # one SLURM job each; the lambda search's passes wait for each other's picks, so each
     # pass is cut into chunks of its own.
@@ -21,16 +24,18 @@ rule train:
         "../envs/kmlp.yaml"
     threads: 1
     resources:
-        # the data set in the run's dtype and more (train_mem_mb: measured); the seconds
-        # a run (run_s) and its chunk (job_s) ask for on a cluster, from the cost model of
-        # kmlp.study.cost; each times the attempt (profiles/slurm/sbatch-submit.py)
-        mem_mb=train_mem_mb,
-        run_s=train_run_s,
-        job_s=train_job_s,
+        # the data set in the run's dtype and more (measured); the seconds a run (run_s)
+        # and its chunk (job_s) ask for on a cluster, from the cost model; each times the
+        # attempt (kmlp.study.cluster, profiles/slurm/sbatch-submit.py)
+        mem_mb=lambda wc, input, attempt: ASK.train_mem_mb(
+            wc.experiment, input.size, attempt
+        ),
+        run_s=lambda wc, attempt: ASK.run_s(wc.experiment, attempt),
+        job_s=lambda wc, attempt: ASK.job_s(wc.experiment, int(wc.seed), attempt),
         attempt=lambda wc, attempt: attempt,
         # the lambda search's passes wait for each other: on a cluster its chunks go
         # ahead of the others in SLURM's queue (sbatch --nice for the others)
-        slurm_nice=train_nice,
+        slurm_nice=lambda wc: ASK.nice(wc.experiment),
     params:
         settings=train_settings,
         paper=lambda wc: json.dumps(study.paper(wc.experiment), sort_keys=True),
