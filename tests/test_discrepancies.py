@@ -59,7 +59,7 @@ def runs():
 
 def h(name, runs, **more) -> dict:
     return {"name": name, "says": f"it was {name}", "runs": runs, "plausible": True, "because": "it may be",
-            "posed": "abc1234", **more}  # fmt: skip
+            "posed": "abc1234", "post_hoc": False, **more}  # fmt: skip
 
 
 SPEC = Discrepancy.from_dict(
@@ -132,7 +132,7 @@ def test_the_hypotheses_on_a_number_are_one_holm_family(frame):
     order = np.argsort(p)
     by_hand = np.maximum.accumulate(np.minimum(1, (len(p) - np.arange(len(p))) * p[order]))
     assert np.allclose(tried.p_holm.to_numpy()[order], by_hand, rtol=1e-12)
-    levels = np.where(by_hand > 0.05, "consistent", np.where(by_hand <= 0.001, "inconsistent", "borderline"))
+    levels = np.where(by_hand >= 0.05, "consistent", np.where(by_hand < 0.001, "inconsistent", "borderline"))
     assert list(tried.verdict_holm.to_numpy()[order]) == list(levels)
     assert list(holm([0.01, np.nan, 0.04, 0.03])[[0, 2, 3]]) == pytest.approx([0.03, 0.06, 0.06])
 
@@ -185,11 +185,13 @@ def test_the_grades(frame):
 def test_the_grade_of_each_outcome(here, elsewhere, pick, chi2, expected):
     row = {"verdict_holm": here, "inconsistent_on": elsewhere, "pick_verdict": pick, "chi2": chi2[0],
            "chi2_ours": chi2[1]}  # fmt: skip
-    assert grade(Hypothesis("x", "", ("a",), True, ""), row) == expected
+    assert grade(Hypothesis("x", "", ("a",), True, "", post_hoc=False), row) == expected
     if expected == "explains":
         for weaker in ({"plausible": False}, {"post_hoc": True}, {"untrained": ("b",)}):
             assert grade(Hypothesis(**{"name": "x", "says": "", "runs": ("a",), "plausible": True, "because": "",
-                                       **weaker}), row) == "fits"  # fmt: skip
+                                       "post_hoc": False, **weaker}), row) == "fits"  # fmt: skip
+        # nothing said of when it was posed: it may have been after its result
+        assert grade(Hypothesis("x", "", ("a",), True, ""), row) == "fits"
 
 
 def test_numbers_not_consistent_under_the_reports_setting_and_configured_ones_are_listed(runs):

@@ -164,7 +164,9 @@ def discrepancy_frame(runs, specs: list[Discrepancy], summary: list[dict], rule)
                 else:
                     judged = judged_as(members, name, [(e, m) for m in ms])
                 for m in ms:
-                    stats = judged.loc[(name, m)]
+                    stats = judged.loc[(name, m)].copy()
+                    if not is_setting:
+                        stats["stability"] = math.nan  # judged by its verdicts; no bootstrap of a stand-in
                     role = "setting" if is_setting else ("hypothesis" if (e, m) == (experiment, metric) else "touched")
                     keys = [experiment, metric, float(by_key[(e, m)]["paper"]), h.name, h.says, " ".join(h.runs),
                             h.pick, h.plausible, h.because, role, e, m, source if not h.pick or e != experiment

@@ -182,7 +182,8 @@ def _pooled(stats: pd.DataFrame, rule: VerdictRule, frame: pd.DataFrame) -> pd.D
     learned = learned[~at_chance(learned.value, learned.chance)]
     values = learned.groupby(["experiment", "metric"], sort=False).value.agg(list)
     for name in [p for p in dict.fromkeys(pool) if p]:
-        members = list(pool.index[pool == name])
+        order = rule.pools[name]["experiments"]
+        members = sorted(pool.index[pool == name], key=lambda key: order.index(key[0]))  # the config's order
         kept, p = homogeneous({key: values.get(key, []) for key in members}, rule.homogeneity)
         for key in members:
             if key in kept:
@@ -267,10 +268,11 @@ def holm(p) -> np.ndarray:
 
 
 def level_of_p(p, rule: VerdictRule) -> np.ndarray:
-    """The verdict of a (corrected) p: consistent above 1 − ``consistent``, inconsistent at
-    or below 1 − ``inconsistent``, borderline between ('n/a' for NaN)."""
+    """The verdict of a (corrected) p: consistent at or above 1 − ``consistent``, inconsistent
+    below 1 − ``inconsistent``, borderline between ('n/a' for NaN): for an uncorrected p the
+    interval rule's (|z| <= t inside, |z| > t outside)."""
     p = np.asarray(p, float)
-    level = np.where(p > 1 - rule.consistent, LEVELS[0], np.where(p <= 1 - rule.inconsistent, LEVELS[2], LEVELS[1]))
+    level = np.where(p >= 1 - rule.consistent, LEVELS[0], np.where(p < 1 - rule.inconsistent, LEVELS[2], LEVELS[1]))
     return np.where(np.isnan(p), "n/a", level)
 
 

@@ -31,7 +31,7 @@ class Hypothesis:
     untrained: tuple[str, ...] = ()  # report experiments it touches that no run tests (the budget)
     report_pick: tuple[str, ...] = ()  # a pick's: the experiments the report itself put best
     posed: str = ""  # the commit that first stated it
-    post_hoc: bool = False  # posed or revised after its result was seen
+    post_hoc: bool = True  # posed or revised after its result was seen (unknown: it may have been)
     history: tuple[str, ...] = ()  # each later change and why
 
     @classmethod
@@ -99,6 +99,9 @@ class Discrepancy:
             both = set(h.get("touches", {})) & set(h.get("untrained", ()))
             if both:
                 found.append(f"hypotheses.{h['name']}: {', '.join(sorted(both))} both touched and untrained")
+            own = h["runs"][0] if len(h["runs"]) == 1 and not h.get("pick") else None
+            if d["experiment"] in h.get("touches", {}) and h["touches"][d["experiment"]] != own:
+                found.append(f"hypotheses.{h['name']}: touches {d['experiment']} with another experiment than its runs")
             if h.get("report_pick") and not h.get("pick"):
                 found.append(f"hypotheses.{h['name']}: report_pick needs a `pick`")
         for h in d["hypotheses"]:
