@@ -16,6 +16,7 @@ from .. import __version__
 from ..errors import KmlpError
 from ..files import atomic_copy
 from .document import rel_path
+from .stats import POOLS_KEY
 from .tabular import fmt3, interval_text, read_csv, split_text, to_float, verdict_text
 
 META_ORDER = ("command", "config", "data_archive", "data_md5", "data_note", "kmlp_version")
@@ -138,6 +139,9 @@ def summary_section(path) -> list[str]:
             f"was not stable (seeds by need, {_need_rule(meta)})."
         )
         lines[-1:-1] = [_need_text(rows), ""]
+    pools = _pools_text(meta)
+    if pools:
+        lines += [pools, ""]
     lines += [
         "| experiment | metric | paper | ours | n | one run, 95 % | z | verdict | stable | diverged | reading |"
         + (" seeds |" if need else ""),
@@ -154,6 +158,22 @@ def summary_section(path) -> list[str]:
             + (f" {_seeds_text(r)} |" if need else "")
         )
     return lines + [""]
+
+
+def _pools_text(meta: dict) -> str:
+    """Each configured variance pool: its Bartlett p, and the members it set apart (judged on
+    their own variance): which variance model each number was judged with."""
+    pools = json.loads(meta.get(POOLS_KEY) or "{}")
+    if not pools:
+        return ""
+    level = json.loads(meta.get("verdict") or "{}").get("homogeneity", 0)
+    parts = []
+    for name, found in pools.items():
+        text = f"{name} ({found['metric']}, {len(found['kept'])} of {len(found['kept']) + len(found['apart'])}"
+        text += f", Bartlett p = {found['p']:.2g}" if len(found["kept"]) > 1 else ""
+        parts.append(text + (f"; apart: {', '.join(found['apart'])})" if found["apart"] else ")"))
+    test = f"where Bartlett's test at {level:g} does not set a member apart" if level else "without a test"
+    return f"**Variance pools** ({test}; a member set apart is judged on its own variance): " + "; ".join(parts) + "."
 
 
 def _need_rule(meta: dict) -> str:

@@ -153,7 +153,7 @@ def rederive(meta: dict, runs, out_dir) -> dict[str, Path]:
     """The summary and every judged table computed again from a record's data alone (what
     :func:`read_runs_csv` reads), written as the workflow writes them into ``out_dir``:
     name -> CSV path (``summary``, and each table by its name)."""
-    from .stats import grid_frame, summary_frame
+    from .stats import grid_frame, pools_comment, summary_frame
 
     rule = VerdictRule.from_json(meta.get("verdict", ""))
     comments = [f"verdict: {rule.as_json()}"]
@@ -169,7 +169,8 @@ def rederive(meta: dict, runs, out_dir) -> dict[str, Path]:
         return sorted((r for r in runs if r.experiment in order), key=lambda r: order[r.experiment])
 
     with_paper = list(dict.fromkeys(r.experiment for r in runs if r.paper))
-    summary_comments = comments + ([f"{NEED_KEY}: {meta[NEED_KEY]}"] if need else [])
+    summary_comments = comments + [pools_comment(of(with_paper), rule)]
+    summary_comments += [f"{NEED_KEY}: {meta[NEED_KEY]}"] if need else []
     written["summary"].write_text(csv_text(summary_frame(of(with_paper), rule, readings, need), summary_comments))
     if DISCREPANCIES_KEY in meta:
         from ..study.discrepancies import Discrepancy

@@ -171,6 +171,36 @@ def homogeneous(groups: dict, level: float) -> tuple[list, float]:
     return [m for m in groups if m in kept or m not in tested], p
 
 
+#: The comment key of the summary CSV's pool report (:func:`pools_comment`).
+POOLS_KEY = "pools"
+
+
+def pools_comment(runs, rule: VerdictRule) -> str:
+    """The summary CSV's comment line of :func:`pool_report` on these runs."""
+    import json
+
+    return f"{POOLS_KEY}: {json.dumps(pool_report(tidy(runs), rule))}"
+
+
+def pool_report(frame: pd.DataFrame, rule: VerdictRule) -> dict:
+    """Per configured pool, over the experiments of ``frame``: its metric, the members kept
+    and those Bartlett's test at ``rule.homogeneity`` set apart (:func:`homogeneous`, in the
+    config's order), and the kept members' Bartlett p. A member's values are its learned
+    runs' (finite, not diverged, not at chance)."""
+    learned = frame[(frame.status != "diverged") & np.isfinite(frame.value)]
+    learned = learned[~at_chance(learned.value, learned.chance)]
+    values = learned.groupby(["experiment", "metric"], sort=False).value.agg(list)
+    present = set(frame.experiment)
+    out = {}
+    for name, spec in rule.pools.items():
+        members = [e for e in spec["experiments"] if e in present]
+        if not members:
+            continue
+        kept, p = homogeneous({e: values.get((e, spec["metric"]), []) for e in members}, rule.homogeneity)
+        out[name] = {"metric": spec["metric"], "p": p, "kept": kept, "apart": [e for e in members if e not in kept]}
+    return out
+
+
 def _pooled(stats: pd.DataFrame, rule: VerdictRule, frame: pd.DataFrame) -> pd.DataFrame:
     """Per (experiment, metric): its pool, the pooled seed std of the learned runs, its
     degrees of freedom and the pool's Bartlett p (collapsed runs are another mode, not seed
@@ -178,18 +208,11 @@ def _pooled(stats: pd.DataFrame, rule: VerdictRule, frame: pd.DataFrame) -> pd.D
     apart (:func:`homogeneous`) are judged on their own variance."""
     pool = pd.Series([rule.pool_of(e, m) for e, m in stats.index], index=stats.index)
     pool_p = pd.Series(math.nan, index=stats.index)
-    learned = frame[(frame.status != "diverged") & np.isfinite(frame.value)]
-    learned = learned[~at_chance(learned.value, learned.chance)]
-    values = learned.groupby(["experiment", "metric"], sort=False).value.agg(list)
-    for name in [p for p in dict.fromkeys(pool) if p]:
-        order = rule.pools[name]["experiments"]
-        members = sorted(pool.index[pool == name], key=lambda key: order.index(key[0]))  # the config's order
-        kept, p = homogeneous({key: values.get(key, []) for key in members}, rule.homogeneity)
-        for key in members:
-            if key in kept:
-                pool_p[key] = p
-            else:
-                pool[key] = ""
+    for found in pool_report(frame, rule).values():
+        for e in found["kept"]:
+            pool_p[e, found["metric"]] = found["p"]
+        for e in found["apart"]:
+            pool[e, found["metric"]] = ""
     key = pool.where(pool != "", [f"\0{e}" for e, _ in stats.index])  # no pool: its own
     dof = (stats.n - stats.collapsed - 1).clip(lower=0)
     ss = (stats["learned_std"].fillna(0.0) ** 2) * dof

@@ -133,7 +133,7 @@ def summary(args) -> None:
 
     from ..aggregate.grouping import load_groups, provenance
     from ..aggregate.latex import summary_tex
-    from ..aggregate.stats import summary_frame
+    from ..aggregate.stats import pools_comment, summary_frame
 
     if not isinstance(args.readings, dict):
         raise KmlpError("--readings must be a JSON object: experiment -> text")
@@ -145,8 +145,9 @@ def summary(args) -> None:
             need = {"rule": args.need["rule"], "configured": args.need["configured"]}
         except (KeyError, TypeError) as exc:
             raise KmlpError(f"--need must be Study.need_plan()'s JSON: {exc!r}") from None
-    rows = summary_frame([r for members in groups.values() for r in members], rule, args.readings, need)
-    comments = _comments(provenance(groups, args.config), rule)
+    runs = [r for members in groups.values() for r in members]
+    rows = summary_frame(runs, rule, args.readings, need)
+    comments = [*_comments(provenance(groups, args.config), rule), pools_comment(runs, rule)]
     if need:
         comments.append(f"{NEED_KEY}: {json.dumps(need, sort_keys=True)}")
     _write_table(args, summary_tex(rows, comments, rule.describe()), rows, comments)
