@@ -31,14 +31,14 @@ holds on every machine that computes alike:
   pixels) and pandas (the tables' text). NumPy and h5py read the HDF5 files' arrays and
   attributes exactly whatever their versions, so h5py and HDF5 are not in the key.
 
-The entries here were recorded on one machine (Intel, AVX512_SPR) under both kernels, and
-again with ``NPY_DISABLE_CPU_FEATURES=AVX512_SPR``: NumPy then dispatches to the targets
-of our AMD EPYC machines (X86_V3, X86_V4, AVX512_ICL), and every output hashed alike with
-and without it. (The EPYC entries made before provenance was left out agree: their
-tables and gradient checks equal this machine's byte for byte once the environment line
-is swapped.) A fifth entry comes from an AMD EPYC without AVX-512, where NumPy has only
-X86_V3 and OpenBLAS picks Haswell: 21 of its 47 outputs differ from the Haswell entry made
-with AVX-512, so the SIMD targets are part of the key for a reason.
+The entries here were recorded on an AMD EPYC without AVX-512, where NumPy has only X86_V3:
+under the Haswell kernel OpenBLAS picks there (CI's machine) and under
+``OPENBLAS_CORETYPE=Sandybridge``. Issue 31 changed the tiny study's tables (each pool's
+Bartlett p, the graded discrepancies), so the entries of the AVX-512 machines (Intel
+AVX512_SPR under both kernels, with and without its AVX512_SPR targets) went stale and were
+dropped: there the test skips until someone records them again on such a machine (an
+earlier comparison on those machines found 21 of the 47 outputs differ from this one's, so
+the SIMD targets are part of the key for a reason).
 
 CI (``.ci/run``) installs the versions pinned in ``.ci/constraints.txt``, the ones the
 entries were made with, and sets ``KMLP_MUST_RUN=golden``: there, an environment with
@@ -251,8 +251,8 @@ def test_tiny_outputs_match_the_recorded_hashes(tiny_project):
 
 def test_the_golden_file_holds_each_environment_once_and_the_same_outputs():
     """Each entry is one environment's, keyed as this module keys it; all list the same
-    files (what the workflow makes does not depend on the kernel); both kernels OpenBLAS
-    picks between on our machines (SkylakeX, or Haswell when told) have one."""
+    files (what the workflow makes does not depend on the kernel); the kernel OpenBLAS picks
+    on CI's machine (Haswell) has one, and at least one other kernel too."""
     recorded = entries()
     keys = [json.dumps(e["environment"], sort_keys=True) for e in recorded]
     assert len(keys) == len(set(keys)) and len(keys) >= 2
@@ -260,7 +260,7 @@ def test_the_golden_file_holds_each_environment_once_and_the_same_outputs():
     files = [sorted(e["outputs"]) for e in recorded]
     assert all(f == files[0] for f in files)
     kernels = {e["environment"]["blas"][0].split()[-1] for e in recorded}
-    assert {"Haswell", "SkylakeX"} <= kernels
+    assert "Haswell" in kernels and len(kernels) >= 2
 
 
 def test_ci_pins_the_numeric_stack_the_entries_were_recorded_with():
