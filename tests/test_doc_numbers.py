@@ -39,7 +39,6 @@ import io
 import json
 import math
 import re
-import subprocess
 import tomllib
 from collections import Counter
 from pathlib import Path
@@ -490,14 +489,11 @@ def claims(record_text: str | None = None, runs_text: str | None = None) -> dict
 
 # -- earlier studies, from the repository's history ---------------------------------------------
 def committed(commit: str, path: str) -> str:
-    """A file as a commit holds it; skips, saying why, where this clone lacks the commit."""
-    try:
-        done = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=REPO, capture_output=True, text=True)
-    except OSError as exc:
-        pytest.skip(f"no git here ({exc}): the numbers of earlier studies go unchecked")
-    if done.returncode:
-        pytest.skip(f"{commit} is not in this clone's history: the numbers of earlier studies go unchecked")
-    return done.stdout
+    """A file as a commit holds it; skips, saying why, where this clone lacks the commit
+    (tests/test_notes.py's reader, one for both)."""
+    from test_notes import committed_text
+
+    return committed_text(commit, path)
 
 
 #: Numbers of earlier studies that the documents state, each made again from the files the
