@@ -267,7 +267,7 @@ def test_the_no_internet_overlays_plan_the_whole_study_from_a_local_archive(tmp_
     rebuild overlay reads ../shared/data and adds the lambda search."""
     text = readme()
     n_runs = int(re.search(r"trains (\d+) runs", text).group(1))
-    n_with_search = int(re.search(r"\((\d+) runs in all[,)]", text).group(1))
+    n_with_search = int(re.search(r"the\s+record's\s+run:\s+(\d+)\s+runs[,)]", text).group(1))
     assert "config/local.yaml" in (REPO / ".gitignore").read_text().splitlines()  # "is git-ignored"
     root, md5 = offline_checkout(tmp_path)
     archive = str(tmp_path / "shared/data/cifar-10-python.tar.gz")
