@@ -638,7 +638,10 @@ def test_seeds_by_need_sends_each_step_of_an_experiment_as_one_job(slurm_cluster
 
     env = slurm_cluster["env"]
     need = {**TINY["seeds_by_need"], "enabled": True, "step": 2, "cap": 16}
-    project = projects.fresh(seeds_by_need=need)
+    # the pools without Bartlett's test: with it (issue 31), every number of this tiny study is
+    # 100 % stable at 14 seeds and no round adds one (CI, stop 34); this test is of the cluster
+    # path of the rounds, not of the rule
+    project = projects.fresh(seeds_by_need=need, verdict={**TINY["verdict"], "homogeneity": 0.0})
     study = Study(yaml.safe_load((project / "config" / "config.yaml").read_text())).check()
     first = _last_jobid(env)
     run = _snakemake(["--profile", str(profile), *FAST], project, env)
