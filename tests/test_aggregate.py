@@ -600,3 +600,24 @@ def test_figure_shows_each_experiments_train_and_val_mean_with_a_one_std_band():
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert legend == ["exp_a (n=3 seeds)", "exp-c (n=3; diverged, left out of the mean: seed 4)"]
     assert [t.get_text() for t in axes[0].get_legend().get_texts()] == ["train", "validation", "mean $\\pm$ 1 std"]
+
+
+def test_bartletts_test_sets_apart_the_member_whose_spread_differs():
+    """A pool keeps the members Bartlett's test does not reject together; while it rejects,
+    the one whose removal leaves the highest p goes (config/README.md, the verdict rule)."""
+    import scipy.stats
+
+    from kmlp.aggregate.stats import homogeneous
+
+    rng = np.random.default_rng(0)
+    alike = {f"e{i}": 0.5 + 0.003 * rng.standard_normal(10) for i in range(4)}
+    wide = {**alike, "wide": 0.5 + 0.03 * rng.standard_normal(10)}
+    kept, p = homogeneous(alike, 0.05)
+    assert kept == list(alike) and p == pytest.approx(scipy.stats.bartlett(*alike.values()).pvalue)
+    kept, p = homogeneous(wide, 0.05)
+    assert scipy.stats.bartlett(*wide.values()).pvalue < 0.05
+    assert kept == list(alike) and p >= 0.05
+    assert homogeneous(wide, 0.0)[0] == list(wide)  # no test: every member stays
+    # a member with one value adds nothing to the pool and stays; one with no spread goes first
+    kept, _ = homogeneous({**alike, "one": np.array([0.9]), "flat": np.full(5, 0.5)}, 0.05)
+    assert kept == [*alike, "one"]
