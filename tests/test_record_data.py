@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from kmlp.aggregate.record_data import COLUMNS, compare_record, read_runs_csv, record_sections
+from kmlp.aggregate.record_data import COLUMNS, EARLY_COLUMNS, compare_record, read_runs_csv, record_sections
 from kmlp.cli import main
 from kmlp.errors import KmlpError
 from kmlp.runs import FINAL_METRICS, read_run
@@ -164,7 +164,7 @@ def test_the_committed_record_is_derived_again_from_its_committed_data(capsys, m
     c = found.counts()
     assert c["verdicts"] > 70 and c["z"] > 60 and c["intervals"] > 40, c
     header = next(line for line in data.read_text().splitlines() if not line.startswith("#"))
-    assert header.split(",") == COLUMNS
+    assert header.split(",") == COLUMNS + EARLY_COLUMNS
     assert not math.isnan(rows[0].final["val_acc"])
 
 

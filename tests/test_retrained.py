@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from kmlp.aggregate.record_data import runs_frame
+from kmlp.aggregate.record_data import HISTORY_METRICS, runs_frame
 from kmlp.aggregate.retrained import compare_runs, record_frame, report
 from kmlp.cli import main
 from kmlp.errors import KmlpError
@@ -127,6 +127,116 @@ def test_the_verb_writes_the_table_and_exits_1_when_a_number_moved(record, tmp_p
 
 
 # -- the record at the report's scale ------------------------------------------------------
+def early_run(experiment, seed, values, env=HERE, status="completed", step=450) -> RunRecord:
+    """A run whose history has step 0 and one evaluation after it, at ``step``, holding ``values``."""
+    history = {c: np.array([0.0, float(step)]) if c == "step" else np.zeros(2) for c in HISTORY_COLUMNS}
+    for m, v in values.items():
+        history[m][1] = v
+    final = dict.fromkeys(FINAL_METRICS, 0.5)
+    return RunRecord(experiment=experiment, seed=seed, status=status, settings={"lam": 0.01},
+                     model={"sizes": [4, 10]}, history=history, final=final, environment=env)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def early_record():
+    """A record's runs whose first evaluations after step 0 are 0.4 + i/100 with seed noise."""
+    rng = np.random.default_rng(1)
+    runs = []
+    for i, e in enumerate(EXPERIMENTS):
+        noise = rng.standard_normal((len(SEEDS), len(HISTORY_METRICS)))
+        noise = (noise - noise.mean(0)) / noise.std(0, ddof=1) * STD
+        for s, row in zip(SEEDS, noise, strict=True):
+            runs.append(early_run(e, s, {m: 0.4 + i / 100 + x for m, x in zip(HISTORY_METRICS, row, strict=True)}))
+    return runs
+
+
+def first_epochs(record, shift=0.0, env=HERE, only=None, metric=None, step=450):
+    """Seed 1 of each experiment trained again to its first evaluation: partial runs."""
+    out = []
+    for r in record:
+        if r.seed == 1:
+            values = {m: r.history[m][1] + (shift if only in (None, r.experiment) and metric in (None, m) else 0.0)
+                      for m in HISTORY_METRICS}  # fmt: skip
+            out.append(early_run(r.experiment, 1, values, env, status="partial", step=step))
+    return out
+
+
+def _frame(runs, tmp_path):
+    """The runs as a record's data file holds them, read back as check-runs reads it."""
+    from kmlp.aggregate.tabular import csv_text
+
+    data = tmp_path / "rec-runs.csv"
+    data.write_text(csv_text(runs_frame(runs), ["verdict: {}"]))
+    return record_frame(data)
+
+
+def test_a_first_epoch_is_compared_with_the_records_early_columns(early_record, tmp_path):
+    record = _frame(early_record, tmp_path)
+    assert record["early_step"].eq(450).all() and record["lam"].eq(0.01).all()
+    table, joint = compare_runs(record, first_epochs(early_record), 4.4, early=True)
+    assert len(table) == 16 * (1 + len(HISTORY_METRICS)) and (table["basis"] == "bitwise").all()
+    assert table["ok"].all() and joint.empty
+    value = early_record[30].history["val_acc"][1]  # exp3 seed 1
+    nudged = first_epochs(early_record, np.spacing(value), only="exp3", metric="val_acc")
+    table, _ = compare_runs(record, nudged, 4.4, early=True)
+    failed = list(table.loc[~table["ok"], ["experiment", "metric"]].itertuples(index=False))
+    assert failed == [("exp3", "early_val_acc")]
+    # a run that stopped elsewhere (another eval_every) is not the record's first epoch
+    table, _ = compare_runs(record, first_epochs(early_record, step=900), 4.4, early=True)
+    assert set(table.loc[~table["ok"], "metric"]) == {"early_step"}
+
+
+def test_a_first_epoch_elsewhere_is_held_to_its_seed_spread(early_record, tmp_path):
+    record = _frame(early_record, tmp_path)
+    bound = 4.4 * math.sqrt(2) * STD
+    table, joint = compare_runs(record, first_epochs(early_record, 0.99 * bound, THERE, "exp5", "train_cost"), 4.4,
+                                early=True)  # fmt: skip
+    numbers = table[table["metric"] != "early_step"]
+    assert (table["basis"] == "spread").all() and np.allclose(numbers["tolerance"], bound) and table["ok"].all()
+    table, joint = compare_runs(record, first_epochs(early_record, 1.01 * bound, THERE, "exp5", "train_cost"), 4.4,
+                                early=True)  # fmt: skip
+    assert list(table.loc[~table["ok"], ["experiment", "metric"]].itertuples(index=False)) == [
+        ("exp5", "early_train_cost")
+    ]
+    shared = 0.3 * bound  # each inside; their mean 0.3 x 4.4 > 4.4 / 4
+    table, joint = compare_runs(record, first_epochs(early_record, shared, THERE, metric="val_loss"), 4.4, early=True)
+    assert table["ok"].all() and list(joint.loc[~joint["ok"], "metric"]) == ["early_val_loss"]
+
+
+def test_partial_runs_have_no_final_metrics_and_old_records_no_first_epochs(record, early_record, tmp_path):
+    with pytest.raises(KmlpError, match="partial runs have no final metrics.*--early"):
+        compare_runs(_frame(early_record, tmp_path), first_epochs(early_record), 4.4)
+    old = _frame(record, tmp_path)  # histories of one row: no evaluation after step 0, empty early columns
+    with pytest.raises(KmlpError, match="keeps no early columns"):
+        compare_runs(old, first_epochs(early_record), 4.4, early=True)
+    from kmlp.aggregate.grouping import group_runs
+
+    with pytest.raises(KmlpError, match="exp0 seed 1 is a partial run"):
+        group_runs(first_epochs(early_record))
+
+
+def test_the_verb_compares_first_epochs(early_record, tmp_path, capsys):
+    from kmlp.aggregate.tabular import csv_text
+
+    data = tmp_path / "rec-runs.csv"
+    data.write_text(csv_text(runs_frame(early_record), ["verdict: {}"]))
+    paths = []
+    for r in first_epochs(early_record, 0.05, only="exp2", metric="val_acc"):
+        paths.append(str(tmp_path / f"{r.experiment}.h5"))
+        write_run(paths[-1], r)
+    out = tmp_path / "retrained.csv"
+    assert main(["check-runs", "--early", *paths, "--data", str(data), "--out", str(out)]) == 1
+    said = capsys.readouterr().out
+    assert "exp2 seed 1 early_val_acc" in said and "DIFFERENT" in said
+    assert "compared: first evaluation after step 0" in out.read_text()
+    assert main(["check-runs", "--early", *paths[:2], "--data", str(data), "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["check-runs", *paths[:2], "--data", str(data), "--out", str(out)]) == 1  # whole: refused
+    assert "partial runs have no final metrics to compare (exp0 seed 1, exp1 seed 1): use --early" in (
+        capsys.readouterr().err
+    )
+
+
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
 #: Where config/rebuild-archive.yaml finds the offline CIFAR-10 (our workplace's ../shared/data).
@@ -177,4 +287,6 @@ def test_every_training_setting_trained_again_matches_the_committed_record(tmp_p
     assert f"({len(expected)} runs: the report's {len(Study(config).report_experiments())} configurations" in (
         README.read_text()
     )
-    assert len(table) == len(expected) * len(FINAL_METRICS) and table["ok"].all()
+    # each setting's first epoch: the step of its first evaluation and the history's six numbers there
+    assert len(table) == len(expected) * (1 + len(HISTORY_METRICS)) and table["ok"].all()
+    assert set(table["metric"]) == {"early_step", *(f"early_{m}" for m in HISTORY_METRICS)}

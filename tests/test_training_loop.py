@@ -248,3 +248,27 @@ def test_batch_norm_averages_are_seeded_from_the_first_batch_before_the_step_0_e
     untrained.set_statistics([(mean, var)])
     assert result.history["step"][0] == 0
     assert result.history["val_cost"][0] == untrained.evaluate(ds.X_val, ds.y_val, s.lam).cost
+
+
+@pytest.mark.parametrize("checkpoint", ["last", "best_val"])
+@pytest.mark.parametrize("evaluations", [1, 2])
+def test_a_partial_run_is_the_beginning_of_the_whole_run_bit_for_bit(checkpoint, evaluations):
+    """``evaluations`` (kmlp train --evaluations, the record check's first epochs) stops the
+    run at that evaluation after step 0: its history is the whole run's up to there, bit
+    for bit, its final metrics that evaluation's (no checkpoint restored)."""
+    settings = TrainSettings(hidden=(8,), batch_norm=True, n_batch=10, n_s=15, cycles=2, eval_every=4,
+                             eval_train_subset=50, checkpoint=checkpoint)  # fmt: skip
+    _, whole = run(settings, data(), seed=3)
+    _, part = run(settings, data(), seed=3, evaluations=evaluations)
+    assert whole.status == "completed" and part.status == "partial"
+    assert part.stopped_at == 4 * evaluations == part.history["step"][-1]
+    assert len(part.history["step"]) == evaluations + 1 and part.checkpoint_step is None
+    for column, values in part.history.items():
+        np.testing.assert_array_equal(values, whole.history[column][: evaluations + 1], err_msg=column)
+    assert part.final["val_acc"] == part.history["val_acc"][-1]
+    assert part.final["train_cost"] == part.history["train_cost"][-1]  # on the subset, as evaluated
+    # one that ends with the schedule is whole
+    _, last = run(settings, data(), seed=3, evaluations=len(whole.history["step"]) - 1)
+    assert last.status == "completed" and last.history["step"][-1] == settings.total_updates
+    with pytest.raises(ValueError, match="evaluations must be at least 1"):
+        run(settings, data(), seed=3, evaluations=0)

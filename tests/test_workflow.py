@@ -278,24 +278,28 @@ def test_the_retrain_check_compares_every_training_setting_with_the_records_rows
     work = tmp_path / "copy"
     shutil.copytree(project, work, symlinks=True)
     target = ("--cores", "2", "results/tables/retrained.csv")
-    # the runs exist: only the check runs; same machine, so bit for bit
-    assert planned_jobs(snakemake(work, "-n", *target)) == {"check_runs": 1}
-    snakemake(work, *target)
-    table = pd.read_csv(work / "results/tables/retrained.csv", comment="#")
     cfg = yaml.safe_load((work / "config/config.yaml").read_text())
     settings = sorted(Study(cfg).retrained())  # every training setting: readings and the search's final too
     assert set(settings) == {*cfg["experiments"], "lsearch-final"} and "lambda-bn-0" in cfg["experiments"]
+    # each setting's first epoch, trained again (a search run with the record's lambda: no search), then the check
+    assert planned_jobs(snakemake(work, "-n", *target)) == {"retrain": len(settings), "check_runs": 1}
+    snakemake(work, *target)
+    table = pd.read_csv(work / "results/tables/retrained.csv", comment="#")
     assert sorted(set(zip(table["experiment"], table["seed"], strict=True))) == [(e, 1) for e in settings]
-    assert (table["basis"] == "bitwise").all() and table["ok"].all()
+    assert (table["basis"] == "bitwise").all() and table["ok"].all()  # same machine: bit for bit
+    assert set(table["metric"]) == {"early_step", "early_train_loss", "early_train_cost", "early_train_acc",
+                                    "early_val_loss", "early_val_cost", "early_val_acc"}  # fmt: skip
+    for e in settings:  # partial runs, apart from the study's
+        assert read_run(work / f"results/retrain/{e}/seed1.h5").status == "partial"
     # a row the code no longer gives: the check fails, says which number, and leaves no table
     data = work / "docs/reproduction-runs.csv"
     rows = pd.read_csv(data, comment="#")
-    rows.loc[(rows["experiment"] == "small-bn") & (rows["seed"] == 1), "test_acc"] += 1e-9
+    rows.loc[(rows["experiment"] == "small-bn") & (rows["seed"] == 1), "early_val_cost"] += 1e-9
     rows.to_csv(data, index=False)
     (work / "results/tables/retrained.csv").unlink()
     assert snakemake(work, *target, check=False).returncode != 0
     log = (work / "results/logs/check_runs.log").read_text()
-    assert "small-bn seed 1 test_acc" in log and "DIFFERENT" in log and "do NOT match" in log, log
+    assert "small-bn seed 1 early_val_cost" in log and "DIFFERENT" in log and "do NOT match" in log, log
     assert not (work / "results/tables/retrained.csv").exists()
 
 

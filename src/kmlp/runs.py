@@ -36,7 +36,7 @@ FORMAT = "kmlp-run/2"  # /1: before checksums, environment and evaluation-set si
 class RunRecord:
     experiment: str
     seed: int
-    status: str  # "completed" or "diverged"
+    status: str  # "completed", "diverged" or "partial" (kmlp train --evaluations)
     settings: dict  # training settings (lam, n_s, cycles, ...)
     model: dict  # MLP.config(): sizes, batch_norm, init, sigma, dtype
     history: dict  # column -> 1-D array

@@ -297,8 +297,9 @@ rule record:
         " --meta {params.meta:q} --notes={params.notes:q} --out {output.md:q} > {log:q} 2>&1"
 
 
-# The record checked at the report's scale: a few runs trained again against the record's
-# committed data (not an input: the record rule writes it from every run of the study).
+# The record checked at the report's scale: the first epoch of one seed of every training
+# setting trained again (rule retrain) against the record's committed data (not an input:
+# the record rule writes it from every run of the study).
 rule check_runs:
     input:
         retrained_runs(),
@@ -317,5 +318,5 @@ rule check_runs:
         data=RECORD_RUNS,
         k=config["retrain_check"]["k"],
     shell:
-        "kmlp check-runs --data {params.data:q} --k {params.k} --out {output:q} {input:q}"
+        "kmlp check-runs --early --data {params.data:q} --k {params.k} --out {output:q} {input:q}"
         " > {log:q} 2>&1"

@@ -95,9 +95,34 @@ def discrepancy_experiments():
 
 
 def retrained_runs():
-    """Every training setting of the record at the seeds its check trains again."""
+    """Every training setting of the record at the seeds its check trains again, each to
+    its first evaluation after step 0 (rule retrain)."""
     seeds = config["retrain_check"]["seeds"]
-    return [f"{RESULTS}/runs/{e}/seed{s}.h5" for e in study.retrained() for s in seeds]
+    return [
+        f"{RESULTS}/retrain/{e}/seed{s}.h5" for e in study.retrained() for s in seeds
+    ]
+
+
+def retrain_settings(wildcards):
+    """A retrained run's settings: its experiment's, a lambda search run's with the lambda
+    its row in the record's data gives (its passes are not trained again to pick it)."""
+    if study.family(wildcards.experiment) == "train":
+        return train_settings(wildcards)
+    from kmlp.aggregate.tabular import read_csv
+
+    _, rows = read_csv(RECORD_RUNS)
+    lam = [
+        r.get("lam", "")
+        for r in rows
+        if (r["experiment"], r["seed"]) == (wildcards.experiment, wildcards.seed)
+    ]
+    if not lam or not lam[0]:
+        raise WorkflowError(
+            f"{RECORD_RUNS} gives no lambda for {wildcards.experiment} seed {wildcards.seed}:"
+            " the record check cannot train it again without the lambda search"
+        )
+    settings = study.settings(wildcards.experiment, float(lam[0]))
+    return json.dumps(settings.as_dict(), sort_keys=True)
 
 
 def train_benchmarks(experiments):

@@ -43,3 +43,31 @@ rule train:
         "kmlp train --data {input.data:q} --out {output:q} --experiment {wildcards.experiment}"
         " --seed {wildcards.seed} --threads {threads} --settings {params.settings:q}"
         ' --paper {params.paper:q} --config "$KMLP_CONFIG" > {log:q} 2>&1'
+
+
+# The record check's runs (rule check_runs): a training setting's first epoch, to its
+# first evaluation after step 0, the beginning of the whole run bit for bit for a seventh
+# of its time or less; not a run of the study (kmlp's aggregations refuse a partial run).
+rule retrain:
+    input:
+        data=data_file,
+    output:
+        f"{RESULTS}/retrain/{{experiment}}/seed{{seed}}.h5",
+    log:
+        f"{RESULTS}/logs/retrain/{{experiment}}/seed{{seed}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/retrain/{{experiment}}/seed{{seed}}.tsv"
+    conda:
+        "../envs/kmlp.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wc, input, attempt: ASK.train_mem_mb(
+            wc.experiment, input.size, attempt
+        ),
+        runtime=5,
+    params:
+        settings=retrain_settings,
+    shell:
+        "kmlp train --data {input.data:q} --out {output:q} --experiment {wildcards.experiment}"
+        " --seed {wildcards.seed} --threads {threads} --settings {params.settings:q}"
+        ' --evaluations 1 --config "$KMLP_CONFIG" > {log:q} 2>&1'

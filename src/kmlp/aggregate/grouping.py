@@ -15,6 +15,11 @@ def group_runs(runs) -> dict:
     """
     groups: dict = {}
     for run in runs:
+        if run.status == "partial":  # its numbers are an epoch's, not a run's
+            raise KmlpError(
+                f"{run.experiment} seed {run.seed} is a partial run (kmlp train --evaluations, stopped at update "
+                f"{run.stopped_at}): only the record check (kmlp check-runs) reads one"
+            )
         groups.setdefault(run.experiment, []).append(run)
     for name, members in groups.items():
         seeds = [r.seed for r in members]

@@ -25,6 +25,7 @@ import pandas as pd
 from ..environment import describe
 from ..errors import KmlpError
 from ..nn.metrics import FINAL_METRICS, SPLITS
+from ..nn.training import HISTORY_COLUMNS
 from ..runs import RunRecord
 from ..study.seeds import COMMENT_KEY as NEED_KEY
 from ..study.tables import TableSpec
@@ -38,6 +39,13 @@ COLUMNS = (
     + [f"images_{s}" for s in SPLITS]
     + ["classes", "environment"]
 )
+#: The numbers of the history (less its step, epoch and rate).
+HISTORY_METRICS = tuple(c for c in HISTORY_COLUMNS if c not in ("step", "epoch", "eta"))
+#: After the environment, what the record check compares a retrained first epoch with
+#: (:mod:`kmlp.aggregate.retrained`): the run's lambda (a lambda search run's is its pass's
+#: pick) and its history at its first evaluation after step 0. Not required of a record's
+#: data made before them.
+EARLY_COLUMNS = ["lam", "early_step", *(f"early_{m}" for m in HISTORY_METRICS)]
 #: The comment key of a judged table's layout: ``table <name>: <spec JSON>``.
 TABLE_KEY = "table "
 #: The comment key of the discrepancies' hypotheses (the config's entries, as JSON).
@@ -45,7 +53,8 @@ DISCREPANCIES_KEY = "discrepancies"
 
 
 def runs_frame(runs) -> pd.DataFrame:
-    """One row per run, in the order given."""
+    """One row per run, in the order given (the early columns empty for a run read from a
+    record's data, which keeps no history)."""
     rows = []
     for r in runs:
         row = {"experiment": r.experiment, "seed": r.seed, "status": r.status}
@@ -54,8 +63,13 @@ def runs_frame(runs) -> pd.DataFrame:
         row.update({f"images_{s}": r.eval_sizes.get(s, 0) for s in SPLITS})
         row["classes"] = r.model["sizes"][-1] if r.model.get("sizes") else 0
         row["environment"] = describe(r.environment) or "unknown"
+        row["lam"] = float(r.settings.get("lam", math.nan))
+        steps = (r.history or {}).get("step", ())
+        first = len(steps) > 1  # step 0, then the first evaluation after it
+        row["early_step"] = int(steps[1]) if first else None
+        row.update({f"early_{m}": float(r.history[m][1]) if first else math.nan for m in HISTORY_METRICS})
         rows.append(row)
-    return pd.DataFrame(rows, columns=COLUMNS)
+    return pd.DataFrame(rows, columns=COLUMNS + EARLY_COLUMNS).astype({"early_step": "Int64"})
 
 
 def table_spec(path) -> TableSpec:

@@ -429,26 +429,33 @@ def add_check_runs(sub) -> None:
     s.add_argument("runs", nargs="+", type=Path, help="run files trained again (kmlp train)")
     s.add_argument("--data", required=True, type=Path, help="the record's data (e.g. docs/reproduction-runs.csv)")
     s.add_argument(
+        "--early",
+        action="store_true",
+        help="compare each run's first evaluation after step 0 (kmlp train --evaluations 1 trains just that far) "
+        "with the record's early columns, not its final metrics",
+    )
+    s.add_argument(
         "--k", type=options.positive, default=4.4, help="the bound in standard deviations where the environment differs"
     )
     options.output(s, "--out", required=True, help="CSV to write: a row per (experiment, seed, metric)")
 
 
 def check_runs(args) -> int:
-    """Each retrained run's final metrics against the record's row for the same experiment
-    and seed: bit for bit where the numeric environment is the row's, else within --k
-    standard deviations of the difference of two seeds, and per metric their mean within
-    --k standard errors (kmlp.aggregate.retrained). Exit 1, after writing the table and
-    saying which numbers, when any is out of bounds."""
-    from ..aggregate.grouping import load_groups
+    """Each retrained run's final metrics (with --early: its first evaluation after step 0)
+    against the record's row for the same experiment and seed: bit for bit where the
+    numeric environment is the row's, else within --k standard deviations of the
+    difference of two seeds, and per metric their mean within --k standard errors
+    (kmlp.aggregate.retrained). Exit 1, after writing the table and saying which numbers,
+    when any is out of bounds."""
     from ..aggregate.retrained import compare_runs, record_frame, report
     from ..aggregate.tabular import csv_text
     from ..files import atomic_text
+    from ..runs import read_run
 
     record = record_frame(args.data)
-    runs = [r for members in load_groups(args.runs).values() for r in members]
-    table, joint = compare_runs(record, runs, args.k)
-    comments = [f"data: {args.data}", f"k: {args.k:g}"] + [
+    table, joint = compare_runs(record, [read_run(p) for p in args.runs], args.k, early=args.early)
+    compared = "first evaluation after step 0" if args.early else "final metrics"
+    comments = [f"data: {args.data}", f"k: {args.k:g}", f"compared: {compared}"] + [
         f"mean z {j.metric}: {j.mean_z:+.3f} over {j.runs} runs (bound {j.bound:.3f}, ok {j.ok})"
         for j in joint.itertuples()
     ]

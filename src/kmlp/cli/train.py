@@ -30,6 +30,13 @@ def add_train(sub) -> None:
         default={},
         help="the report's numbers for this run, as JSON, stored for aggregation",
     )
+    s.add_argument(
+        "--evaluations",
+        type=options.at_least(1),
+        default=None,
+        help="stop at this evaluation after step 0: a partial run (status 'partial'), the beginning of the "
+        "whole run bit for bit, for the record check (kmlp check-runs)",
+    )
     options.add_settings(s, TrainSettings)
 
 
@@ -79,7 +86,8 @@ def train(args) -> int:
             file=sys.stderr,
             flush=True,
         )
-    model, result = train_run(settings, ds, args.seed, on_evaluate=None if args.quiet else print_progress())
+    progress = None if args.quiet else print_progress()
+    model, result = train_run(settings, ds, args.seed, on_evaluate=progress, evaluations=args.evaluations)
     final = result.final
     run = RunRecord(
         experiment=args.experiment,
@@ -108,8 +116,9 @@ def train(args) -> int:
             f"so no final metrics; recorded, not raised {took}"
         )
     else:
+        stopped = f" at update {result.stopped_at} of {settings.total_updates}" if result.status == "partial" else ""
         print(
-            f"{args.experiment} seed {args.seed}: {result.status}; val acc {final['val_acc']:.4f}, "
+            f"{args.experiment} seed {args.seed}: {result.status}{stopped}; val acc {final['val_acc']:.4f}, "
             f"test acc {final['test_acc']:.4f} {took}"
         )
     return 0

@@ -47,7 +47,7 @@ OnBatch = Callable[[int, np.ndarray, float], None]
 class TrainResult:
     history: dict  # column -> np.ndarray, one entry per evaluation
     final: dict  # metric (FINAL_METRICS) -> float (test only after `run`); all NaN if diverged
-    status: str  # "completed" | "diverged"
+    status: str  # "completed" | "diverged" | "partial" (stopped after ``evaluations``)
     stopped_at: int | None
     checkpoint_step: int | None = None  # with checkpoint best_val: the step final measures
 
@@ -91,6 +91,7 @@ def run(
     wrap: Callable[[MLP], Net] | None = None,
     on_evaluate: OnEvaluate | None = None,
     on_batch: OnBatch | None = None,
+    evaluations: int | None = None,
 ) -> tuple[Net, TrainResult]:
     """A whole run: the net of ``seed``, trained on ``data`` (X_/y_ train, val, test and
     class_names, as :func:`kmlp.data.dataset.load` gives), then measured on the test set.
@@ -98,10 +99,13 @@ def run(
     ``wrap`` turns the untrained model into the net that is trained (the bench's timing,
     the PyTorch twin). Returns the net and its result, whose ``final`` has every
     FINAL_METRICS entry (NaN when the run diverged: nothing is measured on such a net).
+    ``evaluations``: stop after that many evaluations after step 0 (:func:`fit`).
     """
     model = build_model(settings, data.X_train.shape[1], len(data.class_names), seed)
     net = wrap(model) if wrap else model
-    result = fit(net, data.X_train, data.y_train, data.X_val, data.y_val, settings, seed, on_evaluate, on_batch)
+    result = fit(
+        net, data.X_train, data.y_train, data.X_val, data.y_val, settings, seed, on_evaluate, on_batch, evaluations
+    )
     if result.status == "diverged":
         test = Evaluation(math.nan, math.nan, math.nan)
     else:
@@ -121,6 +125,7 @@ def fit(
     seed: int,
     on_evaluate: OnEvaluate | None = None,
     on_batch: OnBatch | None = None,
+    evaluations: int | None = None,
 ) -> TrainResult:
     """Train ``net`` in place: the epoch loop. Each epoch's batches are consecutive slices
     of one permutation of the training rows; the learning rate follows the triangular
@@ -132,7 +137,15 @@ def fit(
     With ``eval_train_subset`` set, the history's training metrics come from a fixed
     random subset of that size (evaluation then costs a fraction of an epoch's
     updates); the final training metrics always use the whole training set.
+
+    With ``evaluations`` set, the run stops at its ``evaluations``-th evaluation after step 0
+    (status "partial", unless the schedule ended there): its history is, bit for bit, the
+    beginning of the whole run's, so the record check can retrain a run's first epoch for a
+    fraction of its time (kmlp.aggregate.retrained). Its final metrics are that evaluation's:
+    no checkpoint is restored.
     """
+    if evaluations is not None and evaluations < 1:
+        raise ValueError(f"evaluations must be at least 1, not {evaluations}")
     n = X_train.shape[0]
     settings.check_data(n)
     rng = np.random.default_rng(seed_streams(seed)[1])
@@ -216,6 +229,9 @@ def fit(
                 if not np.isfinite(row["train_cost"]):
                     status, stopped_at = "diverged", step
                     break
+                if evaluations is not None and len(cols["step"]) > evaluations and step < total:
+                    status, stopped_at = "partial", step
+                    break
         if status == "diverged" and evaluated_at != step:
             evaluate(step)
     history = {k: np.asarray(v, np.float64) for k, v in cols.items()}
@@ -227,7 +243,7 @@ def fit(
     final = {k: float(history[k][at]) for k in cols if k not in ("step", "epoch", "eta")}
     if status == "diverged":  # nothing is measured on a diverged net
         final = dict.fromkeys(final, float("nan"))
-    elif X_eval is not X_train:
+    elif X_eval is not X_train and status == "completed":
         with np.errstate(all="ignore"):
             whole = net.evaluate(X_train, y_train, lam)
         final.update(train_loss=whole.loss, train_cost=whole.cost, train_acc=whole.acc)
