@@ -577,3 +577,163 @@ def test_sidecar_says_nothing_after_a_run_that_completed(tmp_path):
     out, err = sidecar.communicate(timeout=20)
     assert sidecar.returncode == 0 and err == "" and not record.exists()
     assert not (tmp_path / "bin" / "cancelled").exists()
+    assert [p.name for p in record.parent.iterdir()] == [], "the sidecar's files are left"
+
+
+# -- the status of every job from one query per round (sbatch-sidecar.py, sbatch-status.py) --
+
+FAKE_SLURM = '''#!{python}
+"""squeue or sacct: states from queue.json (the controller's) or accounting.json (the
+database's); each call is logged to calls."""
+import json, pathlib, sys
+here, tool, args = pathlib.Path(__file__).parent, pathlib.Path(sys.argv[0]).name, sys.argv[1:]
+with open(here / "calls", "a") as f:
+    f.write(tool + " " + " ".join(args) + "\\n")
+states = json.loads((here / ("queue.json" if tool == "squeue" else "accounting.json")).read_text())
+jobs = [a.split("=", 1)[1] for a in args if a.startswith("--jobs=")]
+jobs += [args[i + 1] for i, a in enumerate(args) if a == "--jobs"]
+asked = [j for j in ",".join(jobs).split(",") if j]
+if tool == "squeue" and asked:  # one job (sbatch-status.py asking itself)
+    if asked[0] not in states:
+        sys.exit("slurm_load_jobs error: Invalid job id specified")
+    print(states[asked[0]])
+elif tool == "squeue":
+    print("\\n".join(f"{{j}}|{{state}}" for j, state in states.items()))
+else:
+    with_id = any(a.startswith("--format=JobID") for a in args)
+    print("\\n".join(f"{{j}}|{{states[j]}}" if with_id else states[j] for j in asked if j in states))
+'''
+
+
+def _fake_states(tmp_path: Path, queue: dict, accounting: dict) -> Path:
+    """A bin/ of squeue and sacct that answer from ``queue`` and ``accounting`` (job id:
+    state) and log their calls, and an scancel that does nothing."""
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    for tool in ("squeue", "sacct"):
+        (bin_ / tool).write_text(FAKE_SLURM.format(python=sys.executable))
+    (bin_ / "scancel").write_text("#!/bin/sh\n")
+    for tool in ("squeue", "sacct", "scancel"):
+        (bin_ / tool).chmod(0o755)
+    _set_states(bin_, queue, accounting)
+    return bin_
+
+
+def _set_states(bin_: Path, queue: dict, accounting: dict) -> None:
+    (bin_ / "queue.json").write_text(json.dumps(queue))
+    (bin_ / "accounting.json").write_text(json.dumps(accounting))
+
+
+def _calls(bin_: Path, tool: str) -> list[str]:
+    calls = bin_ / "calls"
+    return [line for line in calls.read_text().splitlines() if line.startswith(tool)] if calls.exists() else []
+
+
+def _ask_status(status, external: str, capsys) -> tuple[str, str]:
+    """sbatch-status.py EXTERNAL, run in this process (the rounds of many jobs stay fast)."""
+    assert status.main(["sbatch-status.py", external]) == 0
+    said = capsys.readouterr()
+    return said.out, said.err
+
+
+def _answers(record: Path, pid: int, jobs: dict, **more) -> None:
+    """A round's answers as sbatch-sidecar.py writes them."""
+    path = _script("sbatch-sidecar").status_file(record)
+    path.write_text(json.dumps({"asked_at": time.time(), "pid": pid, "jobs": jobs, "silent": [], **more}))
+
+
+def test_status_answers_from_the_sidecars_round_without_asking_slurm(tmp_path, monkeypatch, capsys):
+    bin_ = _fake_states(tmp_path, {"42": "PENDING"}, {})
+    monkeypatch.setenv("PATH", f"{bin_}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.chdir(tmp_path)
+    record = tmp_path / "submitted-1.txt"
+    record.write_text("42\n43\n44\n45\n46;far\n")
+    monkeypatch.setenv("SNAKEMAKE_CLUSTER_SIDECAR_VARS", str(record))
+    states = {"42": "RUNNING", "43": "COMPLETED", "44": "TIMEOUT", "46;far": "COMPLETING"}
+    _answers(record, os.getpid(), states, silent=["45"])  # a live sidecar: this process
+    status = _script("sbatch-status")
+    assert _ask_status(status, "42", capsys) == ("running\n", "")
+    assert _ask_status(status, "43", capsys) == ("success\n", "")
+    assert _ask_status(status, "45", capsys) == ("running\n", "")  # a controller that did not answer
+    assert _ask_status(status, "46;far", capsys) == ("running\n", "")
+    assert _calls(bin_, "squeue") == [] and _calls(bin_, "sacct") == []
+    # a failed job is still reported in one line, with sacct's details
+    out, err = _ask_status(status, "44", capsys)
+    assert out == "failed\n" and err.startswith("sbatch-status.py: SLURM job 44 (") and "TIMEOUT" in err
+    assert _calls(bin_, "squeue") == [] and len(_calls(bin_, "sacct")) == 1
+
+
+def test_status_asks_slurm_itself_without_a_fresh_round(tmp_path, monkeypatch, capsys):
+    """No sidecar's answers, a sidecar gone, one that does not answer for a new round in
+    time, and a job its round found nowhere: the status call asks squeue and sacct itself."""
+    bin_ = _fake_states(tmp_path, {"42": "PENDING", "43": "RUNNING"}, {})
+    monkeypatch.setenv("PATH", f"{bin_}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.chdir(tmp_path)
+    record = tmp_path / "submitted-1.txt"
+    record.write_text("42\n43\n44\n")
+    monkeypatch.setenv("SNAKEMAKE_CLUSTER_SIDECAR_VARS", str(record))
+    status = _script("sbatch-status")
+    monkeypatch.setattr(status, "WAIT", 0.3)
+    assert _ask_status(status, "42", capsys) == ("running\n", "")  # no answers written
+    assert len(_calls(bin_, "squeue")) == 1
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    _answers(record, gone.pid, {"42": "COMPLETED"})
+    assert _ask_status(status, "42", capsys) == ("running\n", "")  # PENDING, as squeue says
+    assert len(_calls(bin_, "squeue")) == 2
+    # a live sidecar: its answer once, then none newer within WAIT: squeue again
+    _answers(record, os.getpid(), {"42": "COMPLETED", "43": "RUNNING"}, unknown=["44"])
+    assert _ask_status(status, "43", capsys) == ("running\n", "") and len(_calls(bin_, "squeue")) == 2
+    t0 = time.monotonic()
+    assert _ask_status(status, "43", capsys) == ("running\n", "") and len(_calls(bin_, "squeue")) == 3
+    assert time.monotonic() - t0 >= 0.3 and float(_script("sbatch-sidecar").wanted(record)) > 0
+    # unknown to the round's squeue and sacct: asked again, and failed as before
+    out, err = _ask_status(status, "44", capsys)
+    assert out == "failed\n" and err == "sbatch-status.py: SLURM job 44 is unknown to squeue and sacct\n"
+    assert _calls(bin_, "squeue")[-1].endswith("--jobs 44 --format=%T")
+
+
+def test_one_squeue_and_one_sacct_per_round_whatever_the_number_of_jobs(tmp_path, monkeypatch, capsys):
+    """Two rounds of Snakemake's status calls for 300 jobs, against the sidecar: one squeue a
+    round (by the sidecar), one sacct for the jobs squeue no longer lists, and the status
+    calls ask nothing themselves but for the one job neither knows."""
+    running = {str(j): "RUNNING" for j in range(1, 201)}
+    bin_ = _fake_states(tmp_path, {**running, "999": "RUNNING"}, {str(j): "COMPLETED" for j in range(201, 300)})
+    env = {**os.environ, "PATH": f"{bin_}{os.pathsep}{os.environ['PATH']}"}
+    monkeypatch.setenv("PATH", env["PATH"])
+    monkeypatch.chdir(tmp_path)
+    sidecar = subprocess.Popen(
+        [sys.executable, str(REPO / "profiles" / "slurm" / "sbatch-sidecar.py")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        record = Path(sidecar.stdout.readline().strip())
+        record.write_text("".join(f"{j}\n" for j in range(1, 301)))  # 300: unknown to squeue and sacct
+        monkeypatch.setenv("SNAKEMAKE_CLUSTER_SIDECAR_VARS", str(record))
+        status = _script("sbatch-status")
+        said = [_ask_status(status, str(j), capsys)[0] for j in range(1, 301)]
+        assert said == ["running\n"] * 200 + ["success\n"] * 99 + ["failed\n"]
+        ours = [call for call in _calls(bin_, "squeue") if "--user=" in call]
+        assert len(ours) == 1 and len(_calls(bin_, "squeue")) == 2  # the sidecar's, and job 300's own
+        sacct = _calls(bin_, "sacct")
+        assert sacct[0].endswith(f"--jobs={','.join(str(j) for j in range(201, 301))} --format=JobID,State")
+        assert len(sacct) == 2 and "--jobs 300 " in sacct[1]  # job 300's own
+        # the next round: the first hundred have completed
+        _set_states(bin_, {**running, **{str(j): "COMPLETED" for j in range(1, 101)}}, {})
+        said = [_ask_status(status, str(j), capsys)[0] for j in range(1, 201)]
+        assert said == ["success\n"] * 100 + ["running\n"] * 100
+        assert len([call for call in _calls(bin_, "squeue") if "--user=" in call]) == 2
+        assert len(_calls(bin_, "sacct")) == 3 and _calls(bin_, "sacct")[-1].endswith("--jobs=300 --format=JobID,State")
+        answers = json.loads(_script("sbatch-sidecar").status_file(record).read_text())
+        assert answers["pid"] == sidecar.pid and answers["unknown"] == ["300"]
+    finally:
+        sidecar.terminate()
+        sidecar.communicate(timeout=30)
+    assert not record.exists() and not _script("sbatch-sidecar").status_file(record).exists()
+
+
+def test_sidecar_and_status_agree_on_the_files_they_share(tmp_path):
+    sidecar, status = _script("sbatch-sidecar"), (REPO / "profiles" / "slurm" / "sbatch-status.py").read_text()
+    record = tmp_path / "submitted-7.txt"
+    assert sidecar.status_file(record).name == "submitted-7.status.json" and 'record.stem + ".status.json"' in status
+    assert sidecar.wanted_file(record).name == "submitted-7.wanted" and 'record.stem + ".wanted"' in status
