@@ -8,6 +8,7 @@ Snakemake exits). tests/test_slurm.py runs them on a real cluster."""
 from __future__ import annotations
 
 import collections
+import csv
 import importlib.util
 import json
 import os
@@ -468,14 +469,41 @@ def test_sidecar_picks_the_jobs_still_in_the_queue():
     assert live([], squeue) == []
 
 
+# sacct --parsable2 --units=M of jobs 11-13 for the efficiency report (sbatch-sidecar.py):
+# 11 cancelled while running, 12 completed, 13 cancelled while pending
+EFFICIENCY_SACCT = """\
+11|{tag}-train-01|CANCELLED by 0|node1|00:01:00|00:04:00|00:50.000|1|1390M|
+11.batch|batch|CANCELLED|node1|00:01:01||00:50.000|1||1000.50M
+12|{tag}-setup|COMPLETED|node2|00:00:30|00:01:00|00:15.000|2|1000M|
+12.batch|batch|COMPLETED|node2|00:00:30||00:15.000|2||250M
+12.extern|extern|COMPLETED|node2|00:00:30||00:00:00|2||0.50M
+13|{tag}-train-02|CANCELLED by 0|None assigned|00:00:00|00:04:00|00:00:00|0|1390M|
+"""
+
+
 def _fake_slurm(tmp_path: Path) -> dict:
     bin_ = tmp_path / "bin"
     bin_.mkdir()
     (bin_ / "squeue").write_text("#!/bin/sh\nprintf '11|RUNNING\\n12|COMPLETED\\n13|PENDING\\n99|RUNNING\\n'\n")
     (bin_ / "scancel").write_text('#!/bin/sh\necho "$@" >> "$(dirname "$0")/cancelled"\n')
-    for tool in ("squeue", "scancel"):
+    tag = _script("sbatch-submit").study_tag(tmp_path)
+    (bin_ / "sacct.out").write_text(EFFICIENCY_SACCT.format(tag=tag))
+    (bin_ / "sacct").write_text(
+        '#!/bin/sh\necho "$@" >> "$(dirname "$0")/sacct.calls"\ncat "$(dirname "$0")/sacct.out"\n'
+    )
+    for tool in ("squeue", "scancel", "sacct"):
         (bin_ / tool).chmod(0o755)
     return {**os.environ, "PATH": f"{bin_}{os.pathsep}{os.environ['PATH']}"}
+
+
+def _efficiency_line(tmp_path: Path) -> str:
+    """The summary the sidecar prints of EFFICIENCY_SACCT, and its CSV."""
+    (csv_path,) = (tmp_path / "results" / "cluster").glob("efficiency-*.csv")
+    return (
+        "sbatch-sidecar.py: 3 SLURM jobs (1 did not start), time used/asked mean 0.38, min 0.25;"
+        " memory used/asked mean 0.48, min 0.25; CPU efficiency mean 0.54, min 0.25"
+        f" (results/cluster/{csv_path.name})\n"
+    )
 
 
 def _wait_gone(path: Path, timeout: float = 20) -> None:
@@ -515,7 +543,7 @@ def test_sidecar_cancels_what_snakemake_left_when_it_ends(tmp_path, end):
     assert not record.exists()
     assert (tmp_path / "bin" / "cancelled").read_text() == "11 13\n"
     assert (tmp_path / "said").read_text() == (
-        "sbatch-sidecar.py: cancelled 2 SLURM jobs Snakemake left in the queue (11 13)\n"
+        "sbatch-sidecar.py: cancelled 2 SLURM jobs Snakemake left in the queue (11 13)\n" + _efficiency_line(tmp_path)
     )
 
 
@@ -565,7 +593,7 @@ def test_sidecar_keeps_a_hangup_ignored_under_nohup(tmp_path):
     assert (tmp_path / "bin" / "cancelled").read_text() == "11 13\n"
 
 
-def test_sidecar_says_nothing_after_a_run_that_completed(tmp_path):
+def test_sidecar_cancels_nothing_after_a_run_that_completed(tmp_path):
     env = _fake_slurm(tmp_path)
     sidecar = subprocess.Popen(
         [sys.executable, str(REPO / "profiles" / "slurm" / "sbatch-sidecar.py")],
@@ -575,7 +603,8 @@ def test_sidecar_says_nothing_after_a_run_that_completed(tmp_path):
     record.write_text("12\n")  # completed
     sidecar.send_signal(signal.SIGTERM)
     out, err = sidecar.communicate(timeout=20)
-    assert sidecar.returncode == 0 and err == "" and not record.exists()
+    # only the efficiency report (of the three jobs sacct prints here) is said
+    assert sidecar.returncode == 0 and err == _efficiency_line(tmp_path) and not record.exists()
     assert not (tmp_path / "bin" / "cancelled").exists()
     assert [p.name for p in record.parent.iterdir()] == [], "the sidecar's files are left"
 
@@ -737,3 +766,43 @@ def test_sidecar_and_status_agree_on_the_files_they_share(tmp_path):
     record = tmp_path / "submitted-7.txt"
     assert sidecar.status_file(record).name == "submitted-7.status.json" and 'record.stem + ".status.json"' in status
     assert sidecar.wanted_file(record).name == "submitted-7.wanted" and 'record.stem + ".wanted"' in status
+
+
+# -- the efficiency report (sbatch-sidecar.py) ----------------------------------------------
+
+
+def test_efficiency_report_has_one_row_per_job_with_its_use_against_its_request(tmp_path, monkeypatch, capsys):
+    env = _fake_slurm(tmp_path)
+    monkeypatch.setenv("PATH", env["PATH"])
+    monkeypatch.chdir(tmp_path)
+    record = tmp_path / "submitted.txt"
+    record.write_text("11\n12\n13\n")
+    sidecar = _script("sbatch-sidecar")
+    path = sidecar.efficiency_report(record)
+    assert path.parent == Path("results", "cluster") and re.fullmatch(r"efficiency-\d{8}T\d{6}Z\.csv", path.name)
+    assert capsys.readouterr().err == _efficiency_line(tmp_path)
+    (call,) = (tmp_path / "bin" / "sacct.calls").read_text().splitlines()  # one sacct for all jobs
+    assert "--jobs=11,12,13" in call and "--parsable2" in call and "--units=M" in call
+    text = path.read_text()
+    notes = [line for line in text.splitlines() if line.startswith("#")]
+    assert any("seconds" in n for n in notes) and any("MB" in n for n in notes), notes
+    table = list(csv.DictReader(line for line in text.splitlines() if not line.startswith("#")))
+    assert [r["job_id"] for r in table] == ["11", "12", "13"]
+    assert [r["name"] for r in table] == ["train-01", "setup", "train-02"]  # less the study's prefix
+    one, two, never = table
+    assert (one["elapsed_s"], one["timelimit_s"], one["time_used_of_asked"]) == ("60.000", "240.000", "0.250")
+    assert (one["maxrss_mb"], one["reqmem_mb"], one["memory_used_of_asked"]) == ("1000.500", "1390.000", "0.720")
+    assert (one["totalcpu_s"], one["alloc_cpus"], one["cpu_efficiency"]) == ("50.000", "1", "0.833")
+    assert (two["maxrss_mb"], two["cpu_efficiency"]) == ("250.000", "0.250")  # its largest step; 2 CPUs
+    assert never["time_used_of_asked"] == never["memory_used_of_asked"] == never["cpu_efficiency"] == ""
+    assert not list(path.parent.glob(".*")), "a temporary file is left"
+    # no sacct: one line, no report
+    (tmp_path / "bin" / "sacct").write_text(
+        "#!/bin/sh\necho 'sacct: error: a\nsacct: fatal: no database' >&2\nexit 1\n"
+    )
+    assert sidecar.efficiency_report(record, tmp_path / "other") is None and not (tmp_path / "other").exists()
+    assert (
+        capsys.readouterr().err == "sbatch-sidecar.py: no efficiency report, sacct failed: sacct: fatal: no database\n"
+    )
+    record.write_text("")
+    assert sidecar.efficiency_report(record) is None and capsys.readouterr().err == ""  # no job, no report

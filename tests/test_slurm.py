@@ -84,6 +84,8 @@ FAST = ["--seconds-between-status-checks", "2", "--latency-wait", "5"]
 NONDETERMINISTIC = [
     "results/logs/*",
     "results/benchmarks/*",
+    # the SLURM run's efficiency report (sbatch-sidecar.py), named by the time it was written
+    "results/cluster/*",
     # quotes the jobs' benchmark times; compared below without that section
     "docs/reproduction.md",
 ]

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Beside Snakemake: answer every job's status from one query per round, and cancel the
-jobs it left in the queue when it exits.
+"""Beside Snakemake: answer every job's status from one query per round, cancel the jobs
+it left in the queue when it exits, and report what each job used of what it asked for.
 
 Snakemake's cluster-generic executor starts this once, beside Snakemake, and stops it
 (SIGTERM) when Snakemake shuts down (profiles/slurm/config.yaml: `cluster-generic-sidecar-cmd`).
@@ -30,14 +30,21 @@ queue).  The executor also kills its cancel command after two seconds (`cancel_t
 2` in snakemake-executor-plugin-cluster-generic 1.0.9; scancel under a time limit:
 snakemake#2113).
 
+**Efficiency report.**  Then one `sacct` for every recorded job writes each job's use
+against its request (Elapsed of Timelimit, MaxRSS of ReqMem, TotalCPU of AllocCPUS x
+Elapsed) to `results/cluster/efficiency-<UTC time>.csv`, and one summary line on stderr.
+
 Standard library only: it runs with any python3.
 """
 
 from __future__ import annotations
 
+import csv
 import getpass
+import hashlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -184,6 +191,134 @@ def cancel_left(record: Path) -> int:
     return status
 
 
+EFFICIENCY_FIELDS = ["JobID", "JobName", "State", "NodeList", "Elapsed", "Timelimit", "TotalCPU", "AllocCPUS",
+                     "ReqMem", "MaxRSS"]  # fmt: skip
+EFFICIENCY_COLUMNS = [
+    "job_id", "name", "state", "node", "elapsed_s", "timelimit_s", "time_used_of_asked", "maxrss_mb", "reqmem_mb",
+    "memory_used_of_asked", "totalcpu_s", "alloc_cpus", "cpu_efficiency",
+]  # fmt: skip
+
+EFFICIENCY_NOTE = """\
+# The SLURM jobs of one Snakemake run, each one's use against its request (sbatch-sidecar.py, {when}; sacct).
+# elapsed_s of timelimit_s: wall time, seconds; time_used_of_asked = elapsed_s / timelimit_s
+# maxrss_mb of reqmem_mb: memory, MB (MaxRSS: its largest step's); memory_used_of_asked = maxrss_mb / reqmem_mb
+# totalcpu_s: CPU time (user + system) of its steps, seconds; cpu_efficiency = totalcpu_s / (alloc_cpus x elapsed_s)
+# empty: not known (MaxRSS not sampled; a job cancelled before it started has no use to compare)
+"""
+
+
+def seconds(duration: str) -> float | None:
+    """sacct's [D-][HH:]MM:SS[.mmm] (Elapsed, Timelimit, TotalCPU) in seconds; None for
+    none, UNLIMITED or Partition_Limit."""
+    m = re.fullmatch(r"(?:(\d+)-)?(?:(\d+):)?(\d+):(\d+(?:\.\d+)?)", duration.strip())
+    if not m:
+        return None
+    days, hours, minutes, secs = m.groups()
+    return ((int(days or 0) * 24 + int(hours or 0)) * 60 + int(minutes)) * 60 + float(secs)
+
+
+def megabytes(size: str) -> float | None:
+    """A sacct size (with --units=M: "1390M", "1084.50M"; K, G, T or bytes also read) in MB."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)([KMGT]?)[nc]?", size.strip())
+    if not m:
+        return None
+    return float(m.group(1)) * {"": 1 / 2**20, "K": 1 / 1024, "M": 1, "G": 1024, "T": 2**20}[m.group(2)]
+
+
+def ratio(used: float | None, asked: float | None) -> float | None:
+    return used / asked if used is not None and asked else None
+
+
+def efficiency_rows(sacct_rows: list[list[str]], cwd: Path) -> list[dict]:
+    """One row per job from sacct's lines of the job and its steps: the job's line gives
+    the request, Elapsed and TotalCPU (its steps' together); MaxRSS is its largest step's
+    (the job's own line has none)."""
+    tag = hashlib.sha256(str(cwd.resolve()).encode()).hexdigest()[:6]
+    jobs: dict[str, dict] = {}
+    steps: dict[str, list[float]] = {}
+    for row in sacct_rows:
+        if len(row) != len(EFFICIENCY_FIELDS):
+            continue  # not a line of the format asked for
+        line = dict(zip(EFFICIENCY_FIELDS, row, strict=True))
+        jobid, _, step = line["JobID"].partition(".")
+        rss = megabytes(line.get("MaxRSS", ""))
+        if rss is not None:
+            steps.setdefault(jobid, []).append(rss)
+        if not step:
+            jobs[jobid] = line
+    out = []
+    for jobid, line in jobs.items():
+        elapsed, limit = seconds(line["Elapsed"]), seconds(line["Timelimit"])
+        cpu, cpus = seconds(line["TotalCPU"]), int(line["AllocCPUS"]) if line["AllocCPUS"].isdigit() else None
+        rss, asked = max(steps.get(jobid, []), default=None), megabytes(line["ReqMem"])
+        started = bool(elapsed)  # a job cancelled before it started used nothing, of nothing
+        out.append({
+            "job_id": jobid,
+            "name": line["JobName"].removeprefix(f"{tag}-"),
+            "state": line["State"],
+            "node": line["NodeList"],
+            "elapsed_s": elapsed,
+            "timelimit_s": limit,
+            "time_used_of_asked": ratio(elapsed, limit) if started else None,
+            "maxrss_mb": rss,
+            "reqmem_mb": asked,
+            "memory_used_of_asked": ratio(rss, asked) if started else None,
+            "totalcpu_s": cpu,
+            "alloc_cpus": cpus,
+            "cpu_efficiency": ratio(cpu, elapsed * cpus if elapsed and cpus else None),
+        })  # fmt: skip
+    return out
+
+
+def summary(table: list[dict], where: Path) -> str:
+    """The report in one line: jobs, and the mean and least of each use of its request."""
+    parts = []
+    for column, what in (("time_used_of_asked", "time used/asked"), ("memory_used_of_asked", "memory used/asked"),
+                         ("cpu_efficiency", "CPU efficiency")):  # fmt: skip
+        values = [row[column] for row in table if row[column] is not None]
+        parts.append(f"{what} mean {sum(values) / len(values):.2f}, min {min(values):.2f}" if values else f"{what} -")
+    idle = sum(1 for row in table if not row["elapsed_s"])
+    jobs = f"{len(table)} SLURM jobs" + (f" ({idle} did not start)" if idle else "")
+    return f"sbatch-sidecar.py: {jobs}, {'; '.join(parts)} ({where})"
+
+
+def efficiency_report(record: Path, out_dir: Path = Path("results", "cluster")) -> Path | None:
+    """Write every recorded job's use against its request to a CSV (one sacct per cluster)
+    and say it in one line; None when no job was submitted."""
+    jobs = recorded(record)
+    if not jobs:
+        return None
+    sacct_rows = []
+    for cluster, ids in by_cluster(jobs).items():
+        where = ["--clusters", cluster] if cluster else []
+        cmd = ["sacct", *where, "--noheader", "--parsable2", "--units=M", f"--jobs={','.join(ids)}",
+               f"--format={','.join(EFFICIENCY_FIELDS)}"]  # fmt: skip
+        acct = run(cmd)
+        if acct is None or acct.returncode != 0:
+            said = (
+                (acct.stderr.strip().splitlines() or [f"exit status {acct.returncode}"])[-1]
+                if acct is not None
+                else "no answer"
+            )
+            print(f"sbatch-sidecar.py: no efficiency report, sacct failed: {said}", file=sys.stderr)
+            return None
+        sacct_rows += rows(acct)
+    table = efficiency_rows(sacct_rows, Path.cwd())
+    now = time.gmtime()
+    path = out_dir / f"efficiency-{time.strftime('%Y%m%dT%H%M%SZ', now)}.csv"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", newline="") as f:
+        f.write(EFFICIENCY_NOTE.format(when=time.strftime("%Y-%m-%d %H:%M:%S UTC", now)))
+        writer = csv.DictWriter(f, EFFICIENCY_COLUMNS)
+        writer.writeheader()
+        for row in table:
+            writer.writerow({k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in row.items()})
+    os.replace(tmp, path)
+    print(summary(table, path), file=sys.stderr)
+    return path
+
+
 def main() -> int:
     record = Path(".snakemake", "slurm_logs", f"submitted-{os.getpid()}.txt").resolve()
     record.parent.mkdir(parents=True, exist_ok=True)
@@ -213,6 +348,10 @@ def main() -> int:
     except (OSError, subprocess.SubprocessError) as e:  # no squeue/scancel, or no answer
         print(f"sbatch-sidecar.py: could not cancel the jobs in {record}: {e}", file=sys.stderr)
         return 1
+    try:
+        efficiency_report(record)
+    except OSError as e:
+        print(f"sbatch-sidecar.py: no efficiency report: {e}", file=sys.stderr)
     served = record.with_name(record.stem + ".served.json")  # sbatch-status.py's own notes
     for path in (record, status_file(record), wanted_file(record), served):
         path.unlink(missing_ok=True)
