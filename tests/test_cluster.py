@@ -16,6 +16,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from functools import partial
@@ -720,6 +721,15 @@ def test_status_asks_slurm_itself_without_a_fresh_round(tmp_path, monkeypatch, c
     out, err = _ask_status(status, "44", capsys)
     assert out == "failed\n" and err == "sbatch-status.py: SLURM job 44 is unknown to squeue and sacct\n"
     assert _calls(bin_, "squeue")[-1].endswith("--jobs 44 --format=%T")
+    # a sidecar stopped (with Snakemake) while a call waits for its round: asked at once
+    monkeypatch.setattr(status, "WAIT", 30)
+    stopping = subprocess.Popen(["sleep", "0.5"])
+    threading.Thread(target=stopping.wait).start()  # reaped, as Snakemake reaps its sidecar
+    _answers(record, stopping.pid, {"43": "RUNNING"})
+    assert _ask_status(status, "43", capsys) == ("running\n", "") and len(_calls(bin_, "squeue")) == 4
+    t0 = time.monotonic()
+    assert _ask_status(status, "43", capsys) == ("running\n", "") and time.monotonic() - t0 < 10
+    assert len(_calls(bin_, "squeue")) == 5
 
 
 def test_one_squeue_and_one_sacct_per_round_whatever_the_number_of_jobs(tmp_path, monkeypatch, capsys):

@@ -168,7 +168,7 @@ def newer_round(record: Path, answers: dict) -> dict | None:
         since = now
         write_atomically(wanted, repr(now))
     status = record.with_name(record.stem + ".status.json")
-    while time.time() < since + WAIT:
+    while time.time() < since + WAIT and alive(answers.get("pid")):  # stopped with Snakemake: no round
         time.sleep(0.02)
         fresh = read_json(status)
         if fresh and fresh.get("asked_at", 0) >= since:
