@@ -730,6 +730,14 @@ def test_status_asks_slurm_itself_without_a_fresh_round(tmp_path, monkeypatch, c
     t0 = time.monotonic()
     assert _ask_status(status, "43", capsys) == ("running\n", "") and time.monotonic() - t0 < 10
     assert len(_calls(bin_, "squeue")) == 5
+    # answers it cannot read, or a note it cannot write: asked itself, in one line at most
+    sidecar = _script("sbatch-sidecar")
+    sidecar.status_file(record).write_text(json.dumps({"pid": os.getpid(), "jobs": None}))
+    assert _ask_status(status, "43", capsys) == ("running\n", "") and len(_calls(bin_, "squeue")) == 6
+    _answers(record, os.getpid(), {"43": "RUNNING"})
+    record.with_name(record.stem + ".served.json").unlink()
+    record.with_name(record.stem + ".served.json").mkdir()
+    assert _ask_status(status, "43", capsys) == ("running\n", "") and len(_calls(bin_, "squeue")) == 7
 
 
 def test_one_squeue_and_one_sacct_per_round_whatever_the_number_of_jobs(tmp_path, monkeypatch, capsys):

@@ -196,6 +196,8 @@ def from_sidecar(external: str) -> str | None:
             return None
     state = answers["jobs"].get(external) or ("RUNNING" if external in answers.get("silent", []) else None)
     if state is not None:
+        # noted, so that this job's next call waits for a newer round (without the note it
+        # would be given this answer again and again: asked itself instead)
         served[external] = answers["asked_at"]
         write_atomically(served_path, json.dumps(served))
     return state
@@ -205,7 +207,10 @@ def main(argv: list[str]) -> int:
     # "JOBID" or, for a job sent to another cluster (--clusters in slurm_extra), "JOBID;CLUSTER"
     jobid, _, cluster = argv[1].partition(";")
     where = ["--clusters", cluster] if cluster else []
-    state = from_sidecar(argv[1])
+    try:
+        state = from_sidecar(argv[1])
+    except (OSError, KeyError, TypeError, AttributeError):  # the sidecar's files unreadable or unwritable
+        state = None
     if state is not None:
         return report(jobid, state, where)
     queue = run(["squeue", *where, "--noheader", "--states=all", "--jobs", jobid, "--format=%T"])
