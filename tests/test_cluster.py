@@ -822,5 +822,31 @@ def test_efficiency_report_has_one_row_per_job_with_its_use_against_its_request(
     assert (
         capsys.readouterr().err == "sbatch-sidecar.py: no efficiency report, sacct failed: sacct: fatal: no database\n"
     )
+    (tmp_path / "bin" / "sacct").write_text("#!/bin/sh\n")  # jobs it does not know
+    assert sidecar.efficiency_report(record, tmp_path / "other") is None and not (tmp_path / "other").exists()
+    assert capsys.readouterr().err == "sbatch-sidecar.py: no efficiency report, sacct knows none of the 3 jobs\n"
     record.write_text("")
     assert sidecar.efficiency_report(record) is None and capsys.readouterr().err == ""  # no job, no report
+
+
+def test_a_sidecar_that_cannot_write_its_answers_says_so_once_and_does_not_retry(tmp_path):
+    bin_ = _fake_states(tmp_path, {"11": "RUNNING"}, {})
+    env = {**os.environ, "PATH": f"{bin_}{os.pathsep}{os.environ['PATH']}"}
+    sidecar = subprocess.Popen(
+        [sys.executable, str(REPO / "profiles" / "slurm" / "sbatch-sidecar.py")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    record = Path(sidecar.stdout.readline().strip())
+    record.write_text("11\n")
+    answers = _script("sbatch-sidecar").status_file(record)
+    answers.unlink()
+    answers.mkdir()  # os.replace cannot put a file there
+    for _ in range(2):  # two rounds ask
+        _script("sbatch-status").write_atomically(_script("sbatch-sidecar").wanted_file(record), repr(time.time()))
+        time.sleep(1.0)
+    sidecar.terminate()
+    _, err = sidecar.communicate(timeout=30)
+    asked = [call for call in _calls(bin_, "squeue") if "--states=all" in call]
+    assert len(asked) == 2, asked  # once a round, not every tenth of a second
+    said = [line for line in err.splitlines() if "could not write the status" in line]
+    assert len(said) == 1 and "Traceback" not in err, err

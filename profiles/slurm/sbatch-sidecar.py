@@ -42,6 +42,7 @@ from __future__ import annotations
 import csv
 import getpass
 import hashlib
+import io
 import json
 import os
 import re
@@ -103,8 +104,11 @@ def rows(proc: subprocess.CompletedProcess | None) -> list[list[str]]:
 def write_atomically(path: Path, text: str) -> None:
     """Write whole or not at all: a reader sees the old file or the new one."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def ask(jobs: list[str]) -> tuple[dict[str, str], list[str], list[str]]:
@@ -304,17 +308,19 @@ def efficiency_report(record: Path, out_dir: Path = Path("results", "cluster")) 
             return None
         sacct_rows += rows(acct)
     table = efficiency_rows(sacct_rows, Path.cwd())
+    if not table:
+        print(f"sbatch-sidecar.py: no efficiency report, sacct knows none of the {len(jobs)} jobs", file=sys.stderr)
+        return None
     now = time.gmtime()
     path = out_dir / f"efficiency-{time.strftime('%Y%m%dT%H%M%SZ', now)}.csv"
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", newline="") as f:
-        f.write(EFFICIENCY_NOTE.format(when=time.strftime("%Y-%m-%d %H:%M:%S UTC", now)))
-        writer = csv.DictWriter(f, EFFICIENCY_COLUMNS)
-        writer.writeheader()
-        for row in table:
-            writer.writerow({k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in row.items()})
-    os.replace(tmp, path)
+    text = io.StringIO()
+    text.write(EFFICIENCY_NOTE.format(when=time.strftime("%Y-%m-%d %H:%M:%S UTC", now)))
+    writer = csv.DictWriter(text, EFFICIENCY_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in table:
+        writer.writerow({k: (f"{v:.3f}" if isinstance(v, float) else v) for k, v in row.items()})
+    write_atomically(path, text.getvalue())
     print(summary(table, path), file=sys.stderr)
     return path
 
@@ -338,10 +344,11 @@ def main() -> int:
         if wanted(record) >= answers["asked_at"]:
             try:
                 answers = refresh(record, answers)
-            except OSError as e:  # the status calls ask SLURM themselves meanwhile
+            except Exception as e:  # the status calls ask SLURM themselves meanwhile
                 if not warned:
                     print(f"sbatch-sidecar.py: could not write the status of the jobs: {e}", file=sys.stderr)
                 warned = True
+                answers = {**answers, "asked_at": time.time()}  # not again until the next round asks
         time.sleep(TICK)
     try:
         status = cancel_left(record)
@@ -350,11 +357,14 @@ def main() -> int:
         return 1
     try:
         efficiency_report(record)
-    except OSError as e:
+    except Exception as e:  # it must not keep the files below from being removed
         print(f"sbatch-sidecar.py: no efficiency report: {e}", file=sys.stderr)
     served = record.with_name(record.stem + ".served.json")  # sbatch-status.py's own notes
     for path in (record, status_file(record), wanted_file(record), served):
-        path.unlink(missing_ok=True)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as e:
+            print(f"sbatch-sidecar.py: could not remove {path}: {e}", file=sys.stderr)
     return status
 
 

@@ -146,9 +146,13 @@ def alive(pid: object) -> bool:
 
 
 def write_atomically(path: Path, text: str) -> None:
+    """Whole or not at all (no temporary file left either way)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def newer_round(record: Path, answers: dict) -> dict | None:
