@@ -5,7 +5,8 @@ it left in the queue when it exits, and report what each job used of what it ask
 Snakemake's cluster-generic executor starts this once, beside Snakemake, and stops it
 (SIGTERM) when Snakemake shuts down (profiles/slurm/config.yaml: `cluster-generic-sidecar-cmd`).
 Its first output line, a file name (the record), is given to every sbatch-submit.py and
-sbatch-status.py in `SNAKEMAKE_CLUSTER_SIDECAR_VARS`; sbatch-submit.py appends the id of
+sbatch-status.py in `SNAKEMAKE_CLUSTER_SIDECAR_VARS` (snakemake-executor-plugin-cluster-
+generic 1.0.9, `__init__.py:143-145` and `:198-200`); sbatch-submit.py appends the id of
 each job it submits to it.
 
 **Status, one query per round.**  The executor runs `sbatch-status.py JOBID` once per
