@@ -343,13 +343,14 @@ def main() -> int:
     warned = False
     while not stop and os.getppid() == snakemake:
         if wanted(record) >= answers["asked_at"]:
+            attempt = time.time()
             try:
                 answers = refresh(record, answers)
             except Exception as e:  # the status calls ask SLURM themselves meanwhile
                 if not warned:
                     print(f"sbatch-sidecar.py: could not write the status of the jobs: {e}", file=sys.stderr)
                 warned = True
-                answers = {**answers, "asked_at": time.time()}  # not again until the next round asks
+                answers = {**answers, "asked_at": attempt}  # not again until a later round asks
         time.sleep(TICK)
     try:
         status = cancel_left(record)
