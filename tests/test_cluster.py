@@ -853,3 +853,22 @@ def test_a_sidecar_that_cannot_write_its_answers_says_so_once_and_does_not_retry
     assert len(asked()) == 2, asked()  # once a round, not every tenth of a second
     said = [line for line in err.splitlines() if "could not write the status" in line]
     assert len(said) == 1 and "Traceback" not in err, err
+
+
+def test_a_round_with_a_silent_controller_leaves_its_jobs_running(tmp_path, monkeypatch):
+    """squeue gets no answer: the jobs sacct knows get its state, the others stay "running"
+    (as a status call's own squeue that got no answer said); with --clusters, per cluster."""
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "squeue").write_text(
+        '#!/bin/sh\ncase "$*" in *"--clusters far"*) printf "CLUSTER: far\\n7|RUNNING\\n" ;; '
+        '*) echo "squeue: error: Socket timed out on send/recv operation" >&2; exit 1 ;; esac\n'
+    )
+    (bin_ / "sacct").write_text('#!/bin/sh\necho "$@" >> "$(dirname "$0")/sacct.calls"\necho "12|COMPLETED"\n')
+    for tool in ("squeue", "sacct"):
+        (bin_ / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_}{os.pathsep}{os.environ['PATH']}")
+    states, silent, unknown = _script("sbatch-sidecar").ask(["11", "12", "7;far", "8;far"])
+    assert states == {"12": "COMPLETED", "7;far": "RUNNING"} and silent == ["11"] and unknown == ["8;far"]
+    calls = (bin_ / "sacct.calls").read_text().splitlines()
+    assert len(calls) == 2 and "--jobs=11,12" in calls[0] and calls[1].startswith("--clusters far")
