@@ -309,6 +309,22 @@ def status_rpcs_table(path: Path = STATUS_RPCS) -> list[str]:
     return [*rows, f"for {sizes[0]} jobs as for {sizes[-1]}"]
 
 
+def status_rpcs_left(path: Path = REPO / "tests" / "slurm" / "status_rpcs_left.json") -> list[str]:
+    """profiles/slurm/README.md's sentence on the jobs that left squeue, from its measurement."""
+    rounds = json.loads(path.read_text())["rounds"]
+    first, second = (r for r in rounds if r["sidecar"])
+    [without] = [r for r in rounds if not r["sidecar"]]
+    left, held = first["left"], first["jobs"]
+    assert first["status_queries"] == second["status_queries"] == 1, rounds
+    assert (first["accounting_queries"], second["accounting_queries"]) == (1, 0), rounds
+    return [
+        f"Jobs that left squeue: {left} jobs that had ended more than MinJobAge before, asked about beside {held} "
+        "held ones",
+        f"one sacct for all {left}",
+        f"without it a round was {without['status_queries']} squeues and {without['accounting_queries']} sacct queries",
+    ]
+
+
 def claims(record_text: str | None = None, runs_text: str | None = None) -> dict[str, list[str]]:
     """Every sentence of the documents whose numbers the code or a committed output gives,
     by document, with those numbers computed."""
@@ -463,6 +479,7 @@ def claims(record_text: str | None = None, runs_text: str | None = None) -> dict
     ]
     slurm = [
         *status_rpcs_table(),
+        *status_rpcs_left(),
         f"every round (`seconds-between-status-checks`, {profile['seconds-between-status-checks']} s in the profile)",
         f"when no new round comes within {wait} s (`WAIT`",
         f"({study_runs} runs, before the discrepancies' {WORDS[EARLIER['skylakex ablations']]} ablations added "
@@ -789,6 +806,7 @@ def test_every_number_of_the_documents_is_tied_to_something():
         ("profiles/slurm/README.md", "tiny\n  config's 45 runs", "tiny\n  config's 46 runs"),
         ("profiles/slurm/README.md", "| 500 | 2, 2 | 63.8, 61.7 s | 1,500 |", "| 500 | 2, 2 | 63.8, 61.7 s | 1,499 |"),
         ("profiles/slurm/README.md", "round comes within 30 s (`WAIT`", "round comes within 20 s (`WAIT`"),
+        ("profiles/slurm/README.md", "30 squeues and 20 sacct", "30 squeues and 21 sacct"),
         ("config/README.md", "(continuing its seeds: 11-15 after 1-10)", "(continuing its seeds: 11-16 after 1-10)"),
         ("config/README.md", "= 1.07)", "= 1.08)"),
         ("config/README.md", "with 61 % of the resamples", "with 62 % of the resamples"),  # an earlier record's

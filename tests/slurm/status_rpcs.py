@@ -7,11 +7,12 @@ one squeue for all jobs) and without it (one squeue per job).
 Run against a test cluster (tests/slurm/cluster.sh), as root (`sdiag -r` resets the
 controller's counters), after `source STATE_DIR/env`:
 
-    python3 tests/slurm/status_rpcs.py --jobs 10 500 --out tests/slurm/status_rpcs.json
+    python3 tests/slurm/status_rpcs.py --jobs 10 500 --rounds 2 --out tests/slurm/status_rpcs.json
 
 For each number of jobs it submits that many held `sleep` jobs (`sbatch --hold`: pending,
-they never run), starts the sidecar as Snakemake does, and makes rounds of status calls as
-the cluster-generic executor does (`sh -c "sbatch-status.py 'JOBID'"`, one after another,
+they never run), adds the jobs `--left` names (ended, and gone from squeue) if any,
+starts the sidecar as Snakemake does, and makes rounds of status calls as the
+cluster-generic executor does (`sh -c "sbatch-status.py 'JOBID'"`, one after another,
 SNAKEMAKE_CLUSTER_SIDECAR_VARS set to the sidecar's first line): `--rounds` rounds with
 the sidecar, then one without (the variable unset: each call asks squeue itself).  Each
 round starts with `sdiag -r` and ends with `sdiag`, whose counts by message type are kept
@@ -82,13 +83,15 @@ def status_round(jobs: list[str], env: dict[str, str], cwd: Path) -> dict:
     }
 
 
-def measure(n: int, rounds: int, workdir: Path) -> list[dict]:
+def measure(n: int, rounds: int, workdir: Path, left: list[str] = ()) -> list[dict]:
+    """Rounds for ``n`` held jobs, and the jobs ``left`` (that have left squeue) if any."""
     env = dict(os.environ)
-    jobs = [
+    held = [
         sh(["sbatch", "--parsable", "--hold", "--time=1", f"--job-name=rpc-{n}", "--output=/dev/null",
             "--wrap", "sleep 300"]).strip()
         for _ in range(n)
     ]  # fmt: skip
+    jobs = held + list(left)
     sidecar = subprocess.Popen(
         [sys.executable, str(PROFILE / "sbatch-sidecar.py")],
         cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
@@ -99,9 +102,13 @@ def measure(n: int, rounds: int, workdir: Path) -> list[dict]:
     try:
         with_sidecar = {**env, "SNAKEMAKE_CLUSTER_SIDECAR_VARS": record}
         for r in range(1, rounds + 1):
-            results.append({"jobs": n, "sidecar": True, "round": r, **status_round(jobs, with_sidecar, workdir)})
+            results.append(
+                {"jobs": n, "left": len(left), "sidecar": True, "round": r, **status_round(jobs, with_sidecar, workdir)}
+            )
         without = {k: v for k, v in env.items() if k != "SNAKEMAKE_CLUSTER_SIDECAR_VARS"}
-        results.append({"jobs": n, "sidecar": False, "round": 1, **status_round(jobs, without, workdir)})
+        results.append(
+            {"jobs": n, "left": len(left), "sidecar": False, "round": 1, **status_round(jobs, without, workdir)}
+        )
     finally:
         sidecar.send_signal(signal.SIGTERM)
         _, err = sidecar.communicate(timeout=120)
@@ -118,12 +125,16 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, nargs="+", default=[10, 500])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--left", nargs="+", default=[], metavar="JOBID",
+        help="jobs of this user that have ended and left squeue (MinJobAge), asked about in every round too",
+    )  # fmt: skip
     args = parser.parse_args()
     version = sh(["sinfo", "--version"]).strip()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in args.jobs:
-            results += measure(n, args.rounds, Path(tmp))
+            results += measure(n, args.rounds, Path(tmp), args.left)
     if args.out:
         doc = {
             "what": __doc__.splitlines()[0],
