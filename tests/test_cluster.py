@@ -8,6 +8,7 @@ Snakemake exits). tests/test_slurm.py runs them on a real cluster."""
 from __future__ import annotations
 
 import collections
+import csv
 import importlib.util
 import json
 import os
@@ -15,6 +16,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from functools import partial
@@ -468,14 +470,41 @@ def test_sidecar_picks_the_jobs_still_in_the_queue():
     assert live([], squeue) == []
 
 
+# sacct --parsable2 --units=M of jobs 11-13 for the efficiency report (sbatch-sidecar.py):
+# 11 cancelled while running, 12 completed, 13 cancelled while pending
+EFFICIENCY_SACCT = """\
+11|{tag}-train-01|CANCELLED by 0|node1|00:01:00|00:04:00|00:50.000|1|1390M|
+11.batch|batch|CANCELLED|node1|00:01:01||00:50.000|1||1000.50M
+12|{tag}-setup|COMPLETED|node2|00:00:30|00:01:00|00:15.000|2|1000M|
+12.batch|batch|COMPLETED|node2|00:00:30||00:15.000|2||250M
+12.extern|extern|COMPLETED|node2|00:00:30||00:00:00|2||0.50M
+13|{tag}-train-02|CANCELLED by 0|None assigned|00:00:00|00:04:00|00:00:00|0|1390M|
+"""
+
+
 def _fake_slurm(tmp_path: Path) -> dict:
     bin_ = tmp_path / "bin"
     bin_.mkdir()
     (bin_ / "squeue").write_text("#!/bin/sh\nprintf '11|RUNNING\\n12|COMPLETED\\n13|PENDING\\n99|RUNNING\\n'\n")
     (bin_ / "scancel").write_text('#!/bin/sh\necho "$@" >> "$(dirname "$0")/cancelled"\n')
-    for tool in ("squeue", "scancel"):
+    tag = _script("sbatch-submit").study_tag(tmp_path)
+    (bin_ / "sacct.out").write_text(EFFICIENCY_SACCT.format(tag=tag))
+    (bin_ / "sacct").write_text(
+        '#!/bin/sh\necho "$@" >> "$(dirname "$0")/sacct.calls"\ncat "$(dirname "$0")/sacct.out"\n'
+    )
+    for tool in ("squeue", "scancel", "sacct"):
         (bin_ / tool).chmod(0o755)
     return {**os.environ, "PATH": f"{bin_}{os.pathsep}{os.environ['PATH']}"}
+
+
+def _efficiency_line(tmp_path: Path) -> str:
+    """The summary the sidecar prints of EFFICIENCY_SACCT, and its CSV."""
+    (csv_path,) = (tmp_path / "results" / "cluster").glob("efficiency-*.csv")
+    return (
+        "sbatch-sidecar.py: 3 SLURM jobs (1 did not start), time used/asked mean 0.38, min 0.25;"
+        " memory used/asked mean 0.48, min 0.25; CPU efficiency mean 0.54, min 0.25"
+        f" (results/cluster/{csv_path.name})\n"
+    )
 
 
 def _wait_gone(path: Path, timeout: float = 20) -> None:
@@ -515,7 +544,7 @@ def test_sidecar_cancels_what_snakemake_left_when_it_ends(tmp_path, end):
     assert not record.exists()
     assert (tmp_path / "bin" / "cancelled").read_text() == "11 13\n"
     assert (tmp_path / "said").read_text() == (
-        "sbatch-sidecar.py: cancelled 2 SLURM jobs Snakemake left in the queue (11 13)\n"
+        "sbatch-sidecar.py: cancelled 2 SLURM jobs Snakemake left in the queue (11 13)\n" + _efficiency_line(tmp_path)
     )
 
 
@@ -565,7 +594,7 @@ def test_sidecar_keeps_a_hangup_ignored_under_nohup(tmp_path):
     assert (tmp_path / "bin" / "cancelled").read_text() == "11 13\n"
 
 
-def test_sidecar_says_nothing_after_a_run_that_completed(tmp_path):
+def test_sidecar_cancels_nothing_after_a_run_that_completed(tmp_path):
     env = _fake_slurm(tmp_path)
     sidecar = subprocess.Popen(
         [sys.executable, str(REPO / "profiles" / "slurm" / "sbatch-sidecar.py")],
@@ -575,5 +604,271 @@ def test_sidecar_says_nothing_after_a_run_that_completed(tmp_path):
     record.write_text("12\n")  # completed
     sidecar.send_signal(signal.SIGTERM)
     out, err = sidecar.communicate(timeout=20)
-    assert sidecar.returncode == 0 and err == "" and not record.exists()
+    # only the efficiency report (of the three jobs sacct prints here) is said
+    assert sidecar.returncode == 0 and err == _efficiency_line(tmp_path) and not record.exists()
     assert not (tmp_path / "bin" / "cancelled").exists()
+    assert [p.name for p in record.parent.iterdir()] == [], "the sidecar's files are left"
+
+
+# -- the status of every job from one query per round (sbatch-sidecar.py, sbatch-status.py) --
+
+FAKE_SLURM = '''#!{python}
+"""squeue or sacct: states from queue.json (the controller's) or accounting.json (the
+database's); each call is logged to calls."""
+import json, pathlib, sys
+here, tool, args = pathlib.Path(__file__).parent, pathlib.Path(sys.argv[0]).name, sys.argv[1:]
+with open(here / "calls", "a") as f:
+    f.write(tool + " " + " ".join(args) + "\\n")
+states = json.loads((here / ("queue.json" if tool == "squeue" else "accounting.json")).read_text())
+jobs = [a.split("=", 1)[1] for a in args if a.startswith("--jobs=")]
+jobs += [args[i + 1] for i, a in enumerate(args) if a == "--jobs"]
+asked = [j for j in ",".join(jobs).split(",") if j]
+if tool == "squeue" and asked:  # one job (sbatch-status.py asking itself)
+    if asked[0] not in states:
+        sys.exit("slurm_load_jobs error: Invalid job id specified")
+    print(states[asked[0]])
+elif tool == "squeue":
+    print("\\n".join(f"{{j}}|{{state}}" for j, state in states.items()))
+else:
+    with_id = any(a.startswith("--format=JobID") for a in args)
+    print("\\n".join(f"{{j}}|{{states[j]}}" if with_id else states[j] for j in asked if j in states))
+'''
+
+
+def _fake_states(tmp_path: Path, queue: dict, accounting: dict) -> Path:
+    """A bin/ of squeue and sacct that answer from ``queue`` and ``accounting`` (job id:
+    state) and log their calls, and an scancel that does nothing."""
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    for tool in ("squeue", "sacct"):
+        (bin_ / tool).write_text(FAKE_SLURM.format(python=sys.executable))
+    (bin_ / "scancel").write_text("#!/bin/sh\n")
+    for tool in ("squeue", "sacct", "scancel"):
+        (bin_ / tool).chmod(0o755)
+    _set_states(bin_, queue, accounting)
+    return bin_
+
+
+def _set_states(bin_: Path, queue: dict, accounting: dict) -> None:
+    (bin_ / "queue.json").write_text(json.dumps(queue))
+    (bin_ / "accounting.json").write_text(json.dumps(accounting))
+
+
+def _calls(bin_: Path, tool: str) -> list[str]:
+    calls = bin_ / "calls"
+    return [line for line in calls.read_text().splitlines() if line.startswith(tool)] if calls.exists() else []
+
+
+def _ask_status(status, external: str, capsys) -> tuple[str, str]:
+    """sbatch-status.py EXTERNAL, run in this process (the rounds of many jobs stay fast)."""
+    assert status.main(["sbatch-status.py", external]) == 0
+    said = capsys.readouterr()
+    return said.out, said.err
+
+
+def _answers(record: Path, pid: int, jobs: dict, **more) -> None:
+    """A round's answers as sbatch-sidecar.py writes them."""
+    path = _script("sbatch-sidecar").status_file(record)
+    path.write_text(json.dumps({"asked_at": time.time(), "pid": pid, "jobs": jobs, "silent": [], **more}))
+
+
+def test_status_answers_from_the_sidecars_round_without_asking_slurm(tmp_path, monkeypatch, capsys):
+    bin_ = _fake_states(tmp_path, {"42": "PENDING"}, {})
+    monkeypatch.setenv("PATH", f"{bin_}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.chdir(tmp_path)
+    record = tmp_path / "submitted-1.txt"
+    record.write_text("42\n43\n44\n45\n46;far\n")
+    monkeypatch.setenv("SNAKEMAKE_CLUSTER_SIDECAR_VARS", str(record))
+    states = {"42": "RUNNING", "43": "COMPLETED", "44": "TIMEOUT", "46;far": "COMPLETING"}
+    _answers(record, os.getpid(), states, silent=["45"])  # a live sidecar: this process
+    status = _script("sbatch-status")
+    assert _ask_status(status, "42", capsys) == ("running\n", "")
+    assert _ask_status(status, "43", capsys) == ("success\n", "")
+    assert _ask_status(status, "45", capsys) == ("running\n", "")  # a controller that did not answer
+    assert _ask_status(status, "46;far", capsys) == ("running\n", "")
+    assert _calls(bin_, "squeue") == [] and _calls(bin_, "sacct") == []
+    # a failed job is still reported in one line, with sacct's details
+    out, err = _ask_status(status, "44", capsys)
+    assert out == "failed\n" and err.startswith("sbatch-status.py: SLURM job 44 (") and "TIMEOUT" in err
+    assert _calls(bin_, "squeue") == [] and len(_calls(bin_, "sacct")) == 1
+
+
+def test_status_asks_slurm_itself_without_a_fresh_round(tmp_path, monkeypatch, capsys):
+    """No sidecar's answers, a sidecar gone, one that does not answer for a new round in
+    time, and a job its round found nowhere: the status call asks squeue and sacct itself."""
+    bin_ = _fake_states(tmp_path, {"42": "PENDING", "43": "RUNNING"}, {})
+    monkeypatch.setenv("PATH", f"{bin_}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.chdir(tmp_path)
+    record = tmp_path / "submitted-1.txt"
+    record.write_text("42\n43\n44\n")
+    monkeypatch.setenv("SNAKEMAKE_CLUSTER_SIDECAR_VARS", str(record))
+    status = _script("sbatch-status")
+    monkeypatch.setattr(status, "WAIT", 0.3)
+    assert _ask_status(status, "42", capsys) == ("running\n", "")  # no answers written
+    assert len(_calls(bin_, "squeue")) == 1
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    _answers(record, gone.pid, {"42": "COMPLETED"})
+    assert _ask_status(status, "42", capsys) == ("running\n", "")  # PENDING, as squeue says
+    assert len(_calls(bin_, "squeue")) == 2
+    # a live sidecar: its answer once, then none newer within WAIT: squeue again
+    _answers(record, os.getpid(), {"42": "COMPLETED", "43": "RUNNING"}, unknown=["44"])
+    assert _ask_status(status, "43", capsys) == ("running\n", "") and len(_calls(bin_, "squeue")) == 2
+    t0 = time.monotonic()
+    assert _ask_status(status, "43", capsys) == ("running\n", "") and len(_calls(bin_, "squeue")) == 3
+    assert time.monotonic() - t0 >= 0.3 and float(_script("sbatch-sidecar").wanted(record)) > 0
+    # unknown to the round's squeue and sacct: asked again, and failed as before
+    out, err = _ask_status(status, "44", capsys)
+    assert out == "failed\n" and err == "sbatch-status.py: SLURM job 44 is unknown to squeue and sacct\n"
+    assert _calls(bin_, "squeue")[-1].endswith("--jobs 44 --format=%T")
+    # a sidecar stopped (with Snakemake) while a call waits for its round: asked at once
+    monkeypatch.setattr(status, "WAIT", 30)
+    stopping = subprocess.Popen(["sleep", "0.5"])
+    threading.Thread(target=stopping.wait).start()  # reaped, as Snakemake reaps its sidecar
+    _answers(record, stopping.pid, {"43": "RUNNING"})
+    assert _ask_status(status, "43", capsys) == ("running\n", "") and len(_calls(bin_, "squeue")) == 4
+    t0 = time.monotonic()
+    assert _ask_status(status, "43", capsys) == ("running\n", "") and time.monotonic() - t0 < 10
+    assert len(_calls(bin_, "squeue")) == 5
+    # answers it cannot read, or a note it cannot write: asked itself, in one line at most
+    sidecar = _script("sbatch-sidecar")
+    sidecar.status_file(record).write_text(json.dumps({"pid": os.getpid(), "jobs": None}))
+    assert _ask_status(status, "43", capsys) == ("running\n", "") and len(_calls(bin_, "squeue")) == 6
+    _answers(record, os.getpid(), {"43": "RUNNING"})
+    record.with_name(record.stem + ".served.json").unlink()
+    record.with_name(record.stem + ".served.json").mkdir()
+    assert _ask_status(status, "43", capsys) == ("running\n", "") and len(_calls(bin_, "squeue")) == 7
+
+
+def test_one_squeue_and_one_sacct_per_round_whatever_the_number_of_jobs(tmp_path, monkeypatch, capsys):
+    """Two rounds of Snakemake's status calls for 300 jobs, against the sidecar: one squeue a
+    round (by the sidecar), one sacct for the jobs squeue no longer lists, and the status
+    calls ask nothing themselves but for the one job neither knows."""
+    running = {str(j): "RUNNING" for j in range(1, 201)}
+    bin_ = _fake_states(tmp_path, {**running, "999": "RUNNING"}, {str(j): "COMPLETED" for j in range(201, 300)})
+    env = {**os.environ, "PATH": f"{bin_}{os.pathsep}{os.environ['PATH']}"}
+    monkeypatch.setenv("PATH", env["PATH"])
+    monkeypatch.chdir(tmp_path)
+    sidecar = subprocess.Popen(
+        [sys.executable, str(REPO / "profiles" / "slurm" / "sbatch-sidecar.py")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        record = Path(sidecar.stdout.readline().strip())
+        record.write_text("".join(f"{j}\n" for j in range(1, 301)))  # 300: unknown to squeue and sacct
+        monkeypatch.setenv("SNAKEMAKE_CLUSTER_SIDECAR_VARS", str(record))
+        status = _script("sbatch-status")
+        said = [_ask_status(status, str(j), capsys)[0] for j in range(1, 301)]
+        assert said == ["running\n"] * 200 + ["success\n"] * 99 + ["failed\n"]
+        ours = [call for call in _calls(bin_, "squeue") if "--user=" in call]
+        assert len(ours) == 1 and len(_calls(bin_, "squeue")) == 2  # the sidecar's, and job 300's own
+        sacct = _calls(bin_, "sacct")
+        assert sacct[0].endswith(f"--jobs={','.join(str(j) for j in range(201, 301))} --format=JobID,State")
+        assert len(sacct) == 2 and "--jobs 300 " in sacct[1]  # job 300's own
+        # the next round: the first hundred have completed
+        _set_states(bin_, {**running, **{str(j): "COMPLETED" for j in range(1, 101)}}, {})
+        said = [_ask_status(status, str(j), capsys)[0] for j in range(1, 201)]
+        assert said == ["success\n"] * 100 + ["running\n"] * 100
+        assert len([call for call in _calls(bin_, "squeue") if "--user=" in call]) == 2
+        assert len(_calls(bin_, "sacct")) == 3 and _calls(bin_, "sacct")[-1].endswith("--jobs=300 --format=JobID,State")
+        answers = json.loads(_script("sbatch-sidecar").status_file(record).read_text())
+        assert answers["pid"] == sidecar.pid and answers["unknown"] == ["300"]
+    finally:
+        sidecar.terminate()
+        sidecar.communicate(timeout=30)
+    assert not record.exists() and not _script("sbatch-sidecar").status_file(record).exists()
+
+
+def test_sidecar_and_status_agree_on_the_files_they_share(tmp_path):
+    sidecar, status = _script("sbatch-sidecar"), (REPO / "profiles" / "slurm" / "sbatch-status.py").read_text()
+    record = tmp_path / "submitted-7.txt"
+    assert sidecar.status_file(record).name == "submitted-7.status.json" and 'record.stem + ".status.json"' in status
+    assert sidecar.wanted_file(record).name == "submitted-7.wanted" and 'record.stem + ".wanted"' in status
+
+
+# -- the efficiency report (sbatch-sidecar.py) ----------------------------------------------
+
+
+def test_efficiency_report_has_one_row_per_job_with_its_use_against_its_request(tmp_path, monkeypatch, capsys):
+    env = _fake_slurm(tmp_path)
+    monkeypatch.setenv("PATH", env["PATH"])
+    monkeypatch.chdir(tmp_path)
+    record = tmp_path / "submitted.txt"
+    record.write_text("11\n12\n13\n")
+    sidecar = _script("sbatch-sidecar")
+    path = sidecar.efficiency_report(record)
+    assert path.parent == Path("results", "cluster") and re.fullmatch(r"efficiency-\d{8}T\d{6}Z\.csv", path.name)
+    assert capsys.readouterr().err == _efficiency_line(tmp_path)
+    (call,) = (tmp_path / "bin" / "sacct.calls").read_text().splitlines()  # one sacct for all jobs
+    assert "--jobs=11,12,13" in call and "--parsable2" in call and "--units=M" in call
+    text = path.read_text()
+    notes = [line for line in text.splitlines() if line.startswith("#")]
+    assert any("seconds" in n for n in notes) and any("MB" in n for n in notes), notes
+    table = list(csv.DictReader(line for line in text.splitlines() if not line.startswith("#")))
+    assert [r["job_id"] for r in table] == ["11", "12", "13"]
+    assert [r["name"] for r in table] == ["train-01", "setup", "train-02"]  # less the study's prefix
+    one, two, never = table
+    assert (one["elapsed_s"], one["timelimit_s"], one["time_used_of_asked"]) == ("60.000", "240.000", "0.250")
+    assert (one["maxrss_mb"], one["reqmem_mb"], one["memory_used_of_asked"]) == ("1000.500", "1390.000", "0.720")
+    assert (one["totalcpu_s"], one["alloc_cpus"], one["cpu_efficiency"]) == ("50.000", "1", "0.833")
+    assert (two["maxrss_mb"], two["cpu_efficiency"]) == ("250.000", "0.250")  # its largest step; 2 CPUs
+    assert never["time_used_of_asked"] == never["memory_used_of_asked"] == never["cpu_efficiency"] == ""
+    assert not list(path.parent.glob(".*")), "a temporary file is left"
+    # no sacct: one line, no report
+    (tmp_path / "bin" / "sacct").write_text(
+        "#!/bin/sh\necho 'sacct: error: a\nsacct: fatal: no database' >&2\nexit 1\n"
+    )
+    assert sidecar.efficiency_report(record, tmp_path / "other") is None and not (tmp_path / "other").exists()
+    assert (
+        capsys.readouterr().err == "sbatch-sidecar.py: no efficiency report, sacct failed: sacct: fatal: no database\n"
+    )
+    (tmp_path / "bin" / "sacct").write_text("#!/bin/sh\n")  # jobs it does not know
+    assert sidecar.efficiency_report(record, tmp_path / "other") is None and not (tmp_path / "other").exists()
+    assert capsys.readouterr().err == "sbatch-sidecar.py: no efficiency report, sacct knows none of the 3 jobs\n"
+    record.write_text("")
+    assert sidecar.efficiency_report(record) is None and capsys.readouterr().err == ""  # no job, no report
+
+
+def test_a_sidecar_that_cannot_write_its_answers_says_so_once_and_does_not_retry(tmp_path):
+    bin_ = _fake_states(tmp_path, {"11": "RUNNING"}, {})
+    env = {**os.environ, "PATH": f"{bin_}{os.pathsep}{os.environ['PATH']}"}
+    sidecar = subprocess.Popen(
+        [sys.executable, str(REPO / "profiles" / "slurm" / "sbatch-sidecar.py")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    record = Path(sidecar.stdout.readline().strip())
+    record.write_text("11\n")
+    answers = _script("sbatch-sidecar").status_file(record)
+    answers.unlink()
+    answers.mkdir()  # os.replace cannot put a file there
+    asked = lambda: [call for call in _calls(bin_, "squeue") if "--states=all" in call]  # noqa: E731
+    for n in (1, 2):  # two rounds ask
+        _script("sbatch-status").write_atomically(_script("sbatch-sidecar").wanted_file(record), repr(time.time()))
+        deadline = time.monotonic() + 20
+        while len(asked()) < n and time.monotonic() < deadline:
+            time.sleep(0.05)
+    time.sleep(0.5)  # ten ticks: no round asks again
+    sidecar.terminate()
+    _, err = sidecar.communicate(timeout=30)
+    assert len(asked()) == 2, asked()  # once a round, not every tenth of a second
+    said = [line for line in err.splitlines() if "could not write the status" in line]
+    assert len(said) == 1 and "Traceback" not in err, err
+
+
+def test_a_round_with_a_silent_controller_leaves_its_jobs_running(tmp_path, monkeypatch):
+    """squeue gets no answer: the jobs sacct knows get its state, the others stay "running"
+    (as a status call's own squeue that got no answer said); with --clusters, per cluster."""
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "squeue").write_text(
+        '#!/bin/sh\ncase "$*" in *"--clusters far"*) printf "CLUSTER: far\\n7|RUNNING\\n" ;; '
+        '*) echo "squeue: error: Socket timed out on send/recv operation" >&2; exit 1 ;; esac\n'
+    )
+    (bin_ / "sacct").write_text('#!/bin/sh\necho "$@" >> "$(dirname "$0")/sacct.calls"\necho "12|COMPLETED"\n')
+    for tool in ("squeue", "sacct"):
+        (bin_ / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_}{os.pathsep}{os.environ['PATH']}")
+    states, silent, unknown = _script("sbatch-sidecar").ask(["11", "12", "7;far", "8;far"])
+    assert states == {"12": "COMPLETED", "7;far": "RUNNING"} and silent == ["11"] and unknown == ["8;far"]
+    calls = (bin_ / "sacct.calls").read_text().splitlines()
+    assert len(calls) == 2 and "--jobs=11,12" in calls[0] and calls[1].startswith("--clusters far")

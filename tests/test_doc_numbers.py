@@ -312,6 +312,52 @@ def first_epochs_measured(kernel: str) -> tuple[str, float, int]:
     return sentence, abs(largest), runs
 
 
+#: the controller's RPCs of an squeue (sdiag's message types): the jobs (one, a user's, all),
+#: the partitions, the federation
+SQUEUE_RPCS = {
+    "REQUEST_JOB_INFO", "REQUEST_JOB_INFO_SINGLE", "REQUEST_JOB_USER_INFO", "REQUEST_PARTITION_INFO",
+    "REQUEST_FED_INFO",
+}  # fmt: skip
+STATUS_RPCS = REPO / "tests" / "slurm" / "status_rpcs.json"
+
+
+def status_rpcs_table(path: Path = STATUS_RPCS) -> list[str]:
+    """The rows of profiles/slurm/README.md's table of the controller's RPCs a round of
+    status checks, from the committed measurement (tests/slurm/status_rpcs.py), and the
+    numbers of jobs of its sentence."""
+    rounds = json.loads(path.read_text())["rounds"]
+    squeue = lambda r: sum(n for kind, n in r["rpcs"].items() if kind in SQUEUE_RPCS)  # noqa: E731
+    rows, sizes = [], sorted({r["jobs"] for r in rounds})
+    for n in sizes:
+        with_ = [r for r in rounds if r["jobs"] == n and r["sidecar"]]
+        [without] = [r for r in rounds if r["jobs"] == n and not r["sidecar"]]
+        cells = [
+            f"{n}",
+            ", ".join(f"{squeue(r):,}" for r in with_),
+            ", ".join(f"{r['seconds']:.1f}" for r in with_) + " s",
+            f"{squeue(without):,}",
+            f"{without['seconds']:.1f} s",
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
+    return [*rows, f"for {sizes[0]} jobs as for {sizes[-1]}"]
+
+
+def status_rpcs_left(path: Path = REPO / "tests" / "slurm" / "status_rpcs_left.json") -> list[str]:
+    """profiles/slurm/README.md's sentence on the jobs that left squeue, from its measurement."""
+    rounds = json.loads(path.read_text())["rounds"]
+    first, second = (r for r in rounds if r["sidecar"])
+    [without] = [r for r in rounds if not r["sidecar"]]
+    left, held = first["left"], first["jobs"]
+    assert first["status_queries"] == second["status_queries"] == 1, rounds
+    assert (first["accounting_queries"], second["accounting_queries"]) == (1, 0), rounds
+    return [
+        f"Jobs that left squeue: {left} jobs that had ended more than MinJobAge before, asked about beside {held} "
+        "held ones",
+        f"one sacct for all {left}",
+        f"without it a round was {without['status_queries']} squeues and {without['accounting_queries']} sacct queries",
+    ]
+
+
 def claims(record_text: str | None = None, runs_text: str | None = None) -> dict[str, list[str]]:
     """Every sentence of the documents whose numbers the code or a committed output gives,
     by document, with those numbers computed."""
@@ -387,7 +433,9 @@ def claims(record_text: str | None = None, runs_text: str | None = None) -> dict
     oom = float(re.search(r"used >= ([\d.]+) \* float\(asked\)", status)[1])
     deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]["workflow"]
     bound = {re.match(r"[\w-]+", d)[0]: re.search(r"<(\d+)", d)[1] for d in deps if "<" in d}
-    whole = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())["group-components"]["setup"]
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    whole = profile["group-components"]["setup"]
+    wait = int(re.search(r"^WAIT = (\d+)", status, re.M)[1])
     ablation_groups = with_seeds(s, ablations)
     seeds_list = CONFIG["seeds"]
 
@@ -472,6 +520,10 @@ def claims(record_text: str | None = None, runs_text: str | None = None) -> dict
         f"({sum(full.run_seconds(e) for e in full.retrained()):.0f} s)",
     ]
     slurm = [
+        *status_rpcs_table(),
+        *status_rpcs_left(),
+        f"every round (`seconds-between-status-checks`, {profile['seconds-between-status-checks']} s in the profile)",
+        f"when no new round comes within {wait} s (`WAIT`",
         f"({study_runs} runs, before the discrepancies' {WORDS[EARLIER['skylakex ablations']]} ablations added "
         f"{EARLIER['skylakex ablation runs']})",
         f"{study_runs} runs in",
@@ -798,6 +850,9 @@ def test_every_number_of_the_documents_is_tied_to_something():
         ("profiles/slurm/README.md", "(501 of\nthem", "(311 of\nthem"),
         ("profiles/slurm/README.md", "(55 planned submissions", "(30 planned submissions"),
         ("profiles/slurm/README.md", "tiny\n  config's 45 runs", "tiny\n  config's 46 runs"),
+        ("profiles/slurm/README.md", "| 500 | 2, 2 | 63.8, 61.7 s | 1,500 |", "| 500 | 2, 2 | 63.8, 61.7 s | 1,499 |"),
+        ("profiles/slurm/README.md", "round comes within 30 s (`WAIT`", "round comes within 20 s (`WAIT`"),
+        ("profiles/slurm/README.md", "30 squeues and 20 sacct", "30 squeues and 21 sacct"),
         ("config/README.md", "(continuing its seeds: 11-15 after 1-10)", "(continuing its seeds: 11-16 after 1-10)"),
         ("config/README.md", "= 1.07)", "= 1.08)"),
         ("config/README.md", "with 61 % of the resamples", "with 62 % of the resamples"),  # an earlier record's
@@ -813,6 +868,21 @@ def test_a_changed_or_new_number_fails(name, old, new):
     changed = text.replace(old, new, 1)
     found, _ = problems({name: changed})
     assert found != [], (old, new)
+
+
+def test_the_status_rounds_ask_the_controller_as_often_for_any_number_of_jobs():
+    """What profiles/slurm/README.md's table shows, in the measurement it quotes: with the
+    sidecar every round was one squeue (one REQUEST_JOB_INFO), for 10 jobs as for 500;
+    without it, one per job.  And its command is the one the README gives."""
+    measured = json.loads(STATUS_RPCS.read_text())
+    rounds = measured["rounds"]
+    assert {r["jobs"] for r in rounds} == {10, 500}
+    for r in rounds:
+        queries = {kind: n for kind, n in r["rpcs"].items() if kind.startswith("REQUEST_JOB_")}
+        assert queries == ({"REQUEST_JOB_INFO": 1} if r["sidecar"] else {"REQUEST_JOB_INFO_SINGLE": r["jobs"]}), r
+        assert r["answers"] == {"running": r["jobs"]} and r["accounting_queries"] == 0, r
+    readme = (REPO / "profiles" / "slurm" / "README.md").read_text()
+    assert measured["command"] in readme
 
 
 def test_a_changed_record_fails():

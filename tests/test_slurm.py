@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import base64
 import collections
+import csv
 import fnmatch
 import importlib.util
 import math
@@ -84,6 +85,8 @@ FAST = ["--seconds-between-status-checks", "2", "--latency-wait", "5"]
 NONDETERMINISTIC = [
     "results/logs/*",
     "results/benchmarks/*",
+    # the SLURM run's efficiency report (sbatch-sidecar.py), named by the time it was written
+    "results/cluster/*",
     # quotes the jobs' benchmark times; compared below without that section
     "docs/reproduction.md",
 ]
@@ -619,6 +622,13 @@ def test_slurm_run_matches_local_run(slurm_cluster, projects, profile):
     assert not problems, "\n".join(problems)
     trained = _trainings(project, jobs)
     assert set(trained) == _run_files(projects.local) and max(trained.values()) == 1, trained
+    # the sidecar's efficiency report when Snakemake exits: a row per SLURM job, and a line
+    (report,) = (project / "results" / "cluster").glob("efficiency-*.csv")
+    rows = list(csv.DictReader(line for line in report.read_text().splitlines() if not line.startswith("#")))
+    assert sorted((row["job_id"] for row in rows), key=int) == [job["JobID"] for job in jobs], rows
+    assert all(0 < float(row["time_used_of_asked"]) < 1 for row in rows), rows
+    assert all(0 < float(row["memory_used_of_asked"]) < 1 for row in rows), rows
+    assert f"sbatch-sidecar.py: {len(jobs)} SLURM jobs, time used/asked mean" in out, out[-3000:]
     on = collections.Counter(job["NodeList"] for job in jobs if job["JobName"].startswith("train-"))
     assert set(on) == set(slurm_cluster["nodes"]), f"chunks ran on {dict(on)}, not on both nodes"
     print(

@@ -2,10 +2,19 @@
 """Print the state of one SLURM job for Snakemake: running, success or failed.
 
 Snakemake's cluster-generic executor calls this as `sbatch-status.py JOBID` for every job it
-waits for, every `seconds-between-status-checks` (profiles/slurm/config.yaml).
+waits for, one after another, every `seconds-between-status-checks` (profiles/slurm/config.yaml).
 
-The controller is asked first (`squeue`, which also lists a finished job for MinJobAge
-seconds), the accounting database after that (`sacct`).  A job that neither knows any more
+The answer comes from the sidecar (sbatch-sidecar.py), which asks SLURM once per round for
+all of this Snakemake's jobs: one squeue and one sacct per round instead of one or two per
+job, which a controller with hundreds of jobs to answer for would feel.  The first call of
+a round, finding no answer newer than the one it gave for its job last time, asks the
+sidecar for one and waits for it (at most WAIT seconds); the others of the round find it.
+This call asks SLURM itself, as before the sidecar, when there is no sidecar (no
+SNAKEMAKE_CLUSTER_SIDECAR_VARS, or its process is gone), when it does not answer in
+time, or when the job is in neither its squeue nor its sacct.
+
+Asked itself, the controller comes first (`squeue`, which also lists a finished job for
+MinJobAge seconds), the accounting database after that (`sacct`).  A job that neither knows any more
 has failed (it can no longer end well); a controller that does not answer at all counts as
 "still running", so that a busy or restarting controller does not fail the workflow.
 
@@ -24,9 +33,15 @@ Standard library only: it runs with any python3.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+# seconds a status call waits for the sidecar's round before it asks SLURM itself
+WAIT = 30
 
 # SLURM job states (squeue %T / sacct State) that are not final
 ACTIVE = {
@@ -111,10 +126,97 @@ def report(jobid: str, state: str, where: list[str] = ()) -> int:
     return 0
 
 
+def read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Whole or not at all (no temporary file left either way)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def newer_round(record: Path, answers: dict) -> dict | None:
+    """Ask the sidecar for a round newer than ``answers`` and wait for it; None when it
+    does not come within WAIT seconds (or an earlier call already waited that long in vain)."""
+    wanted = record.with_name(record.stem + ".wanted")
+    try:
+        pending = float(wanted.read_text() or 0)
+    except (OSError, ValueError):
+        pending = 0.0
+    now = time.time()
+    if pending > answers["asked_at"]:  # an earlier call of this round asked already
+        if now - pending > WAIT:
+            return None  # the sidecar is stuck: do not wait again
+        since = pending
+    else:
+        since = now
+        write_atomically(wanted, repr(now))
+    status = record.with_name(record.stem + ".status.json")
+    while time.time() < since + WAIT and alive(answers.get("pid")):  # stopped with Snakemake: no round
+        time.sleep(0.02)
+        fresh = read_json(status)
+        if fresh and fresh.get("asked_at", 0) >= since:
+            return fresh
+    return None
+
+
+def from_sidecar(external: str) -> str | None:
+    """The job's state as the sidecar's last round found it, when that round is newer than
+    the answer this job was given last time (sbatch-sidecar.py); None: ask SLURM itself."""
+    if not os.environ.get("SNAKEMAKE_CLUSTER_SIDECAR_VARS"):
+        return None
+    record = Path(os.environ["SNAKEMAKE_CLUSTER_SIDECAR_VARS"])
+    answers = read_json(record.with_name(record.stem + ".status.json"))
+    if not answers or not alive(answers.get("pid")):
+        return None
+    if external in answers.get("unknown", []):
+        return None  # neither squeue nor sacct knew it in the last round: ask them again
+    served_path = record.with_name(record.stem + ".served.json")
+    served = read_json(served_path) or {}
+    known = external in answers.get("jobs", {}) or external in answers.get("silent", [])
+    if not known or answers["asked_at"] <= served.get(external, -1.0):
+        answers = newer_round(record, answers)
+        if answers is None:
+            return None
+    state = answers["jobs"].get(external) or ("RUNNING" if external in answers.get("silent", []) else None)
+    if state is not None:
+        # noted, so that this job's next call waits for a newer round (without the note it
+        # would be given this answer again and again: asked itself instead)
+        served[external] = answers["asked_at"]
+        write_atomically(served_path, json.dumps(served))
+    return state
+
+
 def main(argv: list[str]) -> int:
     # "JOBID" or, for a job sent to another cluster (--clusters in slurm_extra), "JOBID;CLUSTER"
     jobid, _, cluster = argv[1].partition(";")
     where = ["--clusters", cluster] if cluster else []
+    try:
+        state = from_sidecar(argv[1])
+    except (OSError, KeyError, TypeError, AttributeError):  # the sidecar's files unreadable or unwritable
+        state = None
+    if state is not None:
+        return report(jobid, state, where)
     queue = run(["squeue", *where, "--noheader", "--states=all", "--jobs", jobid, "--format=%T"])
     if lines(queue):
         return report(jobid, lines(queue)[0], where)
