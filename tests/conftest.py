@@ -1,6 +1,5 @@
 """Fixtures shared by test modules: a small prepared data set, and the tiny workflow run
-once per session (once for all of pytest-xdist's workers); the machine shared out between
-the workers (a test marked ``exclusive`` has it to itself); and what CI's log shows."""
+once per session (once for all of pytest-xdist's workers); and what CI's log shows."""
 
 import fcntl
 import os
@@ -21,9 +20,9 @@ def shared_dir(tmp_path_factory):
 
 
 @contextmanager
-def locked(path, how=fcntl.LOCK_EX):
+def locked(path):
     with open(path, "a") as f:
-        fcntl.flock(f, how)
+        fcntl.flock(f, fcntl.LOCK_EX)
         try:
             yield
         finally:
@@ -71,35 +70,15 @@ def tiny_project(tmp_path_factory):
 
 
 #: The order pytest-xdist hands whole files to its three workers (`--dist loadfile
-#: --no-loadscope-reorder`): the SLURM tests first, the run's longest path, whose first test
-#: (the two-node timing, `exclusive`) then waits only for short tests; each worker is given
-#: two files at the start, so the SLURM worker's second is a short one; the retraining at the
-#: report's scale (minutes) after those, the rest as workers free up.
+#: --no-loadscope-reorder`): the SLURM tests first, the run's longest path; each worker is
+#: given two files at the start, so the SLURM worker's second is a short one; the retraining
+#: at the report's scale after those, the rest as workers free up.
 FIRST = ("test_slurm.py", "test_workflow.py", "test_readme.py", "test_two_valued.py", "test_edges.py")
 FIRST += ("test_search.py", "test_retrained.py")
 
 
 def pytest_collection_modifyitems(items):
     items.sort(key=lambda item: FIRST.index(item.path.name) if item.path.name in FIRST else len(FIRST))
-
-
-@pytest.fixture(autouse=True)
-def machine_share(request, tmp_path_factory):
-    """Under pytest-xdist, a test marked ``exclusive`` (one that times the machine) runs
-    alone: it waits for the tests running on other workers to end, and they wait for it
-    before they start another (a readers-writer lock, the writer first)."""
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
-        yield
-        return
-    root = shared_dir(tmp_path_factory)
-    if request.node.get_closest_marker("exclusive"):
-        with locked(root / "gate.lock"), locked(root / "machine.lock"):  # no new test; the running ones end
-            yield
-    else:
-        with locked(root / "gate.lock"):  # waits while an exclusive test holds it
-            pass
-        with locked(root / "machine.lock", fcntl.LOCK_SH):
-            yield
 
 
 @pytest.fixture
@@ -131,7 +110,6 @@ def needs(item) -> set[str]:
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "exclusive: times the machine; has it to itself under pytest-xdist")
     config.addinivalue_line("markers", "needs(kind): needs one of " + ", ".join(MUST_RUN_KINDS) + " (KMLP_MUST_RUN)")
     unknown = must_run() - set(MUST_RUN_KINDS)
     if unknown:

@@ -20,8 +20,9 @@ reference), then on SLURM in fresh copies at the same path:
    account, with one CPU, the time limit the cost model gives its runs, Elapsed below
    it, MaxRSS below ReqMem and ReqMem at most twice MaxRSS plus the model's 400 MB
    floor; and jobs ran on both nodes;
-3. the same 45 runs on one node (partition "single") and on two: two take at most 0.6
-   times the wall time of one;
+3. the same 45 runs on two nodes: from the first chunk's start to the last one's end, at
+   most 0.55 times the chunks' summed time (what one node, running them one after
+   another, takes at least), as sacct gives them;
 4. a running chunk cancelled with scancel, and a node lost (its slurmd and every process of
    its jobs killed): the failure is reported in one line with the job's id, state and log;
    the retry trains only the runs that were running in the dead job, counted from the job
@@ -39,6 +40,7 @@ from __future__ import annotations
 import base64
 import collections
 import csv
+import datetime
 import fnmatch
 import importlib.util
 import math
@@ -259,7 +261,7 @@ def _last_jobid(env: dict[str, str]) -> int:
 def _sacct_jobs(project: Path, env: dict[str, str], after: int) -> list[dict]:
     """The SLURM jobs that ran in the project since job id `after`, oldest first, with
     MaxRSS (the largest of their steps') and JobName less the study's prefix."""
-    fields = [*SACCT_FIELDS, "MaxRSS", "WorkDir"]
+    fields = [*SACCT_FIELDS, "MaxRSS", "WorkDir", "Start", "End"]
     jobs: dict[str, dict] = {}
     for row in _sacct(fields, env):
         job, _, step = row["JobID"].partition(".")
@@ -269,6 +271,11 @@ def _sacct_jobs(project: Path, env: dict[str, str], after: int) -> list[dict]:
         elif job in jobs:
             jobs[job]["MaxRSS_KB"] = max(jobs[job]["MaxRSS_KB"], _kb(row["MaxRSS"]))
     return sorted(jobs.values(), key=lambda j: int(j["JobID"]))
+
+
+def _when(stamp: str) -> float:
+    """sacct's Start or End (2026-12-07T20:33:54) in seconds."""
+    return datetime.datetime.fromisoformat(stamp).timestamp()
 
 
 def _kb(size: str) -> int:
@@ -503,52 +510,37 @@ def profile(slurm_cluster, tmp_path_factory):
 # -------------------------------------------------------------------- tests --
 
 
-@pytest.mark.exclusive  # it times the machine: under pytest-xdist it runs alone, first (the others wait least)
-def test_two_nodes_train_in_at_most_06_the_time_of_one(slurm_cluster, projects, profile, tmp_path):
-    """The 45 runs of the configured experiments, on the first node alone (partition
-    "single") and on both: measured one after the other, each from an empty results/.
-    Runs of 1,500 steps a half cycle (about 2.5 s with their start), 16 chunks of 2-3: the
-    seconds a job spends starting are not what is measured."""
+def test_two_nodes_train_side_by_side_in_at_most_055_of_their_jobs_time(slurm_cluster, projects, profile):
+    """The 45 runs of the configured experiments (1,500 steps a half cycle, about 2.5 s a run
+    with its start; 16 chunks of 2-3) on both nodes, from an empty results/. One node runs
+    the same jobs one after another: it takes at least their summed Elapsed (its gaps between
+    jobs come on top). Two must take at most 0.55 of that, from the first chunk's Start to
+    the last one's End, as SLURM's accounting (sacct) gives them. Accounting, not a wall
+    clock: the other tests on this machine slow every job alike, so this test needs no
+    machine to itself (it had it, for about 250 s of CI, until issue 30 cut CI's time). The
+    wall-clock runs on one node and on two, timed by hand: profiles/slurm/README.md."""
     env = slurm_cluster["env"]
-    single = _profile(tmp_path / "single", slurm_cluster["single"], slurm_cluster["account"])
     longer = {"training": {**OVERRIDES["training"], "n_s": 1500}}
     study = Study({**projects.config, **longer}).check()
     targets = [f"results/runs/{e}/seed{s}.h5" for e, s in study.runs(study.config["experiments"])]
-    assert len(targets) >= 40 and len({study.chunks[r].name for r in study.runs(study.config["experiments"])}) >= 12
-    times, nodes, per_run = {}, {}, {}
-    for label, prof in (("one node", single), ("two nodes", profile)):
-        project = projects.fresh(**longer)
-        _snakemake(["--profile", str(prof), *FAST, "results/tables/gradcheck.csv"], project, env)
-        first = _last_jobid(env)
-        t0 = time.monotonic()
-        _snakemake(["--profile", str(prof), *FAST, *targets], project, env)
-        times[label] = time.monotonic() - t0
-        jobs = _sacct_jobs(project, env, first)
-        nodes[label] = collections.Counter(job["NodeList"] for job in jobs)
-        assert all(job["State"] == "COMPLETED" for job in jobs), jobs
-        benchmarks = project.glob("results/benchmarks/train/*/*.tsv")
-        walls = [float(p.read_text().splitlines()[1].split("\t")[0]) for p in benchmarks]
-        per_run[label] = sum(walls) / len(walls)
-    # The two test nodes share this machine's caches and memory bandwidth, which nodes of a
-    # real cluster do not: a run takes longer while the other node works too (measured
-    # here from the runs' benchmark files).  The bound is on the schedule, that slowdown
-    # divided out; the raw ratio is bounded too.
-    raw = times["two nodes"] / times["one node"]
-    shared = per_run["two nodes"] / per_run["one node"]
-    print(f"\n{len(targets)} runs: one node {times['one node']:.1f} s, two nodes {times['two nodes']:.1f} s,")
-    print(f"ratio {raw:.2f}; a run {per_run['one node']:.2f} s alone, {per_run['two nodes']:.2f} s beside the other")
-    print(f"node ({shared:.2f} x);")
-    # Only a slowdown is divided out: runs that were faster beside the other node (seen:
-    # 1.60 s alone, 1.41 s beside it) leave the jobs' fixed start and polling seconds a
-    # larger share, and dividing by 0.88 failed a raw ratio of 0.54 (0.61 > 0.6).
-    schedule = raw / max(shared, 1.0)
-    print(f"ratio with that divided out {schedule:.2f}; jobs per node {nodes}")
-    assert set(nodes["one node"]) == {slurm_cluster["nodes"][0]}
-    assert set(nodes["two nodes"]) == set(slurm_cluster["nodes"])
-    assert schedule <= 0.6, f"two nodes took {raw:.2f} of one node's time ({schedule:.2f} per unit of run time)"
-    # The raw ratio only has to show a real speed-up: CI saw runs 1.28 x slower beside the
-    # other node, a raw 0.72 for a schedule of 0.56.
-    assert raw <= 0.8, f"two nodes took {raw:.2f} of one node's wall time"
+    chunks = {study.chunks[r].name for r in study.runs(study.config["experiments"])}
+    assert len(targets) >= 40 and len(chunks) >= 12
+    project = projects.fresh(**longer)
+    _snakemake(["--profile", str(profile), *FAST, "results/tables/gradcheck.csv"], project, env)
+    first = _last_jobid(env)
+    _snakemake(["--profile", str(profile), *FAST, *targets], project, env)
+    jobs = [job for job in _sacct_jobs(project, env, first) if job["JobName"] in chunks]
+    assert {job["JobName"] for job in jobs} == chunks and all(job["State"] == "COMPLETED" for job in jobs), jobs
+    busy = collections.Counter()
+    for job in jobs:
+        busy[job["NodeList"]] += _seconds(job["Elapsed"])
+    start = min(_when(job["Start"]) for job in jobs)
+    makespan = max(_when(job["End"]) for job in jobs) - start
+    ratio = makespan / sum(busy.values())
+    print(f"\n{len(targets)} runs in {len(jobs)} chunk jobs: their Elapsed {sum(busy.values())} s in all"
+          f" ({dict(busy)} by node); first Start to last End {makespan:.0f} s, {ratio:.2f} of it")  # fmt: skip
+    assert set(busy) == set(slurm_cluster["nodes"]), f"chunks ran on {dict(busy)}, not on both nodes"
+    assert ratio <= 0.55, f"two nodes took {ratio:.2f} of their jobs' summed time ({makespan:.0f} s of {busy})"
 
 
 @pytest.mark.parametrize("account", ["no-such-project", ""], ids=["wrong-account", "no-account"])
