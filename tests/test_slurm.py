@@ -63,7 +63,7 @@ SLURM_PROFILE = REPO / "profiles" / "slurm"
 _spec = importlib.util.spec_from_file_location("sbatch_submit", SLURM_PROFILE / "sbatch-submit.py")
 SUBMIT = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(SUBMIT)
-SCHEMA_DEFAULTS = {"chunk_minutes": 2, "time_factor": 2, "speed": 1.0}
+SCHEMA_DEFAULTS = {"cpus": 2, "max_job_minutes": 1440, "time_factor": 2, "speed": 1.0}
 
 # The tiny config with 14 seeds (45 runs of the configured experiments) and 600 steps a
 # half cycle (lambda search too; about a second a run with its start), cut into chunks of
