@@ -338,6 +338,59 @@ def test_the_search_and_seeds_by_need_go_before_the_bulk_as_snakemake_plans_them
     assert min(search + list(chain.values())) > max(bulk), (chain, set(search), set(bulk))
 
 
+# -- a failure contained: keep going, and say what is missing ------------------------------
+
+
+def test_runs_not_made_are_listed_by_chunk(study):
+    missing = [("9layer-nobn", 3), ("3layer-nobn", 2), ("3layer-nobn", 1), ("lsearch-coarse-03", 1)]
+    lines = cluster.not_made(study, missing).splitlines()
+    assert lines[0].startswith("4 training runs not made (a job failed")
+    assert lines[1:] == [
+        f"  {study.chunk('3layer-nobn', 1).name}: 3layer-nobn seed 1, 2; 9layer-nobn seed 3",
+        f"  {study.chunk('lsearch-coarse-03', 1).name}: lsearch-coarse-03 seed 1",
+    ]
+    assert cluster.not_made(study, []) == ""
+
+
+def test_a_failed_run_leaves_the_rest_made_and_is_reported(tmp_path):
+    """As profiles/slurm runs it (keep-going): one training run fails (a `kmlp` on PATH
+    that fails it); the other runs and the figure that needs none of it are made, and at
+    the end the run is listed under its chunk."""
+    from workflow_project import make_project
+
+    root = make_project(tmp_path / "p")
+    real = Path(sys.executable).parent / "kmlp"
+    wrapper = tmp_path / "bin" / "kmlp"
+    wrapper.parent.mkdir()
+    wrapper.write_text(
+        '#!/bin/sh\ncase "$*" in *"--experiment small-bn --seed 2 "*) echo "injected failure" >&2; exit 1 ;; esac\n'
+        f'exec "{real}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    env = {**os.environ, "PATH": f"{wrapper.parent}{os.pathsep}{real.parent}{os.pathsep}{os.environ['PATH']}"}
+    targets = ["results/figures/figure1.png", "results/figures/figure2.png"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"), "--directory",
+         str(root), "--cores", "2", "--keep-going", *targets],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    tiny = Study(yaml.safe_load((root / "config" / "config.yaml").read_text()))
+    made = {(e, s) for e, s in tiny.runs(["small-nobn", "small-bn", "lambda-bn-0"])} - {("small-bn", 2)}
+    assert all((root / f"results/runs/{e}/seed{s}.h5").is_file() for e, s in made)
+    assert not (root / "results/runs/small-bn/seed2.h5").exists()
+    assert (root / "results/figures/figure1.png").is_file() and not (root / "results/figures/figure2.png").exists()
+    report = "1 training run not made (a job failed, theirs or one they wait for), by chunk"
+    assert report in proc.stderr and f"  {tiny.chunk('small-bn', 2).name}: small-bn seed 2\n" in proc.stderr, (
+        proc.stderr[-3000:]
+    )
+
+
+def test_the_profile_keeps_going_past_a_failed_job():
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    assert profile["keep-going"] is True and profile["retries"] >= 1
+
+
 # -- kmlp cost-fit --------------------------------------------------------------------
 
 

@@ -16,6 +16,7 @@ def add_cluster_plan(sub) -> None:
     )  # fmt: skip
     s.add_argument("--cpus", type=options.at_least(1), help="CPUs the jobs run on at once (default: cluster.cpus)")
     s.add_argument("--seeds", type=options.at_least(1), help="the study with seeds 1..N (default: the config's)")
+    s.add_argument("--chunk-minutes", type=options.positive, help="chunks of this size instead (cluster.chunk_minutes)")
     s.add_argument("--figures", nargs="+", default=[], help="plan only the runs of these figures (a target)")
     s.add_argument("--experiments", nargs="+", default=[], help="plan only the runs of these experiments")
 
@@ -36,6 +37,8 @@ def cluster_plan(args) -> int:
             config["cluster"]["cpus"] = args.cpus
         if args.seeds:
             config["seeds"] = list(range(1, args.seeds + 1))
+        if args.chunk_minutes:
+            config["cluster"]["chunk_minutes"] = args.chunk_minutes
         study = Study(config).check()
     except StudyError as exc:
         raise KmlpError(f"{' '.join(map(str, args.config))}: " + "; ".join(exc.problems)) from None
@@ -55,7 +58,8 @@ def cluster_plan(args) -> int:
     print(f"{'family':<18} {'jobs':>5} {'runs a job':>11} {'seconds a job':>14}")
     for family, jobs in plan.families().items():
         secs, runs = [s for s, _ in jobs], [n for _, n in jobs]
-        print(f"{family:<18} {len(jobs):>5} {min(runs):>5}-{max(runs):<5} {min(secs):>6.0f}-{max(secs):<7.0f}")
+        line = f"{family:<18} {len(jobs):>5} {min(runs):>5}-{max(runs):<5} {min(secs):>6.0f}-{max(secs):.0f}"
+        print(line)
     span, ideal = plan.makespan(), plan.seconds / plan.cpus
     print(
         f"{len(plan.jobs)} jobs; predicted {span:,.0f} s until the last ends on {plan.cpus} CPUs "

@@ -233,8 +233,9 @@ class Study:
         runs in study order, cut into jobs of nearly equal predicted time, whole waves of
         ``cluster.cpus`` (:meth:`chunk_seconds`)."""
         families: dict[str, list] = {}
+        seconds = {e: self.run_seconds(e) for e in self.experiments}  # (asked once per experiment, not per run)
         for e, s in self.runs(self.experiments):
-            families.setdefault(self.family(e), []).append(((e, s), self.run_seconds(e)))
+            families.setdefault(self.family(e), []).append(((e, s), seconds[e]))
         cpus, longest = self.config["cluster"]["cpus"], self.longest_chunk()
         return {
             run: c

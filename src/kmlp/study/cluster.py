@@ -160,3 +160,24 @@ class Plan:
         for name, job in self.jobs.items():
             out.setdefault(name.rsplit("-", 1)[0], []).append(job)
         return out
+
+
+def not_made(study: Study, runs: list[tuple[str, int]]) -> str:
+    """What a run that failed (Snakemake's keep-going) left undone, for the terminal: the
+    training ``runs`` an invocation needed and did not make, by the chunk (SLURM job) they
+    belong to, in study order; "" when there are none."""
+    if not runs:
+        return ""
+    order = {run: i for i, run in enumerate(study.runs(study.experiments))}
+    by_chunk: dict[str, dict[str, list[int]]] = {}
+    for e, s in sorted(set(runs), key=lambda r: (order.get(r, len(order)), r)):
+        by_chunk.setdefault(study.chunk(e, s).name, {}).setdefault(e, []).append(s)
+    n = len(set(runs))
+    lines = [
+        f"{n} training run{'s' if n > 1 else ''} not made (a job failed, theirs or one they wait for), by chunk; "
+        "the next invocation trains only these:"
+    ]
+    for name, experiments in by_chunk.items():
+        seeds = "; ".join(f"{e} seed {', '.join(map(str, s))}" for e, s in experiments.items())
+        lines.append(f"  {name}: {seeds}")
+    return "\n".join(lines)
