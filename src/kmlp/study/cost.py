@@ -97,11 +97,11 @@ MAX_RUNS = 100
 #: at least JOB_START_S / START_SHARE = 200 s of predicted work, unless a family has less.
 START_SHARE = 0.05
 
-#: Chunks per CPU the size aims at, at most: a chunk is at least 1/CHUNKS_PER_CPU of a CPU's
-#: share of the study (never fewer jobs on a large study: 100 seeds on 100 CPUs are 200 jobs,
-#: not 2,731), and small enough that the last wave ends within a chunk of the others and
-#: a target smaller than the study (figures 1-4: 40 of the 460 runs) still spreads over
-#: two CPUs.
+#: The most chunks a family gives each CPU. Chunks as small as a job's start allows
+#: (:data:`START_SHARE`) balance best: the last wave ends within a chunk of the others, and
+#: a target smaller than the study (figures 1-4: 40 of the 460 runs) still spreads over two
+#: CPUs; but a large study needs no more jobs than this (1,000 seeds on 100 CPUs: 800 jobs,
+#: where 2-minute chunks made 2,900).
 CHUNKS_PER_CPU = 8
 
 
