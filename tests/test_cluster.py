@@ -210,6 +210,22 @@ def test_cluster_plan_command():
     assert figures.returncode == 1 and "nope: not a figure or experiment" in figures.stderr
 
 
+def test_the_plans_the_slurm_readme_shows_are_the_commands_output(capsys, monkeypatch):
+    """profiles/slurm/README.md shows `kmlp cluster-plan` commands with their output: each
+    is what the command prints now."""
+    from kmlp.cli import main
+
+    block = re.search(
+        r"```text\n(\$ kmlp cluster-plan.*?)```", (REPO / "profiles" / "slurm" / "README.md").read_text(), re.S
+    )
+    shown = re.split(r"^\$ (kmlp cluster-plan.*)$", block.group(1), flags=re.M)[1:]
+    assert len(shown) == 6, shown  # three commands, each with its output
+    monkeypatch.chdir(REPO)
+    for command, output in zip(shown[::2], shown[1::2], strict=True):
+        assert main(command.split()[1:]) == 0
+        assert capsys.readouterr().out.strip() == output.strip(), command
+
+
 def test_load_overlays_configs_as_snakemake_does(tmp_path):
     top = tmp_path / "top.yaml"
     top.write_text("cluster: {speed: 4.0}\nlambda_search: {enabled: true}\n")
