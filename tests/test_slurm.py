@@ -28,7 +28,8 @@ reference), then on SLURM in fresh copies at the same path:
    logs of every SLURM job of the study (the runs each Snakemake inside a job started); the
    study completes byte-identical to the local run;
 5. a job over its time limit and one over its memory: reported as TIMEOUT and
-   OUT_OF_MEMORY, with the job id and its log;
+   OUT_OF_MEMORY, with the job id and its log, and at the end the run not made under
+   its chunk;
 6. snakemake interrupted with SIGINT: no job of ours left in squeue, no half-written run
    taken as done, and the next invocation plans and redoes only the missing runs (and any
    left marked incomplete).
@@ -773,6 +774,8 @@ def test_job_over_its_limit_is_reported(slurm_cluster, projects, profile, limit,
     assert reported and state in reported[0], out[-3000:]
     assert f"log: .snakemake/slurm_logs/{job['JobName']}/{job['JobID']}.log" in reported[0]
     assert (project / ".snakemake" / "slurm_logs" / job["JobName"] / f"{job['JobID']}.log").exists()
+    # and at the end, the run it cost under its chunk (workflow/rules/common.smk: onerror)
+    assert "1 training run not made" in out and re.search(r"^  train-\d+: small-nobn seed 1$", out, re.M), out[-3000:]
 
 
 def test_interrupted_run_leaves_no_job_and_resumes(slurm_cluster, projects, profile, tmp_path):
