@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kmlp.study import Study, cluster, cost, load
+from kmlp.study import Study, StudyError, cluster, cost, load
 from kmlp.study.cluster import Requests
 
 REPO = Path(__file__).resolve().parents[1]
@@ -101,7 +101,7 @@ def test_every_run_is_in_one_chunk_of_its_family(study):
 
 
 def test_chunks_hold_about_chunk_minutes_each_and_keep_the_study_order(study):
-    per_chunk = 60 * study.config["cluster"]["chunk_minutes"]
+    per_chunk = 120.0  # cluster.chunk_minutes: 2, on one CPU
     train = [(run, study.run_seconds(run[0])) for run in study.runs(study.config["experiments"])]
     chunks = cost.chunked(train, "train", per_chunk)
     longest = max(s for _, s in train)
@@ -123,20 +123,116 @@ def test_chunked_edge_cases():
     many = cost.chunked([(("a", i), 1.0) for i in range(250)], "f", 1e9)  # one chunk by time
     sizes = collections.Counter(c.name for c in many.values())
     assert len(sizes) == 3 and max(sizes.values()) <= cost.MAX_RUNS == 100  # Snakemake lists 100 outputs
+    # whole waves of CPUs: 5 chunks' worth on 2 CPUs is 4 chunks, on 8 CPUs 5 (one wave)
+    assert cost.chunk_count(50, 500.0, 100.0, cpus=2) == 4 and cost.chunk_count(50, 500.0, 100.0, cpus=8) == 5
+    # a centre's longest job: more chunks, whole waves again
+    assert cost.chunk_count(50, 500.0, 1000.0, cpus=2, longest=120.0) == 6
+    # runs of very unequal time never crowd more than MAX_RUNS into one share
+    crowded = cost.chunked([(("a", 0), 1000.0)] + [(("b", i), 0.01) for i in range(300)], "f", 500.0)
+    assert max(collections.Counter(c.name for c in crowded.values()).values()) <= cost.MAX_RUNS
 
 
-def test_chunks_follow_the_config(study):
+def _config(**cluster) -> dict:
     config = yaml.safe_load(CONFIG.read_text())
-    config["cluster"]["chunk_minutes"] *= 4
-    wider = Study(config).check()
-    assert len({c.name for c in wider.chunks.values()}) < len({c.name for c in load(CONFIG).chunks.values()})
+    config["cluster"].update(cluster)
+    return config
+
+
+def _train_chunks(study: Study) -> list[cost.Chunk]:
+    return list({c.name: c for c in study.chunks.values() if c.name.startswith("train-")}.values())
+
+
+def test_chunks_follow_the_config():
+    """cluster.chunk_minutes, when set, sizes the chunks (4 times the minutes: fewer);
+    without it, more CPUs make more chunks."""
+    two, eight = (Study(_config(chunk_minutes=m)).check() for m in (2, 8))
+    assert len(_train_chunks(eight)) < len(_train_chunks(two)) == 50
+    wide = Study(_config(cpus=100)).check()
+    assert len(_train_chunks(load(CONFIG))) < len(_train_chunks(wide))
+
+
+def test_chunks_are_sized_to_the_study_and_the_cpus():
+    """The full study on the two CPUs of the test cluster: whole waves of chunks of nearly
+    equal predicted time, none so short that a job's start is over 5 % of it, the last job
+    ending within 5 % of the work / CPUs; the 40 runs of figures 1-4 alone (a target)
+    still spread over both CPUs, at most 0.55 of one CPU's time."""
+    study = load(CONFIG)
+    chunks = _train_chunks(study)
+    seconds = [c.seconds for c in chunks]
+    assert len(chunks) % study.config["cluster"]["cpus"] == 0 and len(chunks) >= 4
+    assert min(seconds) * cost.START_SHARE >= cost.JOB_START_S and max(seconds) / min(seconds) < 1.15, seconds
+    whole = cluster.Plan(study)
+    assert whole.makespan() <= 1.05 * (whole.seconds / 2 + cost.JOB_START_S * len(chunks) / 2)
+    figures = [e for f in ("figure1", "figure2", "figure3", "figure4") for e in study.figures[f].experiments]
+    target = cluster.Plan(study, figures)
+    assert target.runs == 40 and len(target.jobs) >= 3
+    assert target.makespan() <= 0.55 * target.makespan(1), (target.makespan(), target.makespan(1))
+
+
+@pytest.mark.parametrize("seeds, most_jobs", [(100, 300), (1000, 1000)])
+def test_a_large_study_on_100_cpus_plans_a_few_hundred_jobs(seeds, most_jobs):
+    """100 seeds on 100 CPUs (2,710 runs; 2-minute chunks made 298 jobs) and 1,000 (2,900
+    jobs): whole waves of 100, chunks of nearly equal time, under 100 runs each, the last
+    ending within 15 % of the work / CPUs."""
+    config = _config(cpus=100)
+    config["seeds"] = list(range(1, seeds + 1))
+    study = Study(config).check()
+    chunks = _train_chunks(study)
+    plan = cluster.Plan(study)
+    assert len(plan.jobs) == len(chunks) and len(chunks) % 100 == 0 and 100 <= len(chunks) <= most_jobs
+    assert all(c.runs <= cost.MAX_RUNS for c in chunks)
+    assert max(c.seconds for c in chunks) / min(c.seconds for c in chunks) < 1.2
+    assert plan.makespan() <= 1.15 * plan.seconds / 100, (plan.makespan(), plan.seconds / 100)
+
+
+def test_no_chunk_asks_for_more_than_the_longest_job():
+    """cluster.max_job_minutes: a chunk asks for at most that (time_factor times its
+    predicted seconds and the job's start); a config whose runs cannot fit is refused."""
+    study = Study(_config(max_job_minutes=5)).check()
+    ask = Requests(study)
+    longest = max(study.run_seconds(e) for e in study.experiments)
+    assert all(c.seconds <= study.longest_chunk() + longest for c in study.chunks.values())
+    assert max(ask.job_s(e, s, 1) for e, s in study.chunks) <= 5 * 60 + 1.5 * longest
+    assert len(study.chunks) == len(load(CONFIG).chunks)  # every run, in more chunks
+    assert len(_train_chunks(study)) > len(_train_chunks(load(CONFIG)))
+    with pytest.raises(StudyError, match="cluster.max_job_minutes: 0.5 minutes cannot hold a run"):
+        Study(_config(max_job_minutes=0.5)).check()
+
+
+def test_cluster_plan_command():
+    proc = subprocess.run(
+        [sys.executable, "-m", "kmlp", "cluster-plan", "--config", str(CONFIG), "--seeds", "100", "--cpus", "100"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert proc.stdout.startswith("2710 runs,") and "\ntrain                100 " in proc.stdout, proc.stdout
+    assert re.search(r"^100 jobs; predicted [\d,]+ s until the last ends on 100 CPUs", proc.stdout, re.M), proc.stdout
+    figures = subprocess.run(
+        [sys.executable, "-m", "kmlp", "cluster-plan", "--figures", "figure1", "nope"], capture_output=True, text=True
+    )
+    assert figures.returncode == 1 and "nope: not a figure or experiment" in figures.stderr
+
+
+def test_the_plans_the_slurm_readme_shows_are_the_commands_output(capsys, monkeypatch):
+    """profiles/slurm/README.md shows `kmlp cluster-plan` commands with their output: each
+    is what the command prints now."""
+    from kmlp.cli import main
+
+    block = re.search(
+        r"```text\n(\$ kmlp cluster-plan.*?)```", (REPO / "profiles" / "slurm" / "README.md").read_text(), re.S
+    )
+    shown = re.split(r"^\$ (kmlp cluster-plan.*)$", block.group(1), flags=re.M)[1:]
+    assert len(shown) == 6, shown  # three commands, each with its output
+    monkeypatch.chdir(REPO)
+    for command, output in zip(shown[::2], shown[1::2], strict=True):
+        assert main(command.split()[1:]) == 0
+        assert capsys.readouterr().out.strip() == output.strip(), command
 
 
 def test_load_overlays_configs_as_snakemake_does(tmp_path):
     top = tmp_path / "top.yaml"
     top.write_text("cluster: {speed: 4.0}\nlambda_search: {enabled: true}\n")
     s = load(CONFIG, top)
-    assert s.config["cluster"] == {"chunk_minutes": 2, "time_factor": 1.5, "speed": 4.0}
+    assert s.config["cluster"] == {"cpus": 2, "max_job_minutes": 1440, "time_factor": 1.5, "speed": 4.0}
     assert s.search is not None and s.run_seconds("3layer-nobn") == pytest.approx(
         load(CONFIG).run_seconds("3layer-nobn") / 4
     )
@@ -151,9 +247,7 @@ def ask(study) -> Requests:
 
 
 def _with(cluster_keys: dict) -> Requests:
-    config = yaml.safe_load(CONFIG.read_text())
-    config["cluster"].update(cluster_keys)
-    return Requests(Study(config).check())
+    return Requests(Study(_config(**cluster_keys)).check())
 
 
 def test_a_run_asks_for_its_predicted_seconds_times_the_time_factor(ask, study):
@@ -176,7 +270,7 @@ def test_a_chunk_asks_for_its_runs_predicted_seconds_added_up_times_the_time_fac
     members: dict[str, list] = {}
     for run, chunk in study.chunks.items():
         members.setdefault(chunk.name, []).append(run)
-    assert len(members) == 54
+    assert len(members) == 20
     for name, runs in members.items():
         predicted = sum(study.run_seconds(e) for e, _ in runs) + cost.JOB_START_S
         asked = {ask.job_s(e, s, 1) for e, s in runs}
@@ -260,6 +354,59 @@ def test_the_search_and_seeds_by_need_go_before_the_bulk_as_snakemake_plans_them
     chain = {j["rule"]: j["priority"] for j in jobs if j["rule"] in checkpoints}
     assert len(bulk) == len(configured) and len(search) >= 2 and chain.keys() == checkpoints, (bulk, search, chain)
     assert min(search + list(chain.values())) > max(bulk), (chain, set(search), set(bulk))
+
+
+# -- a failure contained: keep going, and say what is missing ------------------------------
+
+
+def test_runs_not_made_are_listed_by_chunk(study):
+    missing = [("9layer-nobn", 3), ("3layer-nobn", 2), ("3layer-nobn", 1), ("lsearch-coarse-03", 1)]
+    lines = cluster.not_made(study, missing).splitlines()
+    assert lines[0].startswith("4 training runs not made (a job failed")
+    assert lines[1:] == [
+        f"  {study.chunk('3layer-nobn', 1).name}: 3layer-nobn seed 1, 2; 9layer-nobn seed 3",
+        f"  {study.chunk('lsearch-coarse-03', 1).name}: lsearch-coarse-03 seed 1",
+    ]
+    assert cluster.not_made(study, []) == ""
+
+
+def test_a_failed_run_leaves_the_rest_made_and_is_reported(tmp_path):
+    """As profiles/slurm runs it (keep-going): one training run fails (a `kmlp` on PATH
+    that fails it); the other runs and the figure that needs none of it are made, and at
+    the end the run is listed under its chunk."""
+    from workflow_project import make_project
+
+    root = make_project(tmp_path / "p")
+    real = Path(sys.executable).parent / "kmlp"
+    wrapper = tmp_path / "bin" / "kmlp"
+    wrapper.parent.mkdir()
+    wrapper.write_text(
+        '#!/bin/sh\ncase "$*" in *"--experiment small-bn --seed 2 "*) echo "injected failure" >&2; exit 1 ;; esac\n'
+        f'exec "{real}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    env = {**os.environ, "PATH": f"{wrapper.parent}{os.pathsep}{real.parent}{os.pathsep}{os.environ['PATH']}"}
+    targets = ["results/figures/figure1.png", "results/figures/figure2.png"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "workflow" / "Snakefile"), "--directory",
+         str(root), "--cores", "2", "--keep-going", *targets],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert proc.returncode != 0
+    tiny = Study(yaml.safe_load((root / "config" / "config.yaml").read_text()))
+    made = {(e, s) for e, s in tiny.runs(["small-nobn", "small-bn", "lambda-bn-0"])} - {("small-bn", 2)}
+    assert all((root / f"results/runs/{e}/seed{s}.h5").is_file() for e, s in made)
+    assert not (root / "results/runs/small-bn/seed2.h5").exists()
+    assert (root / "results/figures/figure1.png").is_file() and not (root / "results/figures/figure2.png").exists()
+    report = "1 training run not made (a job failed, theirs or one they wait for), by chunk"
+    assert report in proc.stderr and f"  {tiny.chunk('small-bn', 2).name}: small-bn seed 2\n" in proc.stderr, (
+        proc.stderr[-3000:]
+    )
+
+
+def test_the_profile_keeps_going_past_a_failed_job():
+    profile = yaml.safe_load((REPO / "profiles" / "slurm" / "config.yaml").read_text())
+    assert profile["keep-going"] is True and profile["retries"] >= 1
 
 
 # -- kmlp cost-fit --------------------------------------------------------------------

@@ -219,6 +219,13 @@ def tiny_cluster_study() -> Study:
     return Study({**tiny, "seeds": list(range(1, 15))})
 
 
+def with_cluster(seeds: int, chunk_minutes: float | None) -> dict:
+    """config/config.yaml with seeds 1..``seeds`` on 100 CPUs, its chunks of ``chunk_minutes``
+    (None: sized to the CPUs), as `kmlp cluster-plan --seeds N --cpus 100` plans it."""
+    cluster = {**CONFIG["cluster"], "cpus": 100, "chunk_minutes": chunk_minutes}
+    return {**CONFIG, "seeds": list(range(1, seeds + 1)), "cluster": cluster}
+
+
 def csv_rows(text: str) -> tuple[dict, list[dict]]:
     """A record's data: its comment lines (key -> value) and its rows."""
     meta, body = {}, []
@@ -392,6 +399,15 @@ def claims(record_text: str | None = None, runs_text: str | None = None) -> dict
 
     # the cluster plan: chunks of the configured runs, of each pass of the search, the setup
     names = {c.name for c in full.chunks.values()}
+    floor = cost.JOB_START_S / cost.START_SHARE  # the shortest chunk worth a job
+    start = f"a job's start ({cost.JOB_START_S:g} s, the Snakemake inside it) would be over {cost.START_SHARE:.0%}"
+    jobs_of = {  # (seeds, chunk_minutes) on 100 CPUs -> the jobs of the configured runs
+        (n, minutes): len({c.name for c in Study(with_cluster(n, minutes)).chunks.values()})
+        for n, minutes in ((100, 2), (1000, 2), (1000, None))
+    }
+    figures_1_4 = len(
+        s.runs([e for f in ("figure1", "figure2", "figure3", "figure4") for e in s.figures[f].experiments])
+    )
     train_chunks = sum(name.startswith("train-") for name in names)
     submissions = len(names) + 1  # the setup: every data set and gradient check (tests/test_workflow.py)
     short = [e for row in CONFIG["tables"]["table2_init_short"]["rows"].values() for e in row]
@@ -473,6 +489,7 @@ def claims(record_text: str | None = None, runs_text: str | None = None) -> dict
         f"All {2 * n_short} run files byte-identical",  # one node's and two nodes'
         f"{submissions} submissions: {train_chunks} chunks of the configured runs, {len(names) - train_chunks} of the "
         "search's passes, the setup",
+        f"up to {cost.CHUNKS_PER_CPU} chunks a CPU, none under {floor:.0f} s or over",
         f"in the record's run {sum(blocks.values())}: {len(blocks)} experiments{repeated(times)}",
         f"**{tiny_all} runs and {tiny_all + 1} trainings**",  # the run in flight trained twice
         f"with 4 of {tiny_all} runs done",
@@ -484,6 +501,8 @@ def claims(record_text: str | None = None, runs_text: str | None = None) -> dict
         f"{verdict} at z = {z} with {stable} of the resamples agreeing ({n} seeds)",
         f"(CIFAR-10's {TRAIN_IMAGES:,} training-batch images less `val_size`)",
         f"the full study is then {train_chunks} chunks of the configured runs and one per pass of the lambda search",
+        f"up to {cost.CHUNKS_PER_CPU} a CPU, none under {floor:.0f} s (a job's start, {cost.JOB_START_S:g} s, is then "
+        f"under {cost.START_SHARE:.0%} of it)",
         when(
             cost.seconds(three, sizes, speed=0.5) == pytest.approx(2 * cost.seconds(three, sizes)),
             "0.5 for nodes half as fast",
@@ -538,6 +557,12 @@ def claims(record_text: str | None = None, runs_text: str | None = None) -> dict
         f"predicted time plus {cost.JOB_START_S:g} s for the Snakemake inside the job",
         f"s that asks for {SLURM_MINUTE_S // MEASURED_RUN_S[1]}-{SLURM_MINUTE_S // MEASURED_RUN_S[0]} times their use",
         f"A chunk holds at most {cost.MAX_RUNS} runs",
+        f"up to {cost.CHUNKS_PER_CPU} chunks a CPU,",
+        f"but none under {floor:.0f} s, where {start} of it",
+        f"none of more than {cost.MAX_RUNS} runs",
+        f"the {figures_1_4} runs of figures 1-4 alone as a target",
+        f"the same 100 seeds are {jobs_of[100, 2]} jobs and 1,000 seeds {jobs_of[1000, 2]:,} ({jobs_of[1000, None]} "
+        f"sized to the CPUs).  The makespan counts {cost.JOB_START_S:g} s of start per job",
         f"bounds Snakemake below {bound['snakemake']} and the generic executor below "
         f"{bound['snakemake-executor-plugin-cluster-generic']}",
         f"used at least {oom:.0%} of its memory",
@@ -572,6 +597,8 @@ def claims(record_text: str | None = None, runs_text: str | None = None) -> dict
         f"measured {per_image} times p(1-p)/N on {per_image_n} configurations",
         f"their variance has {min(reading_df)}-{max(reading_df)} degrees of freedom",
         f"Table 1 on {s.n_train(s.val_size(val1000)):,} training images and {s.val_size(val1000):,} validation images",
+        f"up to {cost.CHUNKS_PER_CPU} chunks per CPU, whole waves of `cpus`, none under {floor:.0f} s "
+        f"(a job's start is then under {cost.START_SHARE:.0%} of it)",
     ]
     return {
         "README.md": readme,
@@ -838,9 +865,9 @@ def test_every_number_of_the_documents_is_tied_to_something():
 @pytest.mark.parametrize(
     "name, old, new",
     [
-        ("config/README.md", "the full study is then 50 chunks", "the full study is then 51 chunks"),
+        ("config/README.md", "the full study is then 16 chunks", "the full study is then 17 chunks"),
         ("README.md", "(56 runs: the report's 17", "(46 runs: the report's 17"),  # the retrain check's runs
-        ("README.md", "55 submissions: 50 chunks", "56 submissions: 50 chunks"),
+        ("README.md", "21 submissions: 16 chunks", "22 submissions: 16 chunks"),
         ("README.md", "trains 460 runs", "trains 350 runs"),
         ("README.md", "added: 556)", "added: 557)"),  # the record's runs
         ("README.md", "6.7% more", "6.8% more"),  # the record's compute time
@@ -848,7 +875,8 @@ def test_every_number_of_the_documents_is_tied_to_something():
         ("README.md", "took 459 s", "took 460 s"),  # a measurement changed without its listing
         ("README.md", "its Haswell kernel, the one", "its Haswell kernel (12.5 s a run), the one"),  # a new number
         ("profiles/slurm/README.md", "(501 of\nthem", "(311 of\nthem"),
-        ("profiles/slurm/README.md", "(55 planned submissions", "(30 planned submissions"),
+        ("profiles/slurm/README.md", "(21 planned submissions", "(30 planned submissions"),
+        ("profiles/slurm/README.md", "none under 200 s, where", "none under 100 s, where"),
         ("profiles/slurm/README.md", "tiny\n  config's 45 runs", "tiny\n  config's 46 runs"),
         ("profiles/slurm/README.md", "| 500 | 2, 2 | 63.8, 61.7 s | 1,500 |", "| 500 | 2, 2 | 63.8, 61.7 s | 1,499 |"),
         ("profiles/slurm/README.md", "round comes within 30 s (`WAIT`", "round comes within 20 s (`WAIT`"),

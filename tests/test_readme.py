@@ -222,7 +222,7 @@ def test_kmlp_help_lists_the_verbs_the_readme_names():
     m = re.search(r"`(kmlp --help)` \(or `(python -m kmlp --help)`\) lists the verbs \(([^)]*)\)", readme())
     assert m, "the README's kmlp --help sentence"
     verbs = re.findall(r"`([^`]+)`", m.group(3))
-    assert len(verbs) == 21 and verbs[0] == "download", verbs
+    assert len(verbs) == 22 and verbs[0] == "download", verbs
     for command in m.group(1, 2):
         proc = shell(command, REPO)
         assert proc.returncode == 0, f"{command}\n{proc.stdout}{proc.stderr}"

@@ -29,7 +29,8 @@ reference), then on SLURM in fresh copies at the same path:
    logs of every SLURM job of the study (the runs each Snakemake inside a job started); the
    study completes byte-identical to the local run;
 5. a job over its time limit and one over its memory: reported as TIMEOUT and
-   OUT_OF_MEMORY, with the job id and its log;
+   OUT_OF_MEMORY, with the job id and its log, and at the end the run not made under
+   its chunk;
 6. snakemake interrupted with SIGINT: no job of ours left in squeue, no half-written run
    taken as done, and the next invocation plans and redoes only the missing runs (and any
    left marked incomplete).
@@ -66,7 +67,7 @@ SLURM_PROFILE = REPO / "profiles" / "slurm"
 _spec = importlib.util.spec_from_file_location("sbatch_submit", SLURM_PROFILE / "sbatch-submit.py")
 SUBMIT = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(SUBMIT)
-SCHEMA_DEFAULTS = {"chunk_minutes": 2, "time_factor": 2, "speed": 1.0}
+SCHEMA_DEFAULTS = {"cpus": 2, "max_job_minutes": 1440, "time_factor": 2, "speed": 1.0}
 
 # The tiny config with 14 seeds (45 runs of the configured experiments) and 600 steps a
 # half cycle (lambda search too; about a second a run with its start), cut into chunks of
@@ -775,6 +776,8 @@ def test_job_over_its_limit_is_reported(slurm_cluster, projects, profile, limit,
     assert reported and state in reported[0], out[-3000:]
     assert f"log: .snakemake/slurm_logs/{job['JobName']}/{job['JobID']}.log" in reported[0]
     assert (project / ".snakemake" / "slurm_logs" / job["JobName"] / f"{job['JobID']}.log").exists()
+    # and at the end, the run it cost under its chunk (workflow/rules/common.smk: onerror)
+    assert "1 training run not made" in out and re.search(r"^  train-\d+: small-nobn seed 1$", out, re.M), out[-3000:]
 
 
 def test_interrupted_run_leaves_no_job_and_resumes(slurm_cluster, projects, profile, tmp_path):

@@ -7,13 +7,14 @@ import json
 import os
 import re
 import shlex
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from kmlp.study import Study, StudyError
-from kmlp.study.cluster import CHAIN_PRIORITY, Requests
+from kmlp.study.cluster import CHAIN_PRIORITY, Requests, not_made
 
 validate(config, schema="../schemas/config.schema.yaml")
 try:
@@ -169,6 +170,24 @@ def train_group(wildcards):
     chunk = study.chunk(wildcards.experiment, int(wildcards.seed))
     workflow.parent_groupids[chunk.name] = study.family(wildcards.experiment)
     return chunk.name
+
+
+def runs_not_made():
+    """The training runs this invocation planned whose files do not exist: after a failure
+    (the profile keeps going past a job that failed twice), what it left undone."""
+    dag = getattr(workflow, "dag", None)  # (none when planning itself failed)
+    return [
+        (job.wildcards.experiment, int(job.wildcards.seed))
+        for job in (dag.jobs if dag else [])
+        if job.rule.name == "train" and not os.path.exists(job.output[0])
+    ]
+
+
+# A failed job is reported where it fails; at the end, the runs it cost, by chunk (SLURM
+# job), so that a long study's failures need not be searched for in its log.
+onerror:
+    if report := not_made(study, runs_not_made()):
+        print(report, file=sys.stderr)
 
 
 # -- what the workflow makes ----------------------------------------------------------

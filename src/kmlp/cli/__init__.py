@@ -2,7 +2,7 @@
 
 Each verb's parser is defined next to its implementation (``cli/data.py``,
 ``cli/gradcheck.py``, ``cli/train.py``, ``cli/search.py``, ``cli/aggregate.py``,
-``cli/bench.py``); shared options are argparse parents
+``cli/bench.py``, ``cli/cluster.py``); shared options are argparse parents
 (``cli/options.py``). Every failure of a verb is one sentence on stderr naming the file,
 option or key, found before any work where it can be (usage, settings, whether the
 outputs can be written): a usage error exits 2, any other error 1 (``--debug`` shows the
@@ -20,7 +20,7 @@ import sys
 
 from .. import __version__
 from ..errors import KmlpError, Terminated
-from . import aggregate, bench, data, gradcheck, options, search, train
+from . import aggregate, bench, cluster, data, gradcheck, options, search, train
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"kmlp {__version__}")
     sub = p.add_subparsers(dest="verb", required=True, metavar="VERB")
-    for module in (data, gradcheck, train, search, bench, aggregate):
+    for module in (data, gradcheck, train, search, bench, cluster, aggregate):
         for add in module.VERBS:
             add(sub)
     return p

@@ -230,12 +230,33 @@ class Study:
     @cached_property
     def chunks(self) -> dict[tuple[str, int], cost.Chunk]:
         """(experiment, seed) -> the chunk of runs that share its SLURM job: each family's
-        runs in study order, cut into jobs of about ``cluster.chunk_minutes`` predicted."""
+        runs in study order, cut into jobs of nearly equal predicted time, whole waves of
+        ``cluster.cpus`` (:meth:`chunk_seconds`)."""
         families: dict[str, list] = {}
+        seconds = {e: self.run_seconds(e) for e in self.experiments}  # (asked once per experiment, not per run)
         for e, s in self.runs(self.experiments):
-            families.setdefault(self.family(e), []).append(((e, s), self.run_seconds(e)))
-        per_chunk = 60 * self.config["cluster"]["chunk_minutes"]
-        return {run: c for name, runs in families.items() for run, c in cost.chunked(runs, name, per_chunk).items()}
+            families.setdefault(self.family(e), []).append(((e, s), seconds[e]))
+        cpus, longest = self.config["cluster"]["cpus"], self.longest_chunk()
+        return {
+            run: c
+            for name, runs in families.items()
+            for run, c in cost.chunked(runs, name, self.chunk_seconds(sum(s for _, s in runs)), cpus, longest).items()
+        }
+
+    def longest_chunk(self) -> float:
+        """The most predicted seconds a chunk may hold: its job, asking for ``time_factor``
+        times them and its start, asks for at most ``cluster.max_job_minutes``."""
+        c = self.config["cluster"]
+        return 60 * c["max_job_minutes"] / c["time_factor"] - cost.JOB_START_S
+
+    def chunk_seconds(self, total: float) -> float:
+        """The predicted seconds of a chunk of a family of ``total`` seconds: 60 times
+        ``cluster.chunk_minutes`` when the config sets it, else sized to the study and the
+        cluster's ``cpus`` (:func:`.cost.chunk_seconds`)."""
+        c = self.config["cluster"]
+        if c.get("chunk_minutes"):
+            return 60 * c["chunk_minutes"]
+        return cost.chunk_seconds(total, c["cpus"], self.longest_chunk())
 
     def training_seconds(self) -> float:
         """The predicted training time of every configured run of the study."""
@@ -353,6 +374,13 @@ class Study:
                     if e in known and e not in report
                 ]
         found += [_under("verdict", p) for p in VerdictRule.check(self.config["verdict"])]
+        # (with valid settings only: the cost model reads them)
+        longest = max(map(self.run_seconds, self.experiments), default=0.0) if not found else 0.0
+        if longest > self.longest_chunk():
+            found.append(
+                f"cluster.max_job_minutes: {self.config['cluster']['max_job_minutes']:g} minutes cannot hold a run of "
+                f"{longest:.0f} predicted seconds (times time_factor, and {cost.JOB_START_S:g} s for the job's start)"
+            )
         # a pool may name the search's runs: they count when the search is switched on
         known |= set(Search(self.config["lambda_search"]).runs)
         for name, pool in self.config["verdict"]["pools"].items():

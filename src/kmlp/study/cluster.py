@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from .cost import CHECK_S, JOB_START_S, PREPARE_S
+from .cost import CHECK_S, JOB_START_S, PREPARE_S, makespan
 
 if TYPE_CHECKING:
     from . import Study
@@ -115,3 +115,69 @@ class Requests:
     def check_mem_mb(attempt: int) -> int:
         """A gradient check's memory in MB (:data:`CHECK_MEM_MB`), times the attempt."""
         return CHECK_MEM_MB * attempt
+
+
+# -- the plan: what a study (or a target of it) sends to a cluster ---------------------------
+class Plan:
+    """The SLURM jobs of a study's training runs, or of the runs of some of its experiments
+    (a target), as ``kmlp cluster-plan`` shows them: each job's predicted seconds and runs,
+    and the predicted time until the last ends on ``cluster.cpus`` CPUs.
+
+    A target that needs only some runs of a chunk sends those alone, in the chunk's job
+    (profiles/slurm/sbatch-submit.py). The lambda search's chunks go first (their priority),
+    then the others in study order; the passes are counted as if they did not wait for
+    each other's picks, so the makespan is a lower bound for a study with the search."""
+
+    def __init__(self, study: Study, experiments: list[str] | None = None):
+        self.study = study
+        self.cpus = study.config["cluster"]["cpus"]
+        wanted = set(study.runs(experiments if experiments is not None else study.experiments))
+        #: chunk name -> (predicted seconds of its runs the target needs, how many)
+        self.jobs: dict[str, tuple[float, int]] = {}
+        for (e, s), chunk in study.chunks.items():
+            if (e, s) in wanted:
+                seconds, runs = self.jobs.get(chunk.name, (0.0, 0))
+                self.jobs[chunk.name] = (seconds + study.run_seconds(e), runs + 1)
+        self.jobs = dict(sorted(self.jobs.items(), key=lambda item: (not item[0].startswith("lsearch-"), item[0])))
+
+    @property
+    def runs(self) -> int:
+        return sum(n for _, n in self.jobs.values())
+
+    @property
+    def seconds(self) -> float:
+        """The predicted training seconds of every run of the plan, one after another."""
+        return sum(s for s, _ in self.jobs.values())
+
+    def makespan(self, cpus: int | None = None) -> float:
+        """Predicted seconds until the plan's last job ends on ``cpus`` (default: the
+        config's) CPUs, each job's start included (:func:`.cost.makespan`)."""
+        return makespan([s for s, _ in self.jobs.values()], cpus or self.cpus)
+
+    def families(self) -> dict[str, list[tuple[float, int]]]:
+        """Family -> its jobs' (seconds, runs)."""
+        out: dict[str, list] = {}
+        for name, job in self.jobs.items():
+            out.setdefault(name.rsplit("-", 1)[0], []).append(job)
+        return out
+
+
+def not_made(study: Study, runs: list[tuple[str, int]]) -> str:
+    """What a run that failed (Snakemake's keep-going) left undone, for the terminal: the
+    training ``runs`` an invocation needed and did not make, by the chunk (SLURM job) they
+    belong to, in study order; "" when there are none."""
+    if not runs:
+        return ""
+    order = {run: i for i, run in enumerate(study.runs(study.experiments))}
+    by_chunk: dict[str, dict[str, list[int]]] = {}
+    for e, s in sorted(set(runs), key=lambda r: (order.get(r, len(order)), r)):
+        by_chunk.setdefault(study.chunk(e, s).name, {}).setdefault(e, []).append(s)
+    n = len(set(runs))
+    lines = [
+        f"{n} training run{'s' if n > 1 else ''} not made (a job failed, theirs or one they wait for), by chunk; "
+        "the next invocation trains only these:"
+    ]
+    for name, experiments in by_chunk.items():
+        seeds = "; ".join(f"{e} seed {', '.join(map(str, s))}" for e, s in experiments.items())
+        lines.append(f"  {name}: {seeds}")
+    return "\n".join(lines)

@@ -93,15 +93,56 @@ class Chunk:
 #: and a retry names the missing ones as its targets (profiles/slurm/sbatch-submit.py).
 MAX_RUNS = 100
 
+#: The largest share of a chunk its job's start (:data:`JOB_START_S`) may take: chunks of
+#: at least JOB_START_S / START_SHARE = 200 s of predicted work, unless a family has less.
+START_SHARE = 0.05
 
-def chunked(runs: list[tuple[tuple[str, int], float]], family: str, seconds_per_chunk: float) -> dict:
-    """The runs of one family cut, in their order, into chunks of about
-    ``seconds_per_chunk`` predicted seconds each (as equal as whole runs allow) and at most
-    MAX_RUNS runs: run -> its :class:`Chunk`. In order, so that the runs of one experiment
-    share a chunk and a single figure or table touches few chunks."""
+#: The most chunks a family gives each CPU. Chunks as small as a job's start allows
+#: (:data:`START_SHARE`) balance best: the last wave ends within a chunk of the others, and
+#: a target smaller than the study (figures 1-4: 40 of the 460 runs) still spreads over two
+#: CPUs; but a large study needs no more jobs than this (1,000 seeds on 100 CPUs: 800 jobs,
+#: where 2-minute chunks made 2,900).
+CHUNKS_PER_CPU = 8
+
+
+def chunk_seconds(total: float, cpus: int, longest: float) -> float:
+    """The predicted seconds of a chunk for a family of ``total`` predicted seconds on
+    ``cpus`` CPUs: a share of the work (:data:`CHUNKS_PER_CPU`), not less than the start
+    allows (:data:`START_SHARE`), not more than ``longest`` (the longest job a centre
+    accepts, its time factor and start taken off)."""
+    return min(max(total / (CHUNKS_PER_CPU * cpus), JOB_START_S / START_SHARE), longest)
+
+
+def chunk_count(runs: int, total: float, seconds_per_chunk: float, cpus: int = 1, longest: float = math.inf) -> int:
+    """How many chunks ``runs`` runs of ``total`` predicted seconds are cut into: about
+    ``seconds_per_chunk`` each, rounded down to whole waves of ``cpus`` (a last wave of
+    fewer chunks leaves CPUs idle while it runs); never a chunk of more than ``longest``
+    seconds (as far as whole runs allow) or MAX_RUNS runs, nor more chunks than runs."""
+    if not runs:
+        return 0
+    n = max(1, min(runs, round(total / seconds_per_chunk)))
+    if n > cpus:
+        n -= n % cpus
+    at_least = max(math.ceil(runs / MAX_RUNS), math.ceil(total / longest))
+    if n < at_least:  # whole waves again, where there are runs enough
+        n = min(runs, math.ceil(at_least / cpus) * cpus) if at_least > cpus else at_least
+    return n
+
+
+def chunked(
+    runs: list[tuple[tuple[str, int], float]],
+    family: str,
+    seconds_per_chunk: float,
+    cpus: int = 1,
+    longest: float = math.inf,
+) -> dict:
+    """The runs of one family cut, in their order, into :func:`chunk_count` chunks of
+    nearly equal predicted time (each cut where a run's midpoint crosses a share of the
+    total: no small last chunk, as a greedy fill would leave): run -> its :class:`Chunk`.
+    In order, so that the runs of one experiment share a chunk and a single figure or
+    table touches few chunks."""
     total = sum(s for _, s in runs)
-    n = max(1, min(len(runs), round(total / seconds_per_chunk))) if runs else 0
-    n = max(n, math.ceil(len(runs) / MAX_RUNS))
+    n = chunk_count(len(runs), total, seconds_per_chunk, cpus, longest)
     members: list[list[tuple[tuple[str, int], float]]] = [[] for _ in range(n)]
     done = 0.0
     for run, s in runs:
@@ -109,10 +150,31 @@ def chunked(runs: list[tuple[tuple[str, int], float]], family: str, seconds_per_
         k = min(n - 1, math.floor((done + s / 2) / total * n)) if total > 0 else 0
         members[k].append((run, s))
         done += s
+    members = _at_most(members, MAX_RUNS)
     out = {}
-    width = len(str(n))
-    for k, chunk in enumerate(m for m in members if m):
+    width = len(str(len(members)))
+    for k, chunk in enumerate(members):
         info = Chunk(f"{family}-{k + 1:0{width}d}", sum(s for _, s in chunk), len(chunk))
         for run, _ in chunk:
             out[run] = info
     return out
+
+
+def _at_most(members: list[list], most: int) -> list[list]:
+    """The chunks, none empty, each of more than ``most`` runs split in order (runs of very
+    unequal times can crowd one share of the total)."""
+    out = []
+    for chunk in members:
+        out += [chunk[i : i + most] for i in range(0, len(chunk), most)]
+    return out
+
+
+def makespan(chunks: list[float], cpus: int) -> float:
+    """The predicted seconds until the last of ``chunks`` (seconds each, in the order they
+    are submitted) ends on ``cpus`` CPUs, each starting on the first CPU free, as a queue
+    of one priority places them; every job's start (:data:`JOB_START_S`) included."""
+    free = [0.0] * max(1, cpus)
+    for s in chunks:
+        k = free.index(min(free))
+        free[k] += s + JOB_START_S
+    return max(free)
