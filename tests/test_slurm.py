@@ -11,27 +11,34 @@ its comments tell a user to.
 The project is the real workflow on the tiny configuration (.test/config) with more seeds
 and longer runs, cut into chunks of a few runs (cluster.chunk_minutes), so that the
 training is a dozen SLURM jobs.  It is run once locally (`snakemake --cores 2`, the
-reference), then on SLURM in fresh copies at the same path:
+reference), then on SLURM in fresh copies at the same path.  In file order (one worker
+runs them in it, under pytest-xdist too):
 
-1. a wrong account, and none: refused within seconds with sbatch's message, no job left;
-2. a whole run: outputs byte-identical to the local run; `sacct` shows one job per chunk
-   the study plans (and the setup) and nothing else, each named with the study's prefix
-   (sbatch-submit.py: study_tag), COMPLETED in the study partition under the study
-   account, with one CPU, the time limit the cost model gives its runs, Elapsed below
-   it, MaxRSS below ReqMem and ReqMem at most twice MaxRSS plus the model's 400 MB
-   floor; and jobs ran on both nodes;
-3. the same 45 runs on one node (partition "single") and on two: two take at most 0.6
+1. the same 45 runs on one node (partition "single") and on two: two take at most 0.6
    times the wall time of one;
-4. a running chunk cancelled with scancel, and a node lost (its slurmd and every process of
-   its jobs killed): the failure is reported in one line with the job's id, state and log;
-   the retry trains only the runs that were running in the dead job, counted from the job
-   logs of every SLURM job of the study (the runs each Snakemake inside a job started); the
-   study completes byte-identical to the local run;
-5. a job over its time limit and one over its memory: reported as TIMEOUT and
-   OUT_OF_MEMORY, with the job id and its log;
-6. snakemake interrupted with SIGINT: no job of ours left in squeue, no half-written run
-   taken as done, and the next invocation plans and redoes only the missing runs (and any
-   left marked incomplete).
+2. a wrong account, and none: refused within seconds with sbatch's message, no job left;
+3. seeds by need, on a study of its own as small as shows it: the rounds decided where
+   Snakemake runs, the runs a round adds to an experiment one job with the cost model's
+   time limit, every job once, every run trained once;
+4. a job over its time limit and one over its memory, side by side: reported as TIMEOUT
+   and OUT_OF_MEMORY, with the job id and its log;
+5. snakemake interrupted with SIGINT (the runs of two experiments as targets): no job of
+   ours left in squeue, no half-written run taken as done, and the next invocation plans
+   and redoes only the missing runs (and any left marked incomplete);
+6. one SLURM run of the whole study (the `faulted_run` fixture) that three tests check: a
+   running chunk cancelled with scancel, and later the node of another lost (its slurmd
+   and every process of its jobs killed; last, as the node stays lost).
+   - the whole run: outputs byte-identical to the local run; `sacct` shows one job per
+     chunk the study plans (and the setup), each once but the two killed (once more: the
+     retry), each named with the study's prefix (sbatch-submit.py: study_tag), in the
+     study partition under the study account, with one CPU, the time limit the cost model
+     gives its runs, Elapsed below it, MaxRSS below ReqMem and ReqMem at most twice MaxRSS
+     plus the model's 400 MB floor; every run trained once but the ones in flight in the
+     killed jobs; and chunks completed on both nodes;
+   - each killed job: the failure reported in one line with the job's id, state and log;
+     the retry trains only the runs that were running in the dead job, counted from the
+     job logs of every SLURM job of the study (the runs each Snakemake inside a job
+     started).
 """
 
 from __future__ import annotations
@@ -492,19 +499,52 @@ def slurm_cluster():
 
 class Projects:
     """Fresh copies of the project, all at one path (outputs that record their own path
-    then compare equal), and the local reference run's copy."""
+    then compare equal), and the local reference run's copy (``local``).
+
+    The reference is made once, when first asked for, or in the background from
+    ``start_local`` on (the tests that go before the ones comparing with it run their
+    projects elsewhere, ``other``, and mostly wait on SLURM); not before the timed two-node
+    test, which needs the machine to itself."""
 
     def __init__(self, base: Path):
         self.base = base
         self.path = base / "run" / "project"
         self.count = 0
-        self.local = self.fresh()
-        self.sources = _files(self.local)
-        self.config = yaml.safe_load((self.local / "config" / "config.yaml").read_text())
-        t0 = time.monotonic()
-        _snakemake(["--cores", "2"], self.local, _venv_env())
-        self.local_seconds = time.monotonic() - t0
-        self.local = self._move_aside("local")
+        template = self.other("template")
+        self.sources = _files(template)
+        self.config = yaml.safe_load((template / "config" / "config.yaml").read_text())
+        self._local: Path | None = None
+        self._reference: tuple[subprocess.Popen, Path, float] | None = None
+
+    def start_local(self) -> None:
+        """Start the local reference run (`snakemake --cores 2`) in the background at self.path."""
+        if self._local is not None or self._reference is not None:
+            return
+        project = self.fresh()
+        log = self.base / "local.log"
+        cmd = _snakemake_cmd("--cores", "2")
+        print(f"\n$ (cd {project} && {' '.join(cmd)}) > {log} &", flush=True)
+        proc = subprocess.Popen(cmd, cwd=project, env=_venv_env(), stdout=log.open("w"), stderr=subprocess.STDOUT)
+        self._reference = (proc, log, time.monotonic())
+
+    @property
+    def local(self) -> Path:
+        """The local reference run's project (waits for it, or makes it, the first time)."""
+        if self._local is None:
+            self.start_local()
+            proc, log, t0 = self._reference
+            try:
+                rc = proc.wait(RUN_TIMEOUT)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+            self.local_seconds = time.monotonic() - t0
+            if rc != 0:
+                _dump(log.read_text(), self.path)
+                raise AssertionError(f"the local reference run failed with exit code {rc}")
+            self._local = self._move_aside("local")
+            self._reference = None
+        return self._local
 
     def _move_aside(self, name: str) -> Path:
         dest = self.base / name
@@ -513,6 +553,8 @@ class Projects:
 
     def fresh(self, **overrides) -> Path:
         """A new copy at self.path (the previous one moved aside), OVERRIDES and ``overrides`` on the tiny config."""
+        if self._reference is not None:  # the local run is at self.path: done first, and moved aside
+            assert self.local
         if self.path.parent.exists():
             self.count += 1
             self._move_aside(f"slurm-{self.count}")
@@ -623,6 +665,7 @@ def test_seeds_by_need_sends_each_step_of_an_experiment_as_one_job(slurm_cluster
     import json
 
     env = slurm_cluster["env"]
+    projects.start_local()  # the reference, meanwhile: this test and the next run elsewhere
     need = {**TINY["seeds_by_need"], "enabled": True, "step": 2, "cap": 7}
     # the pools without Bartlett's test: with it (issue 31), the tiny study's numbers are too
     # stable for a round to add a seed (CI, stop 34); this test is of the cluster path of the
@@ -683,6 +726,7 @@ def over_limits(slurm_cluster, projects, profile, tmp_path_factory):
     own): a run of 200,000 updates with --retries 0.  The data and the gradient checks
     are made locally first: only the training job is the test's."""
     env = slurm_cluster["env"]
+    projects.start_local()  # the reference, meanwhile (see Projects)
     logs = tmp_path_factory.mktemp("over-limit")
     first = _last_jobid(env)
     started = {}
