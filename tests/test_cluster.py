@@ -607,6 +607,18 @@ def test_a_failed_job_is_reported_in_one_line(tmp_path):
     assert "SLURM job 44 (train-07) ended TIMEOUT after 00:01:00" in proc.stderr and "MEMORY" not in proc.stderr
 
 
+def test_the_line_names_the_state_that_failed_the_job_while_accounting_lags(tmp_path):
+    """slurmdbd records a job's end after the controller: squeue already says NODE_FAIL while
+    sacct still says RUNNING.  The line must say NODE_FAIL (the test of a lost node looks
+    for it), not the stale RUNNING."""
+    proc = _status(tmp_path, "142", "NODE_FAIL", "train-05|RUNNING|00:00:07|00:01:00|408M|", "batch|RUNNING|||408M|")
+    assert proc.stdout == "failed\n"
+    assert "SLURM job 142 (train-05) ended NODE_FAIL after 00:00:07 (limit 00:01:00)" in proc.stderr, proc.stderr
+    # once accounting has it, its state is the one named (with its details: "CANCELLED by 0")
+    proc = _status(tmp_path, "143", "CANCELLED", "train-05|CANCELLED by 0|00:00:05|00:01:00|408M|")
+    assert "SLURM job 143 (train-05) ended CANCELLED by 0 after" in proc.stderr, proc.stderr
+
+
 # -- profiles/slurm/sbatch-sidecar.py -----------------------------------------------------
 
 

@@ -102,7 +102,9 @@ def why(jobid: str, state: str, where: list[str] = ()) -> str:
     rows = [dict(zip(fields, line.split("|"), strict=False)) for line in lines(acct)]
     job = rows[0] if rows else {"State": state}
     name = own_name(job.get("JobName") or "?", Path.cwd())
-    ended = job.get("State") or state
+    # accounting is written behind the controller (slurmdbd): sacct may still say RUNNING of
+    # a job squeue already has as NODE_FAIL; the line names the state the verdict came from
+    ended = job["State"] if job.get("State") and verdict(job["State"]) == "failed" else state
     used = max((float(r["MaxRSS"].rstrip("M")) for r in rows if r.get("MaxRSS", "").rstrip("M")), default=None)
     memory = f", MaxRSS {used:.0f}M of {job.get('ReqMem') or '?'}" if used is not None else ""
     asked = job.get("ReqMem", "").rstrip("M")

@@ -564,17 +564,18 @@ kill_node() {
   [ -n "$pid" ] || die "no node '$node' in $STATE/node-pids"
   export SLURM_CONF="$STATE/etc/slurm.conf"
   local jobs; jobs=$(squeue -h -w "$node" -o %A 2>/dev/null | sort -u | tr '\n' ' ')
-  local victims=() p env cmd j
+  local victims=() steps=""
   is_ours slurmd "$pid" && victims+=("$pid")
-  for p in /proc/[0-9]*; do
-    p=${p#/proc/}
-    env=$(tr '\0' '\n' 2>/dev/null <"/proc/$p/environ") || continue
-    if grep -qx "SLURMD_NODENAME=$node" <<<"$env"; then victims+=("$p"); continue; fi
-    cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$p/cmdline") || continue
-    for j in $jobs; do
-      case "$cmd" in "slurmstepd: [$j."*) victims+=("$p") ;; esac
-    done
-  done
+  # One grep over every process (not a few programs per process: on a loaded machine that
+  # scan took seconds, and a job's last run finished before the kill came, seen in CI).
+  # grep -z reads environ and cmdline as NUL-separated lines.
+  for j in $jobs; do steps+="${steps:+|}$j"; done
+  mapfile -t -O "${#victims[@]}" victims < <(
+    {
+      grep -lxzF "SLURMD_NODENAME=$node" /proc/[0-9]*/environ 2>/dev/null || true
+      [ -z "$steps" ] || grep -lzE "^slurmstepd: \[($steps)\." /proc/[0-9]*/cmdline 2>/dev/null || true
+    } | cut -d/ -f3 | sort -un
+  )
   [ ${#victims[@]} -gt 0 ] || die "nothing of $node is running"
   kill -KILL "${victims[@]}" 2>/dev/null || true
   log "node $node lost: SIGKILL to slurmd $pid and ${#victims[@]} processes in all (jobs on it: ${jobs:-none})"
