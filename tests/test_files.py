@@ -58,8 +58,13 @@ def test_a_kill_during_a_write_leaves_the_old_file_and_no_temporary(tmp_path, si
     assert proc.stdout.readline() == "writing\n"
     assert len(names(tmp_path)) == 2  # the target and the half-written temporary file
     proc.send_signal(signum)
-    assert proc.wait(timeout=30) == rc
-    err = proc.stderr.read()
+    try:  # read what it says while waiting: a writer blocked on a full pipe never ends
+        _, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        raise AssertionError(f"the writer did not end within 120 s of the signal; it said {err!r}") from None
+    assert proc.returncode == rc, err
     assert err.strip() == f"kmlp lambda-grid: {said}", err
     assert names(tmp_path) == ["grid.json"]
     assert out.read_text() == "old\n"
