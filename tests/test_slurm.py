@@ -15,7 +15,7 @@ reference), then on SLURM in fresh copies at the same path.  In file order (one 
 runs them in it, under pytest-xdist too):
 
 1. the same 45 runs on two nodes: from the first chunk's start to the last one's end, at
-   most 0.6 times the chunks' summed time (what one node, running them one after
+   most 0.65 times the chunks' summed time (what one node, running them one after
    another, takes at least), as sacct gives them;
 2. a wrong account, and none: refused within seconds with sbatch's message, no job left;
 3. seeds by need, on a study of its own as small as shows it: the rounds decided where
@@ -599,14 +599,14 @@ def profile(slurm_cluster, tmp_path_factory):
 # -------------------------------------------------------------------- tests --
 
 
-def test_two_nodes_train_side_by_side_in_at_most_06_of_their_jobs_time(slurm_cluster, projects, profile):
+def test_two_nodes_train_side_by_side_in_at_most_065_of_their_jobs_time(slurm_cluster, projects, profile):
     """The 45 runs of the configured experiments (1,500 steps a half cycle, about 2.5 s a run
     with its start; 16 chunks of 2-3) on both nodes, from an empty results/. One node runs
     the same jobs one after another: it takes at least their summed Elapsed (its gaps between
     jobs come on top, so the ratio is stricter than one of wall clocks). Two must take at
-    most 0.6 of that, from the first chunk's Start to the last one's End, as SLURM's
-    accounting (sacct) gives them: seen 0.57 on an idle machine (jobs of 7.7 s, where the
-    2-second status polls between jobs weigh most) and 0.53 on a loaded one. Accounting, not a wall
+    most 0.65 of that, from the first chunk's Start to the last one's End, as SLURM's
+    accounting (sacct) gives them: seen 0.57 and 0.59 on an idle machine (jobs of about 8 s,
+    where the 2-second status polls between jobs weigh most) and 0.53 on a loaded one. Accounting, not a wall
     clock: the other tests on this machine slow every job alike, so this test needs no
     machine to itself (it had it, for about 250 s of CI, until issue 30 cut CI's time). The
     wall-clock runs on one node and on two, timed by hand: profiles/slurm/README.md."""
@@ -631,7 +631,7 @@ def test_two_nodes_train_side_by_side_in_at_most_06_of_their_jobs_time(slurm_clu
     print(f"\n{len(targets)} runs in {len(jobs)} chunk jobs: their Elapsed {sum(busy.values())} s in all"
           f" ({dict(busy)} by node); first Start to last End {makespan:.0f} s, {ratio:.2f} of it")  # fmt: skip
     assert set(busy) == set(slurm_cluster["nodes"]), f"chunks ran on {dict(busy)}, not on both nodes"
-    assert ratio <= 0.6, f"two nodes took {ratio:.2f} of their jobs' summed time ({makespan:.0f} s of {busy})"
+    assert ratio <= 0.65, f"two nodes took {ratio:.2f} of their jobs' summed time ({makespan:.0f} s of {busy})"
 
 
 @pytest.mark.parametrize("account", ["no-such-project", ""], ids=["wrong-account", "no-account"])
