@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A real, throw-away SLURM cluster of several compute nodes on this machine, for tests.
 #
+#   tests/slurm/cluster.sh install                    # only install the packages (if needed)
 #   tests/slurm/cluster.sh start STATE_DIR            # install (if needed), configure, start
 #   tests/slurm/cluster.sh stop  STATE_DIR            # stop exactly the daemons `start` started
 #   tests/slurm/cluster.sh status STATE_DIR           # sinfo/squeue/sacct of that cluster
@@ -61,7 +62,7 @@ log() { printf '[cluster.sh %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "ERROR: $*"; exit 1; }
 
 usage() {
-  echo "usage: $0 {start|stop|status} STATE_DIR  |  $0 kill-node STATE_DIR NODE" >&2
+  echo "usage: $0 install  |  $0 {start|stop|status} STATE_DIR  |  $0 kill-node STATE_DIR NODE" >&2
   exit 2
 }
 
@@ -582,6 +583,8 @@ kill_node() {
 }
 
 # --------------------------------------------------------------------- main --
+# `install` alone: the packages only (CI installs them while pip builds its environment)
+if [ "${1-}" = install ] && [ $# -eq 1 ]; then install_packages; exit 0; fi
 [ $# -ge 2 ] || usage
 case "$2" in
   /*) STATE=$2 ;;
