@@ -95,8 +95,18 @@ for e in study.experiments:
 study.readings(), study.report_experiments(), study.val_sizes(), study.gradchecks
 study.pooled_with(["3layer-bn"]), [t.experiments for t in study.tables.values()]
 ask.setup_s(1), ask.prepare_s(1), ask.check_s(1), ask.prepare_mem_mb(10**8, 1), ask.check_mem_mb(1)
+[study.val_size_named(study.data_name(v)) for v in study.val_sizes()]
 """
     assert loaded(code, ("numpy", "h5py", "pandas", "matplotlib")) == []
+
+
+def test_the_workflows_helpers_stay_look_ups():
+    """workflow/rules/common.smk turns the study's answers into paths and params; the
+    arithmetic (the cluster's requests, the data's names, the record's lambdas) lives in
+    the package, beside its tests (issue 32: under 200 lines)."""
+    common = SCHEMA.parents[1] / "rules" / "common.smk"
+    lines = common.read_text().splitlines()
+    assert len(lines) < 200, f"{common.name}: {len(lines)} lines"
 
 
 def test_a_setting_is_spelled_where_it_is_defined_and_where_training_uses_it():

@@ -305,6 +305,16 @@ def test_memory_grows_with_the_stored_pixels_and_the_dtype(ask):
     assert 650 < ask.prepare_mem_mb(170_000_000, 1) < ask.prepare_mem_mb(340_000_000, 1)
 
 
+def test_each_validation_hold_out_has_a_data_file_of_its_own():
+    """The data sets' file names (rule prepare): the default hold-out's has no suffix, every
+    other its size, and each name gives its hold-out back."""
+    study = load(CONFIG)
+    default, *others = study.val_sizes()
+    assert study.data_name() == study.data_name(default) == "" and others
+    assert [study.data_name(v) for v in others] == [f"-val{v}" for v in others]
+    assert [study.val_size_named(study.data_name(v)) for v in study.val_sizes()] == study.val_sizes()
+
+
 def test_the_setup_job_asks_for_every_data_set_and_check():
     """The setup job runs its members one after another: it asks for at least what they
     ask for each (less their rounding up), and a check more asks for a check's time more."""
@@ -368,6 +378,22 @@ def test_runs_not_made_are_listed_by_chunk(study):
         f"  {study.chunk('lsearch-coarse-03', 1).name}: lsearch-coarse-03 seed 1",
     ]
     assert cluster.not_made(study, []) == ""
+
+
+def test_runs_not_made_are_the_planned_training_runs_without_a_file(tmp_path):
+    """What the workflow's onerror handler hands not_made: of the DAG's jobs, the training
+    runs whose file is not there (a job of another rule, or a run made, is not one)."""
+    from types import SimpleNamespace as Job
+
+    made = tmp_path / "made.h5"
+    made.write_bytes(b"")
+    jobs = [
+        Job(rule=Job(name="train"), wildcards=Job(experiment="a", seed="2"), output=[str(tmp_path / "missing.h5")]),
+        Job(rule=Job(name="train"), wildcards=Job(experiment="a", seed="1"), output=[str(made)]),
+        Job(rule=Job(name="retrain"), wildcards=Job(experiment="a", seed="3"), output=[str(tmp_path / "r.h5")]),
+    ]
+    assert cluster.runs_not_made(jobs) == [("a", 2)]
+    assert cluster.runs_not_made([]) == []
 
 
 def test_a_failed_run_leaves_the_rest_made_and_is_reported(tmp_path):

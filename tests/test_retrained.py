@@ -290,3 +290,18 @@ def test_every_training_setting_trained_again_matches_the_committed_record(tmp_p
     # each setting's first epoch: the step of its first evaluation and the history's six numbers there
     assert len(table) == len(expected) * (1 + len(HISTORY_METRICS)) and table["ok"].all()
     assert set(table["metric"]) == {"early_step", *(f"early_{m}" for m in HISTORY_METRICS)}
+
+
+def test_a_search_runs_lambda_is_read_from_its_row(tmp_path):
+    """Rule retrain trains a lambda search run with its row's lambda (common.smk's
+    retrain_settings), and refuses, naming the file, a run whose row gives none."""
+    from kmlp.aggregate.tabular import recorded_lambda
+
+    data = tmp_path / "runs.csv"
+    data.write_text("# made by: a test\nexperiment,seed,lam\nlsearch-final-01,1,0.0061\nlsearch-final-01,2,\n")
+    assert recorded_lambda(data, "lsearch-final-01", 1) == 0.0061
+    for experiment, seed in (("lsearch-final-01", 2), ("lsearch-final-01", 3), ("other", 1)):
+        with pytest.raises(KmlpError, match=f"runs.csv gives no lambda for {experiment} seed {seed}"):
+            recorded_lambda(data, experiment, seed)
+    with pytest.raises(KmlpError, match="does not exist"):
+        recorded_lambda(tmp_path / "none.csv", "lsearch-final-01", 1)

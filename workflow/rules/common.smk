@@ -14,7 +14,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from kmlp.study import Study, StudyError
-from kmlp.study.cluster import CHAIN_PRIORITY, Requests, not_made
+from kmlp.study.cluster import CHAIN_PRIORITY, Requests, not_made, runs_not_made
 
 validate(config, schema="../schemas/config.schema.yaml")
 try:
@@ -28,24 +28,19 @@ SEARCH = study.search
 CHECKS = list(study.gradchecks)
 FIGURES = list(study.figures)
 TABLES = list(study.tables)
-# Tables made by their own rules, when switched on.
-EXTRA_TABLES = (["lambda_search"] if SEARCH else []) + (
-    ["diagnostics"] if study.diagnostics else []
-)
+_extra = {"lambda_search": SEARCH, "diagnostics": study.diagnostics}
+EXTRA_TABLES = [t for t, on in _extra.items() if on]  # made by rules of their own
 # The record's data: a row per run, beside the record (kmlp record --out-runs).
 _record = Path(config["record"]["out"])
 RECORD_RUNS = str(_record.with_name(f"{_record.stem}-runs.csv"))
-# What outputs record as "the config they came from". It reaches the commands through
-# the shell's environment, not a param: params are a rerun trigger, and naming the same
-# config another way must not redo the work (nor hide changed training settings for one
-# invocation: when the gradient-check table reruns, Snakemake skips the jobs with it as
-# an ancient input, snakemake/snakemake#4166).
+# What outputs record as "the config they came from", through the shell's environment,
+# not a param (a rerun trigger: naming the same config another way must not redo work,
+# nor hide changed settings for one invocation, snakemake/snakemake#4166).
 CONFIG_NAME = (
     ";".join(os.path.relpath(f) for f in workflow.configfiles) or "config/config.yaml"
 )
-_quoted = (
-    shlex.quote(CONFIG_NAME).replace("{", "{{").replace("}", "}}")
-)  # (it is formatted)
+# (the prefix is formatted: braces doubled)
+_quoted = shlex.quote(CONFIG_NAME).replace("{", "{{").replace("}", "}}")
 shell.prefix(f"set -euo pipefail; export KMLP_CONFIG={_quoted}; ")
 
 
@@ -59,18 +54,8 @@ wildcard_constraints:
 
 
 # -- paths -------------------------------------------------------------------------
-def data_variant(val_size):
-    """The data file's name part for a validation hold-out: none for the default."""
-    return "" if val_size == study.val_size() else f"-val{val_size}"
-
-
-def val_size_of(variant):
-    """The validation hold-out of a data file's name part."""
-    return {data_variant(v): v for v in study.val_sizes()}[variant]
-
-
 def data_h5(val_size=None):
-    return f"{RESULTS}/data/cifar10{data_variant(val_size or study.val_size())}.h5"
+    return f"{RESULTS}/data/cifar10{study.data_name(val_size)}.h5"
 
 
 def data_file(wildcards):
@@ -109,21 +94,12 @@ def retrain_settings(wildcards):
     its row in the record's data gives (its passes are not trained again to pick it)."""
     if study.family(wildcards.experiment) == "train":
         return train_settings(wildcards)
-    from kmlp.aggregate.tabular import read_csv
+    from kmlp.aggregate.tabular import recorded_lambda  # (pandas: not while planning)
 
-    _, rows = read_csv(RECORD_RUNS)
-    lam = [
-        r.get("lam", "")
-        for r in rows
-        if (r["experiment"], r["seed"]) == (wildcards.experiment, wildcards.seed)
-    ]
-    if not lam or not lam[0]:
-        raise WorkflowError(
-            f"{RECORD_RUNS} gives no lambda for {wildcards.experiment} seed {wildcards.seed}:"
-            " the record check cannot train it again without the lambda search"
-        )
-    settings = study.settings(wildcards.experiment, float(lam[0]))
-    return json.dumps(settings.as_dict(), sort_keys=True)
+    lam = recorded_lambda(RECORD_RUNS, wildcards.experiment, int(wildcards.seed))
+    return json.dumps(
+        study.settings(wildcards.experiment, lam).as_dict(), sort_keys=True
+    )
 
 
 def train_benchmarks(experiments):
@@ -172,21 +148,12 @@ def train_group(wildcards):
     return chunk.name
 
 
-def runs_not_made():
-    """The training runs this invocation planned whose files do not exist: after a failure
-    (the profile keeps going past a job that failed twice), what it left undone."""
-    dag = getattr(workflow, "dag", None)  # (none when planning itself failed)
-    return [
-        (job.wildcards.experiment, int(job.wildcards.seed))
-        for job in (dag.jobs if dag else [])
-        if job.rule.name == "train" and not os.path.exists(job.output[0])
-    ]
-
-
 # A failed job is reported where it fails; at the end, the runs it cost, by chunk (SLURM
-# job), so that a long study's failures need not be searched for in its log.
+# job), so that a long study's failures need not be searched for in its log. (No DAG
+# when planning itself failed.)
 onerror:
-    if report := not_made(study, runs_not_made()):
+    dag = getattr(workflow, "dag", None)
+    if report := not_made(study, runs_not_made(dag.jobs if dag else [])):
         print(report, file=sys.stderr)
 
 
@@ -203,17 +170,13 @@ def all_outputs():
     return out
 
 
-def cores():
-    """The cores this invocation runs on (none when it runs no jobs, as for --report)."""
-    try:
-        return workflow.cores
-    except WorkflowError:
-        return None
-
-
 def record_meta():
     """What the reproduction record states about how it was made."""
     rec = config["record"]
+    try:
+        cores = workflow.cores
+    except WorkflowError:  # it runs no jobs (--report)
+        cores = None
     return {
         "command": rec["command"],
         "config": CONFIG_NAME,
@@ -221,14 +184,15 @@ def record_meta():
         "data_md5": config["data"]["md5"],
         "data_note": rec["data_note"],
         "seeds": config["seeds"],
-        "cores": cores(),
+        "cores": cores,
     }
 
 
 def study_benchmarks():
     """Every benchmark of the study's data, checks and training jobs (its times)."""
     out = [
-        f"{RESULTS}/benchmarks/prepare{data_variant(v)}.tsv" for v in study.val_sizes()
+        f"{RESULTS}/benchmarks/prepare{study.data_name(v)}.tsv"
+        for v in study.val_sizes()
     ]
     out += [f"{RESULTS}/benchmarks/gradcheck/{c}.tsv" for c in CHECKS]
     return out + train_benchmarks(study.experiments)

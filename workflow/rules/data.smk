@@ -34,7 +34,7 @@ rule prepare:
         f"{RESULTS}/benchmarks/prepare{{variant}}.tsv"
     wildcard_constraints:
         variant="("
-        + "|".join(re.escape(data_variant(v)) for v in study.val_sizes())
+        + "|".join(re.escape(study.data_name(v)) for v in study.val_sizes())
         + ")",
     # On a cluster (profiles/slurm) the data sets and the gradient checks go to SLURM
     # together, as one job.
@@ -52,7 +52,7 @@ rule prepare:
         attempt=lambda wc, attempt: attempt,
     params:
         md5=config["data"]["md5"],
-        val_size=lambda wc: val_size_of(wc.variant),
+        val_size=lambda wc: study.val_size_named(wc.variant),
     shell:
         "kmlp prepare --archive {input:q} --md5 {params.md5} --val-size {params.val_size}"
         " --out {output:q} > {log:q} 2>&1"

@@ -93,3 +93,16 @@ def read_csv(path) -> tuple[dict, list[dict]]:
     if not body:
         raise KmlpError(f"CSV file {path} has no header line")
     return meta, list(csv.DictReader(body))
+
+
+def recorded_lambda(path, experiment: str, seed: int) -> float:
+    """The lambda a run of the record's data (``kmlp record --out-runs``) was trained with:
+    what a lambda search run is trained again with, its passes not searched again."""
+    _, rows = read_csv(path)
+    lam = [r.get("lam", "") for r in rows if (r["experiment"], r["seed"]) == (experiment, str(seed))]
+    if not lam or not lam[0]:
+        raise KmlpError(
+            f"{path} gives no lambda for {experiment} seed {seed}: the record check cannot train it"
+            " again without the lambda search"
+        )
+    return float(lam[0])

@@ -200,6 +200,15 @@ class Study:
         """Every validation hold-out the study uses, the default first."""
         return list(dict.fromkeys([self.val_size(), *(self.val_size(e) for e in self.config["experiments"])]))
 
+    def data_name(self, val_size: int | None = None) -> str:
+        """A data file's name part for a validation hold-out: none for the default."""
+        val_size = self.val_size() if val_size is None else val_size
+        return "" if val_size == self.val_size() else f"-val{val_size}"
+
+    def val_size_named(self, name: str) -> int:
+        """The validation hold-out of a data file's name part (:meth:`data_name`)."""
+        return {self.data_name(v): v for v in self.val_sizes()}[name]
+
     @staticmethod
     def n_train(val_size: int) -> int:
         return TRAIN_IMAGES - val_size

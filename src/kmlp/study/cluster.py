@@ -13,6 +13,7 @@ Pure Python, like the rest of :mod:`kmlp.study`: the workflow asks it while it p
 from __future__ import annotations
 
 import math
+import os
 from typing import TYPE_CHECKING
 
 from .cost import CHECK_S, JOB_START_S, PREPARE_S, makespan
@@ -160,6 +161,17 @@ class Plan:
         for name, job in self.jobs.items():
             out.setdefault(name.rsplit("-", 1)[0], []).append(job)
         return out
+
+
+def runs_not_made(jobs) -> list[tuple[str, int]]:
+    """The training runs among Snakemake's planned ``jobs`` (its DAG's) whose files do not
+    exist: after a failure (the profile keeps going past a job that failed twice), what
+    the invocation left undone."""
+    return [
+        (job.wildcards.experiment, int(job.wildcards.seed))
+        for job in jobs
+        if job.rule.name == "train" and not os.path.exists(job.output[0])
+    ]
 
 
 def not_made(study: Study, runs: list[tuple[str, int]]) -> str:
