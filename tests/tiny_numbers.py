@@ -249,8 +249,12 @@ def check(root: Path) -> list[str]:
 
 # -- making the recordings -----------------------------------------------------------------
 def overlay(env: dict) -> dict:
-    """An environment overlay with ``{dispatch}`` filled in (NumPy's targets on this CPU)."""
-    return {k: v.format(dispatch=" ".join(numpy_dispatch()) or "none") for k, v in env.items()}
+    """An environment overlay with ``{dispatch}`` filled in: NumPy's targets on this CPU,
+    with those this process was started without (recording X86_V3's numbers on a CPU with
+    AVX-512 switches X86_V4 off: the held-out baseline switches both off)."""
+    off = os.environ.get("NPY_DISABLE_CPU_FEATURES", "").replace(",", " ").split()
+    dispatch = " ".join(dict.fromkeys(numpy_dispatch() + off)) or "none"
+    return {k: v.format(dispatch=dispatch) for k, v in env.items()}
 
 
 def measure(env: dict) -> dict:
