@@ -158,6 +158,9 @@ def local_rules_cpu(project: Path) -> tuple[float, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=500, help="seeds 1..N for every configured experiment")
+    parser.add_argument(
+        "--n-s", type=int, help="steps a half cycle of every run, the lambda search's too (default: the tiny config's)"
+    )
     parser.add_argument("--out", type=Path, help="the measurements as JSON")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/kmlp-scale-test"), help="made afresh")
     parser.add_argument("--partition", default="study")
@@ -176,6 +179,9 @@ def main() -> int:
         shutil.rmtree(args.workdir)
     project = args.workdir / "project"
     overlay = {"seeds": list(range(1, args.seeds + 1))}
+    if args.n_s:  # as tests/test_slurm.py's OVERRIDES lengthen the runs
+        tiny = yaml.safe_load(workflow_project.TINY_CONFIG.read_text())
+        overlay |= {key: {**tiny[key], "n_s": args.n_s} for key in ("training", "lambda_search")}
     workflow_project.make_project(project, **overlay)
     shutil.copytree(REPO / "workflow", project / "workflow", ignore=shutil.ignore_patterns("__pycache__"))
     config = yaml.safe_load((project / "config" / "config.yaml").read_text())
@@ -250,7 +256,7 @@ def main() -> int:
         "snakemake_command": f"snakemake --profile COPY {' '.join(args.snakemake_args)}".strip(),
         "profile": f"profiles/slurm, slurm_partition {args.partition!r} and slurm_account {args.account!r} set",
         "config": ".test/config/config.yaml (a small archive: tests/workflow_project.py) with this overlay",
-        "config_overlay": {"seeds": f"1..{args.seeds}"},
+        "config_overlay": {"seeds": f"1..{args.seeds}", **({"n_s": args.n_s} if args.n_s else {})},
         "cluster": f"tests/slurm/cluster.sh, {version}, 2 nodes of 1 CPU",
         "cluster_cpus": args.cpus,
         "machine": machine(),
