@@ -12,7 +12,8 @@ checks made first (not timed):
     python3 tests/slurm/two_nodes.py --out tests/slurm/two_nodes.json
 
 For each partition in turn (`single`: node1 only; `study`: both nodes), from an empty
-results/runs (the runs of the one before moved aside, the figures removed): `snakemake
+results/runs (it refuses to start when results/runs holds run files; the first timing's are
+copied aside, then removed, with the targets' figures): `snakemake
 --profile COPY --configfile config/rebuild-archive.yaml -- TARGETS` through a copy of
 profiles/slurm with only its partition and account lines set, timed from start to exit;
 sacct's line of every job it submitted (node, Start, End, Elapsed); the load average
@@ -110,6 +111,8 @@ def main() -> int:
     parser.add_argument("--aside", type=Path, default=Path("/tmp/kmlp-two-nodes"), help="run files and logs")
     args = parser.parse_args()
     project = REPO
+    if any((project / "results" / "runs").glob("*/*.h5")):
+        sys.exit("results/runs holds run files: move them aside first (each timing starts from an empty results/runs)")
     if args.aside.exists():
         shutil.rmtree(args.aside)
     args.aside.mkdir(parents=True)
