@@ -53,7 +53,8 @@ def two_nodes(d: dict | None = None) -> list[str]:
         f"took {', '.join(jobs_one[:-1])} and {jobs_one[-1]} on one node",
         f"from the first Start to the last End {two['makespan_s']:.0f} s of their summed {two['jobs_elapsed_s']:.0f} s "
         f"of Elapsed, {d['two_nodes_makespan_over_elapsed']:.2f}",
-        f"The {d['run_files_compared']} run files of the two runs byte-identical",
+        f"The {d['run_files_compared']} run files of the two runs byte-identical, and to those of a local run "
+        f"({d['local']['run_files_compared']} compared",
         f"load average {one['load_average_before'][0]:.2f} before the one-node run, "
         f"{two['load_average_before'][0]:.2f} between the two and {two['load_average_after'][0]:.2f} after",
     ]

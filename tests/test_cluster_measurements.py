@@ -44,6 +44,9 @@ def test_two_nodes_take_at_most_055_of_one_node_with_the_same_run_files():
     assert d["two_nodes_makespan_over_elapsed"] == round(two["makespan_s"] / two["jobs_elapsed_s"], 3)
     assert d["run_files_identical"] and d["run_files_compared"] == 40 and not d["run_files_differ"]
     assert "config/rebuild-archive.yaml" in d["config"]
+    local = d["local"]
+    assert local["run_files_compared"] == 40 and local["identical_to_one_node"] and local["identical_to_two_nodes"]
+    assert local["command"].startswith("snakemake --cores 2 --configfile config/rebuild-archive.yaml -- ")
 
 
 def _consistent(d: dict) -> None:
