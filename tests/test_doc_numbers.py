@@ -48,6 +48,7 @@ import pytest
 import scipy.stats
 import yaml
 
+import cluster_measurements
 from kmlp.aggregate.stats import COLLAPSE_BAND, binomial_bound
 from kmlp.data.cifar import N_CLASSES, TEST_IMAGES, TRAIN_IMAGES
 from kmlp.nn.metrics import FINAL_METRICS
@@ -541,6 +542,7 @@ def claims(record_text: str | None = None, runs_text: str | None = None) -> dict
     slurm = [
         *status_rpcs_table(),
         *status_rpcs_left(),
+        *cluster_measurements.fragments(),  # issue 32's measurements (tests/test_cluster_measurements.py)
         f"every round (`seconds-between-status-checks`, {profile['seconds-between-status-checks']} s in the profile)",
         f"when no new round comes within {wait} s (`WAIT`",
         f"({study_runs} runs, before the discrepancies' {WORDS[EARLIER['skylakex ablations']]} ablations added "
