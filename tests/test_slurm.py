@@ -75,6 +75,9 @@ SLURM_PROFILE = REPO / "profiles" / "slurm"
 _spec = importlib.util.spec_from_file_location("sbatch_submit", SLURM_PROFILE / "sbatch-submit.py")
 SUBMIT = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(SUBMIT)
+_spec = importlib.util.spec_from_file_location("scale_test", REPO / "tests" / "slurm" / "scale_test.py")
+SCALE = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(SCALE)
 SCHEMA_DEFAULTS = {"cpus": 2, "max_job_minutes": 1440, "time_factor": 2, "speed": 1.0}
 
 # The tiny config with 14 seeds (45 runs of the configured experiments) and 600 steps a
@@ -297,13 +300,8 @@ def _kb(size: str) -> int:
 
 
 def _seconds(duration: str) -> int:
-    """sacct durations: [D-]HH:MM:SS or MM:SS."""
-    days, _, rest = duration.rpartition("-")
-    parts = [int(p) for p in rest.split(":")]
-    while len(parts) < 3:
-        parts.insert(0, 0)
-    h, m, s = parts
-    return (int(days) if days else 0) * 86400 + h * 3600 + m * 60 + s
+    """sacct durations ([D-]HH:MM:SS or MM:SS), as the scale test reads them."""
+    return int(SCALE.seconds(duration))
 
 
 def _slurm_log(project: Path, job: dict) -> str:
