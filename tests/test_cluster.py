@@ -34,6 +34,9 @@ SEARCH = REPO / "config" / "rebuild-archive.yaml"
 
 
 def _script(name: str):
+    """A script of profiles/slurm as a module (its folder on the path, as when it runs)."""
+    if str(REPO / "profiles" / "slurm") not in sys.path:
+        sys.path.insert(0, str(REPO / "profiles" / "slurm"))
     spec = importlib.util.spec_from_file_location(name.replace("-", "_"), REPO / "profiles" / "slurm" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -965,10 +968,14 @@ def test_one_squeue_and_one_sacct_per_round_whatever_the_number_of_jobs(tmp_path
 
 
 def test_sidecar_and_status_agree_on_the_files_they_share(tmp_path):
-    sidecar, status = _script("sbatch-sidecar"), (REPO / "profiles" / "slurm" / "sbatch-status.py").read_text()
+    """Both take the names of the files between them from one module (sidecar_files)."""
+    sidecar, status = _script("sbatch-sidecar"), _script("sbatch-status")
     record = tmp_path / "submitted-7.txt"
-    assert sidecar.status_file(record).name == "submitted-7.status.json" and 'record.stem + ".status.json"' in status
-    assert sidecar.wanted_file(record).name == "submitted-7.wanted" and 'record.stem + ".wanted"' in status
+    for name in ("status_file", "wanted_file", "served_file", "write_atomically"):
+        assert getattr(sidecar, name) is getattr(status, name), name
+    assert sidecar.status_file(record).name == "submitted-7.status.json"
+    assert sidecar.wanted_file(record).name == "submitted-7.wanted"
+    assert status.served_file(record).name == "submitted-7.served.json"
 
 
 # -- the efficiency report (sbatch-sidecar.py) ----------------------------------------------

@@ -53,6 +53,9 @@ import sys
 import time
 from pathlib import Path
 
+import sidecar_files
+from sidecar_files import output_lines, served_file, status_file, wanted_file, write_atomically
+
 # squeue states (%T) in which a job still holds, or waits for, an allocation
 LIVE = {"PENDING", "CONFIGURING", "RUNNING", "SUSPENDED", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESIZING"}
 # states after which a job does not change: it is not asked about again
@@ -64,16 +67,6 @@ FINAL = {
 QUERY_TIMEOUT = 60
 # seconds between two looks at whether Snakemake is gone or a status call wants an answer
 TICK = 0.1
-
-
-def status_file(record: Path) -> Path:
-    """The answers of the last round (sbatch-status.py reads them)."""
-    return record.with_name(record.stem + ".status.json")
-
-
-def wanted_file(record: Path) -> Path:
-    """Where a status call writes the time it wants answers newer than."""
-    return record.with_name(record.stem + ".wanted")
 
 
 def recorded(record: Path) -> list[str]:
@@ -90,26 +83,12 @@ def by_cluster(jobs: list[str]) -> dict[str, list[str]]:
 
 
 def run(cmd: list[str]) -> subprocess.CompletedProcess | None:
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=QUERY_TIMEOUT)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
+    return sidecar_files.run(cmd, QUERY_TIMEOUT)
 
 
 def rows(proc: subprocess.CompletedProcess | None) -> list[list[str]]:
-    """What squeue or sacct printed, split at "|", less the "CLUSTER: name" line --clusters adds."""
-    out = proc.stdout if proc is not None and proc.returncode == 0 else ""
-    return [line.strip().split("|") for line in out.splitlines() if "|" in line and not line.startswith("CLUSTER:")]
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Write whole or not at all: a reader sees the old file or the new one."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    """What squeue or sacct printed, split at "|"."""
+    return [line.split("|") for line in output_lines(proc) if "|" in line]
 
 
 def ask(jobs: list[str]) -> tuple[dict[str, str], list[str], list[str]]:
@@ -361,8 +340,7 @@ def main() -> int:
         efficiency_report(record)
     except Exception as e:  # it must not keep the files below from being removed
         print(f"sbatch-sidecar.py: no efficiency report: {e}", file=sys.stderr)
-    served = record.with_name(record.stem + ".served.json")  # sbatch-status.py's own notes
-    for path in (record, status_file(record), wanted_file(record), served):
+    for path in (record, status_file(record), wanted_file(record), served_file(record)):
         try:
             path.unlink(missing_ok=True)
         except OSError as e:

@@ -35,10 +35,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from sidecar_files import output_lines as lines
+from sidecar_files import run, served_file, status_file, wanted_file, write_atomically
 
 # seconds a status call waits for the sidecar's round before it asks SLURM itself
 WAIT = 30
@@ -69,19 +71,6 @@ def verdict(state: str) -> str:
     if state in ACTIVE:
         return "running"
     return "failed"  # FAILED, CANCELLED, TIMEOUT, OUT_OF_MEMORY, NODE_FAIL, BOOT_FAIL, DEADLINE, PREEMPTED...
-
-
-def run(cmd: list[str]) -> subprocess.CompletedProcess | None:
-    try:
-        return subprocess.run(cmd, capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-
-
-def lines(proc: subprocess.CompletedProcess | None) -> list[str]:
-    """What squeue or sacct printed, less the "CLUSTER: name" line --clusters adds."""
-    out = proc.stdout if proc is not None and proc.returncode == 0 else ""
-    return [line.strip() for line in out.splitlines() if line.strip() and not line.startswith("CLUSTER:")]
 
 
 def own_name(job_name: str, cwd: Path) -> str:
@@ -147,20 +136,10 @@ def alive(pid: object) -> bool:
     return True
 
 
-def write_atomically(path: Path, text: str) -> None:
-    """Whole or not at all (no temporary file left either way)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def newer_round(record: Path, answers: dict) -> dict | None:
     """Ask the sidecar for a round newer than ``answers`` and wait for it; None when it
     does not come within WAIT seconds (or an earlier call already waited that long in vain)."""
-    wanted = record.with_name(record.stem + ".wanted")
+    wanted = wanted_file(record)
     try:
         pending = float(wanted.read_text() or 0)
     except (OSError, ValueError):
@@ -173,7 +152,7 @@ def newer_round(record: Path, answers: dict) -> dict | None:
     else:
         since = now
         write_atomically(wanted, repr(now))
-    status = record.with_name(record.stem + ".status.json")
+    status = status_file(record)
     while time.time() < since + WAIT and alive(answers.get("pid")):  # stopped with Snakemake: no round
         time.sleep(0.02)
         fresh = read_json(status)
@@ -188,12 +167,12 @@ def from_sidecar(external: str) -> str | None:
     if not os.environ.get("SNAKEMAKE_CLUSTER_SIDECAR_VARS"):
         return None
     record = Path(os.environ["SNAKEMAKE_CLUSTER_SIDECAR_VARS"])
-    answers = read_json(record.with_name(record.stem + ".status.json"))
+    answers = read_json(status_file(record))
     if not answers or not alive(answers.get("pid")):
         return None
     if external in answers.get("unknown", []):
         return None  # neither squeue nor sacct knew it in the last round: ask them again
-    served_path = record.with_name(record.stem + ".served.json")
+    served_path = served_file(record)
     served = read_json(served_path) or {}
     known = external in answers.get("jobs", {}) or external in answers.get("silent", [])
     if not known or answers["asked_at"] <= served.get(external, -1.0):
